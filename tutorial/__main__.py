@@ -1,0 +1,5 @@
+import sys
+
+from tutorial.cli import main
+
+sys.exit(main())

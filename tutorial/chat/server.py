@@ -1,0 +1,540 @@
+"""The teaching chat server: python-socketio's ``AsyncServer`` on aiohttp.
+
+Each handler follows the steps of the seed's diagrams, and the steps are named in the
+code so that a trace can show them:
+
+* ``send-message`` (diagram 3): 1. receive, 2. validate message and add metadata,
+  persist, 3. broadcast to the room, 4-6. ``new-message`` to everybody in it, the
+  sender included.
+* ``join-room`` (diagram 4): 1. validate room, 2. leave old room (optional),
+  3. join new room, 4. update member list, 5. confirm with ``room-joined``,
+  6. notify the others with ``user-joined``.
+
+Every payload is checked against the event catalog (:mod:`tutorial.protocol.catalog`);
+every failure answers ``error {code, message, event}`` and an ack ``{ok: false, ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from tutorial.chat import auth, demo
+from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket
+from tutorial.chat.ratelimit import RateLimiter
+from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
+from tutorial.protocol.catalog import (
+    CLIENT_EVENTS,
+    MAX_TEXT_LENGTH,
+    ROOM_ID_PATTERN,
+    ErrorCode,
+    PayloadError,
+    validate,
+)
+
+log = logging.getLogger("tutorial.chat")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Strikes a connection may collect for unreadable packets before it is disconnected.
+MAX_PROTOCOL_STRIKES = 10
+
+SpanHook = Callable[..., None]
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``tutorial serve`` can set. Defaults suit a learner's laptop."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    db_url: str = "sqlite:///.data/chat.db"
+    demo: bool = False
+    cors_allowed_origins: list[str] | str | None = None  # None: same origin only
+    max_text_length: int = MAX_TEXT_LENGTH
+    # A chat event is at most a few KiB; 64 KiB leaves room for a polling batch.
+    max_http_buffer_size: int = 64 * 1024
+    rate_capacity: float = 20.0
+    rate_per_second: float = 10.0
+    token_ttl: int = 3600
+    secret: str | None = None
+    history_limit: int = 50
+    redis_url: str | None = None
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    name: str = "server"
+    static_dir: Path | None = field(default=None)
+
+
+@dataclass
+class Session:
+    """What the server knows about one connection."""
+
+    sid: str
+    user: str | None = None
+    rooms: set[str] = field(default_factory=set)
+    strikes: int = 0
+
+
+class ChatServer:
+    """The chat server: build with a config (and optionally a store), then ``start()``."""
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        store: Store | None = None,
+        span: SpanHook | None = None,
+    ) -> None:
+        self.config = config or ServerConfig()
+        self.store = store or open_store(self.config.db_url)
+        # Server-side spans for traces: None (the default) costs one comparison.
+        self.span: SpanHook | None = span
+        manager = None
+        if self.config.redis_url:
+            manager = socketio.AsyncRedisManager(self.config.redis_url)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=manager,
+            serializer=DefensivePacket,
+            cors_allowed_origins=self.config.cors_allowed_origins,
+            max_http_buffer_size=self.config.max_http_buffer_size,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.sessions: dict[str, Session] = {}
+        self.limiter = RateLimiter(self.config.rate_capacity, self.config.rate_per_second)
+        self.tokens: auth.TokenSigner | None = None
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self._register()
+        self._add_routes()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open_store(self) -> None:
+        await self.store.open()
+        if self.config.demo:
+            await demo.seed_demo(self.store)
+        secret = self.config.secret or await self.store.setting("token_secret", new_secret())
+        self.tokens = auth.TokenSigner(secret, self.config.token_ttl)
+
+    async def start(self) -> int:
+        """Open the store, listen, and return the bound port (``port=0`` picks a free one)."""
+        await self.open_store()
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        return self.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Disconnect every client, stop listening, close the store. Safe to call twice."""
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self.sio.shutdown()
+            await self._runner.cleanup()
+            self._runner = None
+        await self.store.close()
+
+    async def __aenter__(self) -> ChatServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- wiring ------------------------------------------------------------------
+
+    def _register(self) -> None:
+        on = self.sio.on
+        on("connect", self.on_connect)
+        on("disconnect", self.on_disconnect)
+        handlers: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
+            "authenticate": self.authenticate,
+            "join-room": self.join_room,
+            "leave-room": self.leave_room,
+            "send-message": self.send_message,
+            "typing-start": self.typing_start,
+            "typing-stop": self.typing_stop,
+        }
+        assert set(handlers) | {"disconnect"} == set(CLIENT_EVENTS), "catalog and handlers differ"
+        for name, handler in handlers.items():
+            on(name, self._guarded(name, handler))
+        on(MALFORMED_EVENT, self.on_malformed)
+        on("*", self.on_unknown)
+
+    def _add_routes(self) -> None:
+        static = self.config.static_dir or STATIC_DIR
+        if (static / "index.html").exists():
+            index = static / "index.html"
+
+            async def page(_: web.Request) -> web.FileResponse:
+                return web.FileResponse(index)
+
+            self.app.router.add_get("/", page)
+            self.app.router.add_static("/static/", static)
+
+        async def health(_: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "name": self.config.name})
+
+        self.app.router.add_get("/healthz", health)
+
+    def _guarded(
+        self, event: str, handler: Callable[[Session, dict[str, Any]], Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """Wrap a handler: session lookup, auth check, rate limit, validation, errors."""
+        spec = CLIENT_EVENTS[event]
+
+        async def run(sid: str, *args: Any) -> Any:
+            session = self.sessions.get(sid)
+            if session is None:
+                return None
+            try:
+                if spec.requires_auth and session.user is None:
+                    raise PayloadError(ErrorCode.UNAUTHENTICATED, f"log in before {event}")
+                wait = self.limiter.take(session.user or f"sid:{sid}")
+                if wait > 0:
+                    return await self._fail(
+                        sid, event, ErrorCode.RATE_LIMITED, "slow down", retry_after=wait
+                    )
+                payload = validate(event, args)
+                return await handler(session, payload)
+            except PayloadError as err:
+                return await self._fail(sid, event, err.code, err.message)
+            except StoreUnavailable as exc:
+                log.warning("store unavailable during %s: %s", event, exc)
+                return await self._fail(
+                    sid, event, ErrorCode.STORE_UNAVAILABLE, "the message store is unavailable"
+                )
+
+        run.__name__ = f"on_{event.replace('-', '_')}"
+        return run
+
+    async def _fail(
+        self,
+        sid: str,
+        event: str | None,
+        code: ErrorCode,
+        message: str,
+        retry_after: float | None = None,
+    ) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": code.value, "message": message, "event": event}
+        if retry_after is not None:
+            error["retryAfter"] = round(max(retry_after, 0.001), 3)
+        self._trace("error", f"error {code.value}", target=sid, fields=error)
+        await self.sio.emit("error", error, to=sid)
+        return {"ok": False, "error": error}
+
+    def _trace(self, kind: str, label: str, **kw: Any) -> None:
+        if self.span is not None:
+            self.span(kind, label, **kw)
+
+    # -- connection --------------------------------------------------------------
+
+    @staticmethod
+    def _refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+        """A CONNECT_ERROR: ``{"message": message, "data": {"code": code, "message": message}}``."""
+        return socketio.exceptions.ConnectionRefusedError(
+            message, {"code": code.value, "message": message}
+        )
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
+        """CONNECT: anonymous, or logged in with ``auth = {token}`` / ``{username, password}``.
+
+        ``auth`` may also carry ``offsets: {roomId: lastSeq}``: the server then re-joins
+        those rooms and replays what the client missed (reconnection without loss).
+        """
+        session = Session(sid)
+        if auth_data is None:
+            self.sessions[sid] = session
+            return
+        if not isinstance(auth_data, dict) or MALFORMED_EVENT in auth_data:
+            raise self._refuse(ErrorCode.INVALID_PAYLOAD, "auth must be a JSON object")
+        offsets = auth_data.get("offsets") or {}
+        if not isinstance(offsets, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in offsets.items()
+        ):
+            raise self._refuse(ErrorCode.INVALID_PAYLOAD, "offsets must be {roomId: seq}")
+        credentials = {k: v for k, v in auth_data.items() if k != "offsets"}
+        if not credentials:
+            self.sessions[sid] = session
+            return
+        try:
+            payload = validate("authenticate", (credentials,))
+        except PayloadError as err:
+            raise self._refuse(err.code, err.message) from None
+        try:
+            user = await self._check_credentials(payload)
+        except StoreUnavailable:
+            raise self._refuse(ErrorCode.STORE_UNAVAILABLE, "store unavailable") from None
+        if user is None:
+            raise self._refuse(ErrorCode.AUTH_FAILED, "wrong credentials or token")
+        session.user = user
+        self.sessions[sid] = session
+        rooms = await self._rooms_for(user)
+        # The CONNECT reply is queued when this handler returns, before this task runs.
+        self.sio.start_background_task(self._after_login, session, rooms, dict(offsets))
+
+    async def _after_login(
+        self, session: Session, rooms: list[str], offsets: dict[str, int]
+    ) -> None:
+        await self._confirm(session, rooms)
+        for room_id, since in sorted(offsets.items()):
+            try:
+                payload = validate("join-room", ({"roomId": room_id, "since": since},))
+                await self.join_room(session, payload)
+            except PayloadError as err:
+                await self._fail(session.sid, "join-room", err.code, err.message)
+            except StoreUnavailable:
+                await self._fail(
+                    session.sid, "join-room", ErrorCode.STORE_UNAVAILABLE, "store unavailable"
+                )
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is None or session.user is None:
+            return
+        for room_id in sorted(session.rooms):
+            await self._notify_left(session, room_id)
+
+    async def on_malformed(self, sid: str, *args: Any) -> None:
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        session.strikes += 1
+        reason = args[0] if args and isinstance(args[0], str) else "malformed packet"
+        await self._fail(sid, None, ErrorCode.INVALID_PAYLOAD, reason)
+        if session.strikes >= MAX_PROTOCOL_STRIKES:
+            await self.sio.disconnect(sid)
+
+    async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any] | None:
+        session = self.sessions.get(sid)
+        if session is None:
+            return None
+        session.strikes += 1
+        result = await self._fail(
+            sid, event[:40], ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}"
+        )
+        if session.strikes >= MAX_PROTOCOL_STRIKES:
+            await self.sio.disconnect(sid)
+        return result
+
+    # -- authenticate ------------------------------------------------------------
+
+    async def _check_credentials(self, payload: dict[str, Any]) -> str | None:
+        assert self.tokens is not None
+        if "token" in payload:
+            user = self.tokens.verify(payload["token"])
+            if user is None or await self.store.get_user(user) is None:
+                return None
+            return user
+        record = await self.store.get_user(payload["username"])
+        if record is None:
+            # Spend the same time as a real check, so timing does not reveal user names.
+            await asyncio.to_thread(auth.hash_password, payload["password"])
+            return None
+        ok = await asyncio.to_thread(auth.check_password, record, payload["password"])
+        return record.name if ok else None
+
+    async def authenticate(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        """``authenticate``: ack ``{ok, user, token}``, then ``connect-confirmed``."""
+        user = await self._check_credentials(payload)
+        if user is None:
+            return await self._fail(
+                session.sid, "authenticate", ErrorCode.AUTH_FAILED, "wrong credentials or token"
+            )
+        if session.user is not None and session.user != user:
+            for room_id in sorted(session.rooms):
+                await self._leave(session, room_id)
+        session.user = user
+        assert self.tokens is not None
+        rooms = await self._rooms_for(user)
+        # The ack is queued when this handler returns, before this task runs.
+        self.sio.start_background_task(self._confirm, session, rooms)
+        return {"ok": True, "user": user, "token": self.tokens.issue(user)}
+
+    async def _rooms_for(self, user: str) -> list[str]:
+        return [r.id for r in await self.store.list_rooms() if r.admits(user)]
+
+    async def _confirm(self, session: Session, rooms: list[str]) -> None:
+        """``connect-confirmed``; emitted first thing, so it follows the CONNECT or ack."""
+        assert session.user is not None
+        self._trace("app", "connect-confirmed", target=session.sid, fields={"user": session.user})
+        assert self.tokens is not None
+        confirmed = {
+            "user": session.user,
+            "sid": session.sid,
+            "rooms": rooms,
+            "token": self.tokens.issue(session.user),
+        }
+        await self.sio.emit("connect-confirmed", confirmed, to=session.sid)
+
+    # -- rooms -------------------------------------------------------------------
+
+    def members(self, room_id: str) -> list[str]:
+        """Users connected to this server who are in the room, sorted."""
+        users = {
+            s.user for s in self.sessions.values() if s.user is not None and room_id in s.rooms
+        }
+        return sorted(users)  # type: ignore[arg-type]
+
+    async def join_room(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        """``join-room``: the six steps of seed diagram 4."""
+        room_id: str = payload["roomId"]
+        user = session.user
+        assert user is not None
+        # 1. Validate room
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise PayloadError(ErrorCode.ROOM_NOT_FOUND, f"no room {room_id!r}")
+        if not room.admits(user):
+            raise PayloadError(ErrorCode.FORBIDDEN, f"{room_id} is private")
+        self._trace("step", "validate room", step=1, fields={"roomId": room_id})
+        # 2. Leave old room (only when asked: several rooms at once is the default)
+        if payload.get("leaveOthers"):
+            for old in sorted(session.rooms - {room_id}):
+                await self._leave(session, old)
+            self._trace("step", "leave old room", step=2)
+        # 3. Join new room
+        already = room_id in session.rooms
+        await self.sio.enter_room(session.sid, room_id)
+        session.rooms.add(room_id)
+        self._trace("rooms", f"join {room_id}", step=3, fields={"roomId": room_id, "user": user})
+        # 4. Update member list
+        members = self.members(room_id)
+        self._trace("rooms", f"members: {', '.join(members)}", step=4, fields={"members": members})
+        # 5. room-joined confirmation, with history (or what was missed since `since`)
+        history = await self.store.history(
+            room_id, since=payload.get("since"), limit=self.config.history_limit
+        )
+        await self.sio.emit(
+            "room-joined",
+            {"roomId": room_id, "members": members, "history": [m.to_event() for m in history]},
+            to=session.sid,
+        )
+        self._trace("app", "room-joined", step=5, target=session.sid)
+        # 6. Notify others
+        if not already:
+            await self.sio.emit(
+                "user-joined", {"roomId": room_id, "user": user}, room=room_id, skip_sid=session.sid
+            )
+            self._trace("app", "user-joined", step=6, fields={"roomId": room_id})
+        return {"ok": True, "roomId": room_id, "members": members}
+
+    async def leave_room(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        room_id: str = payload["roomId"]
+        if room_id not in session.rooms:
+            raise PayloadError(ErrorCode.NOT_IN_ROOM, f"not in {room_id!r}")
+        await self._leave(session, room_id)
+        return {"ok": True, "roomId": room_id}
+
+    async def _leave(self, session: Session, room_id: str) -> None:
+        await self.sio.leave_room(session.sid, room_id)
+        session.rooms.discard(room_id)
+        await self._notify_left(session, room_id)
+
+    async def _notify_left(self, session: Session, room_id: str) -> None:
+        await self.sio.emit(
+            "user-left",
+            {"roomId": room_id, "user": session.user},
+            room=room_id,
+            skip_sid=session.sid,
+        )
+
+    # -- messages ----------------------------------------------------------------
+
+    async def send_message(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        """``send-message``: validate, add metadata, persist, broadcast (seed diagram 3)."""
+        room_id: str = payload["roomId"]
+        text: str = payload["text"]
+        user = session.user
+        assert user is not None
+        # 2. Validate message ...
+        if room_id not in session.rooms:
+            raise PayloadError(ErrorCode.NOT_IN_ROOM, f"join {room_id!r} before sending to it")
+        if len(text) > self.config.max_text_length:
+            raise PayloadError(
+                ErrorCode.MESSAGE_TOO_LONG,
+                f"text is {len(text)} characters; the limit is {self.config.max_text_length}",
+            )
+        if not text.strip():
+            raise PayloadError(ErrorCode.INVALID_PAYLOAD, "text is empty")
+        self._trace("step", "validate message", step=2, fields={"length": len(text)})
+        # ... add metadata (id, seq, ts, user) and persist, then 3. broadcast to room.
+        # One lock per room keeps broadcasts in seq order although every event runs
+        # in its own task (python-socketio's async_handlers).
+        lock = self._room_locks.get(room_id)
+        if lock is None:
+            lock = self._room_locks[room_id] = asyncio.Lock()
+        async with lock:
+            result = await self.store.append(room_id, user, text, payload["clientMsgId"])
+            message = result.message
+            self._trace(
+                "step",
+                f"add metadata, persist: seq={message.seq}",
+                step=2,
+                fields={"id": message.id, "seq": message.seq, "duplicate": result.duplicate},
+            )
+            if not result.duplicate:
+                self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})
+                await self.sio.emit("new-message", message.to_event(), room=room_id)
+        return {"ok": True, "id": message.id, "seq": message.seq, "duplicate": result.duplicate}
+
+    async def typing_start(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        """``typing-start``: relay to the other members of the room."""
+        return await self._relay_typing("typing-start", session, payload)
+
+    async def typing_stop(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+        """``typing-stop``: relay to the other members of the room."""
+        return await self._relay_typing("typing-stop", session, payload)
+
+    async def _relay_typing(
+        self, event: str, session: Session, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        room_id: str = payload["roomId"]
+        if room_id not in session.rooms:
+            raise PayloadError(ErrorCode.NOT_IN_ROOM, f"not in {room_id!r}")
+        await self.sio.emit(
+            event, {"roomId": room_id, "user": session.user}, room=room_id, skip_sid=session.sid
+        )
+        return {"ok": True}
+
+    # -- snapshot for diagrams -----------------------------------------------------
+
+    async def rooms_snapshot(self) -> dict[str, Any]:
+        """Live membership (users and their sockets per room), for the rooms diagram."""
+        rooms: dict[str, Any] = {
+            r.id: {"private": r.private, "members": {}} for r in await self.store.list_rooms()
+        }
+        for session in sorted(self.sessions.values(), key=lambda s: s.sid):
+            if session.user is None:
+                continue
+            for room_id in session.rooms:
+                entry = rooms.setdefault(room_id, {"private": False, "members": {}})
+                entry["members"].setdefault(session.user, []).append(session.sid)
+        return {"namespace": "/", "rooms": dict(sorted(rooms.items()))}
+
+
+__all__ = ["ROOM_ID_PATTERN", "ChatServer", "ServerConfig", "Session"]

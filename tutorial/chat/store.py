@@ -1,0 +1,523 @@
+"""The message store: users, rooms and message history behind one async interface.
+
+Two real back ends share the schema and the semantics:
+
+* :class:`SQLiteStore` (the embedded default), a file opened through aiosqlite;
+* :class:`PostgresStore`, a PostgreSQL server reached through asyncpg.
+
+``open_store(url)`` picks one from a URL: ``sqlite:///path/chat.db`` or
+``postgresql://user@host/db``. The promises every back end keeps:
+
+* ``append`` assigns the room's next ``seq`` and stores the message in one
+  transaction, committed before it returns: what the server acknowledges is on disk.
+* ``(user, client_msg_id)`` is unique: appending the same message twice returns the
+  first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
+* ``seq`` is per room, starts at 1 and has no gaps, even with several servers writing
+  (the counter lives in the ``rooms`` row, which the database locks for us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    salt TEXT NOT NULL,
+    password_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    id TEXT PRIMARY KEY,
+    private BOOLEAN NOT NULL DEFAULT FALSE,
+    last_seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS room_members (
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    user_name TEXT NOT NULL REFERENCES users(name),
+    PRIMARY KEY (room_id, user_name)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    seq BIGINT NOT NULL,
+    ts BIGINT NOT NULL,
+    user_name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    client_msg_id TEXT NOT NULL,
+    UNIQUE (room_id, seq),
+    UNIQUE (user_name, client_msg_id)
+);
+"""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused a write: nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A stored chat message: the payload of ``new-message``."""
+
+    id: str
+    room_id: str
+    seq: int
+    ts: int
+    user: str
+    text: str
+    client_msg_id: str
+
+    def to_event(self) -> dict[str, Any]:
+        return {
+            "roomId": self.room_id,
+            "id": self.id,
+            "seq": self.seq,
+            "ts": self.ts,
+            "user": self.user,
+            "text": self.text,
+            "clientMsgId": self.client_msg_id,
+        }
+
+
+@dataclass(frozen=True)
+class Room:
+    id: str
+    private: bool
+    members: frozenset[str]  # who may join a private room; empty for open rooms
+
+    def admits(self, user: str) -> bool:
+        return not self.private or user in self.members
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    name: str
+    salt: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    message: Message
+    duplicate: bool
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Store(ABC):
+    """What the chat server needs from a database."""
+
+    url: str
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def setting(self, key: str, default: str) -> str:
+        """The stored value of ``key``; stores ``default`` first if there is none."""
+
+    @abstractmethod
+    async def add_user(self, record: UserRecord) -> None: ...
+
+    @abstractmethod
+    async def get_user(self, name: str) -> UserRecord | None: ...
+
+    @abstractmethod
+    async def add_room(self, room_id: str, private: bool, members: list[str]) -> None: ...
+
+    @abstractmethod
+    async def get_room(self, room_id: str) -> Room | None: ...
+
+    @abstractmethod
+    async def list_rooms(self) -> list[Room]: ...
+
+    @abstractmethod
+    async def append(
+        self, room_id: str, user: str, text: str, client_msg_id: str
+    ) -> AppendResult: ...
+
+    @abstractmethod
+    async def history(
+        self, room_id: str, since: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        """Messages of a room in seq order: the last ``limit``, or those after ``since``."""
+
+    @abstractmethod
+    async def count_messages(self) -> int: ...
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=row[0],
+        room_id=row[1],
+        seq=int(row[2]),
+        ts=int(row[3]),
+        user=row[4],
+        text=row[5],
+        client_msg_id=row[6],
+    )
+
+
+_COLUMNS = "id, room_id, seq, ts, user_name, text, client_msg_id"
+
+
+class SQLiteStore(Store):
+    """The embedded store: one SQLite file in WAL mode, one connection, one writer."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a committed transaction survives a crash of this process.
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.executescript(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def setting(self, key: str, default: str) -> str:
+        async with self._write_lock:
+            await self.db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, default),
+            )
+            async with self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as c:
+                row = await c.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    async def add_user(self, record: UserRecord) -> None:
+        async with self._write_lock:
+            await self.db.execute(
+                "INSERT INTO users (name, salt, password_hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
+                "password_hash = excluded.password_hash",
+                (record.name, record.salt, record.password_hash),
+            )
+
+    async def get_user(self, name: str) -> UserRecord | None:
+        async with self.db.execute(
+            "SELECT name, salt, password_hash FROM users WHERE name = ?", (name,)
+        ) as c:
+            row = await c.fetchone()
+        return UserRecord(*row) if row else None
+
+    async def add_room(self, room_id: str, private: bool, members: list[str]) -> None:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(
+                    "INSERT INTO rooms (id, private) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
+                    (room_id, private),
+                )
+                await self.db.executemany(
+                    "INSERT INTO room_members (room_id, user_name) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [(room_id, m) for m in members],
+                )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    async def get_room(self, room_id: str) -> Room | None:
+        async with self.db.execute("SELECT id, private FROM rooms WHERE id = ?", (room_id,)) as c:
+            row = await c.fetchone()
+        if row is None:
+            return None
+        async with self.db.execute(
+            "SELECT user_name FROM room_members WHERE room_id = ?", (room_id,)
+        ) as c:
+            members = frozenset(r[0] for r in await c.fetchall())
+        return Room(row[0], bool(row[1]), members)
+
+    async def list_rooms(self) -> list[Room]:
+        async with self.db.execute("SELECT id FROM rooms ORDER BY id") as c:
+            ids = [r[0] for r in await c.fetchall()]
+        rooms = [await self.get_room(i) for i in ids]
+        return [r for r in rooms if r is not None]
+
+    async def append(self, room_id: str, user: str, text: str, client_msg_id: str) -> AppendResult:
+        async with self._write_lock:
+            try:
+                existing = await self._find(user, client_msg_id)
+                if existing is not None:
+                    return AppendResult(existing, duplicate=True)
+                await self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    async with self.db.execute(
+                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+                        (room_id,),
+                    ) as c:
+                        row = await c.fetchone()
+                    if row is None:
+                        raise StoreUnavailable(f"no room {room_id}")
+                    message = Message(
+                        uuid.uuid4().hex, room_id, int(row[0]), now_ms(), user, text, client_msg_id
+                    )
+                    await self.db.execute(
+                        f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            message.id,
+                            message.room_id,
+                            message.seq,
+                            message.ts,
+                            message.user,
+                            message.text,
+                            message.client_msg_id,
+                        ),
+                    )
+                    await self.db.execute("COMMIT")
+                except BaseException:
+                    await self.db.execute("ROLLBACK")
+                    raise
+                return AppendResult(message, duplicate=False)
+            except (aiosqlite.OperationalError, ValueError) as exc:
+                raise StoreUnavailable(str(exc)) from exc
+
+    async def _find(self, user: str, client_msg_id: str) -> Message | None:
+        async with self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?",
+            (user, client_msg_id),
+        ) as c:
+            row = await c.fetchone()
+        return _message(row) if row else None
+
+    async def history(
+        self, room_id: str, since: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        if since is not None:
+            sql = (
+                f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?"
+            )
+            args: tuple[Any, ...] = (room_id, since, limit)
+        else:
+            sql = (
+                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = ? "
+                "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            )
+            args = (room_id, limit)
+        try:
+            async with self.db.execute(sql, args) as c:
+                return [_message(r) for r in await c.fetchall()]
+        except (aiosqlite.OperationalError, ValueError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def count_messages(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM messages") as c:
+            row = await c.fetchone()
+        return int(row[0]) if row else 0
+
+
+class PostgresStore(Store):
+    """PostgreSQL through an asyncpg pool; several servers may share one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=10, timeout=5)
+            async with self._pool.acquire() as con:
+                await con.execute("SELECT pg_advisory_lock(7270001)")
+                try:
+                    await con.execute(SCHEMA)
+                finally:
+                    await con.execute("SELECT pg_advisory_unlock(7270001)")
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _run(self, fn: Any) -> Any:
+        import asyncpg
+
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            async with self._pool.acquire(timeout=5) as con:
+                return await fn(con)
+        except (TimeoutError, OSError, asyncpg.PostgresConnectionError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        except asyncpg.exceptions.InterfaceError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def setting(self, key: str, default: str) -> str:
+        async def run(con: Any) -> str:
+            await con.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                key,
+                default,
+            )
+            return str(await con.fetchval("SELECT value FROM settings WHERE key = $1", key))
+
+        return str(await self._run(run))
+
+    async def add_user(self, record: UserRecord) -> None:
+        await self._run(
+            lambda con: con.execute(
+                "INSERT INTO users (name, salt, password_hash) VALUES ($1, $2, $3) "
+                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
+                "password_hash = excluded.password_hash",
+                record.name,
+                record.salt,
+                record.password_hash,
+            )
+        )
+
+    async def get_user(self, name: str) -> UserRecord | None:
+        row = await self._run(
+            lambda con: con.fetchrow(
+                "SELECT name, salt, password_hash FROM users WHERE name = $1", name
+            )
+        )
+        return UserRecord(row[0], row[1], row[2]) if row else None
+
+    async def add_room(self, room_id: str, private: bool, members: list[str]) -> None:
+        async def run(con: Any) -> None:
+            async with con.transaction():
+                await con.execute(
+                    "INSERT INTO rooms (id, private) VALUES ($1, $2) "
+                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
+                    room_id,
+                    private,
+                )
+                await con.executemany(
+                    "INSERT INTO room_members (room_id, user_name) VALUES ($1, $2) "
+                    "ON CONFLICT DO NOTHING",
+                    [(room_id, m) for m in members],
+                )
+
+        await self._run(run)
+
+    async def get_room(self, room_id: str) -> Room | None:
+        async def run(con: Any) -> Room | None:
+            row = await con.fetchrow("SELECT id, private FROM rooms WHERE id = $1", room_id)
+            if row is None:
+                return None
+            members = await con.fetch(
+                "SELECT user_name FROM room_members WHERE room_id = $1", room_id
+            )
+            return Room(row[0], bool(row[1]), frozenset(r[0] for r in members))
+
+        result: Room | None = await self._run(run)
+        return result
+
+    async def list_rooms(self) -> list[Room]:
+        ids = await self._run(lambda con: con.fetch("SELECT id FROM rooms ORDER BY id"))
+        rooms = [await self.get_room(r[0]) for r in ids]
+        return [r for r in rooms if r is not None]
+
+    async def append(self, room_id: str, user: str, text: str, client_msg_id: str) -> AppendResult:
+        import asyncpg
+
+        find = f"SELECT {_COLUMNS} FROM messages WHERE user_name = $1 AND client_msg_id = $2"
+
+        async def run(con: Any) -> AppendResult:
+            existing = await con.fetchrow(find, user, client_msg_id)
+            if existing is not None:
+                return AppendResult(_message(existing), duplicate=True)
+            try:
+                async with con.transaction():
+                    seq = await con.fetchval(
+                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                        room_id,
+                    )
+                    if seq is None:
+                        raise StoreUnavailable(f"no room {room_id}")
+                    message = Message(
+                        uuid.uuid4().hex, room_id, int(seq), now_ms(), user, text, client_msg_id
+                    )
+                    await con.execute(
+                        f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        message.id,
+                        message.room_id,
+                        message.seq,
+                        message.ts,
+                        message.user,
+                        message.text,
+                        message.client_msg_id,
+                    )
+                return AppendResult(message, duplicate=False)
+            except asyncpg.UniqueViolationError:
+                # The same (user, clientMsgId) committed by another server meanwhile.
+                row = await con.fetchrow(find, user, client_msg_id)
+                return AppendResult(_message(row), duplicate=True)
+
+        result: AppendResult = await self._run(run)
+        return result
+
+    async def history(
+        self, room_id: str, since: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        if since is not None:
+            sql = (
+                f"SELECT {_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 "
+                "ORDER BY seq LIMIT $3"
+            )
+            args: tuple[Any, ...] = (room_id, since, limit)
+        else:
+            sql = (
+                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = $1 "
+                "ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq"
+            )
+            args = (room_id, limit)
+        rows = await self._run(lambda con: con.fetch(sql, *args))
+        return [_message(r) for r in rows]
+
+    async def count_messages(self) -> int:
+        return int(await self._run(lambda con: con.fetchval("SELECT COUNT(*) FROM messages")))
+
+
+def open_store(url: str) -> Store:
+    """A store for ``url`` (not yet opened): ``sqlite:///PATH`` or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url.removeprefix("sqlite:///"))
+    if "://" not in url:
+        return SQLiteStore(url)
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,27 @@
+"""The teaching client: the seed's state machine, backoff, outbox and offsets."""
+
+from tutorial.client.client import (
+    ChatClient,
+    ChatError,
+    ClientError,
+    ClientOptions,
+    LoginRequired,
+    TransitionRecord,
+)
+from tutorial.client.recovery import PATTERNS, Backoff, classify
+from tutorial.client.states import TRANSITIONS, State, Trigger
+
+__all__ = [
+    "PATTERNS",
+    "TRANSITIONS",
+    "Backoff",
+    "ChatClient",
+    "ChatError",
+    "ClientError",
+    "ClientOptions",
+    "LoginRequired",
+    "State",
+    "TransitionRecord",
+    "Trigger",
+    "classify",
+]
