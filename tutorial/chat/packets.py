@@ -10,11 +10,18 @@ ordinary EVENT named :data:`MALFORMED_EVENT`, which the chat server answers with
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
+from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 MALFORMED_EVENT = "__malformed__"
+
+# Event names the server's own handlers use for the connection itself: a client that
+# sends an EVENT with one of these names must not reach those handlers.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 
 # Deeper JSON than this is refused before it reaches a handler.
 MAX_DEPTH = 32
@@ -39,6 +46,13 @@ def _depth(value: Any, limit: int) -> int:
 class DefensivePacket(sio_packet.Packet):
     """``socketio.packet.Packet`` that never raises on input from a client."""
 
+    def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+        if encoded_packet is not None and not encoded_packet:
+            # An empty Engine.IO MESSAGE (``4``, or ``b`` + empty base64): the library
+            # skips decoding and would dispatch an EVENT whose data is None.
+            self.attachment_count = self._malformed(encoded_packet, "empty packet")
+
     def decode(self, encoded_packet: Any) -> int:
         try:
             attachments: int = super().decode(encoded_packet)
@@ -62,6 +76,8 @@ class DefensivePacket(sio_packet.Packet):
             not isinstance(self.data, list) or not self.data or not isinstance(self.data[0], str)
         ):
             return self._malformed(encoded_packet, "an EVENT must be a JSON array led by a name")
+        if kind == sio_packet.EVENT and self.data[0] in RESERVED_EVENTS:
+            return self._malformed(encoded_packet, f"event name {self.data[0]!r} is reserved")
         if kind == sio_packet.CONNECT and self.data is not None and not isinstance(self.data, dict):
             # A CONNECT whose auth is not an object: let the connect handler refuse it.
             self.data = {MALFORMED_EVENT: "CONNECT auth payload must be a JSON object"}
@@ -77,5 +93,41 @@ class DefensivePacket(sio_packet.Packet):
             self.packet_type = sio_packet.EVENT
             self.data = [MALFORMED_EVENT, reason]
         self.namespace = None
-        self.id = None
+        if self.packet_type == sio_packet.CONNECT or not isinstance(self.id, int):
+            self.id = None
+        # else: keep the ack id that was read, so a client waiting for it is answered.
         return 0
+
+
+def engineio_frame_ok(frame: Any) -> bool:
+    """Whether python-engineio can decode this WebSocket frame without raising.
+
+    Binary frames always decode (as a binary MESSAGE). A text frame must start with an
+    Engine.IO packet type 0-6, or be ``b`` + valid base64.
+    """
+    if isinstance(frame, bytes | bytearray):
+        return True
+    if not isinstance(frame, str) or not frame:
+        return False
+    if frame[0] == "b":
+        try:
+            base64.b64decode(frame[1:], validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return True
+    return frame[0] in "0123456"
+
+
+class GuardedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """python-engineio's aiohttp WebSocket, closing cleanly on an undecodable frame.
+
+    python-engineio decodes each frame outside its error handling: an empty frame or
+    one like ``x`` escapes as an exception (a traceback in aiohttp's log, no CLOSE, and
+    the session lingers until the ping timeout), and an unknown type like ``9abc``
+    logs a traceback per frame. Answering ``None`` makes engineio treat the frame as the
+    end of the connection: the session closes at once and ``disconnect`` runs.
+    """
+
+    async def wait(self) -> Any:
+        frame = await super().wait()
+        return frame if engineio_frame_ok(frame) else None

@@ -28,7 +28,7 @@ import socketio
 from aiohttp import web
 
 from tutorial.chat import auth, demo
-from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket
+from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, GuardedWebSocket
 from tutorial.chat.ratelimit import RateLimiter
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
@@ -111,6 +111,8 @@ class ChatServer:
             logger=False,
             engineio_logger=False,
         )
+        # Undecodable Engine.IO frames close the connection cleanly (see GuardedWebSocket).
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": GuardedWebSocket}
         self.app = web.Application()
         self.sio.attach(self.app)
         self.sessions: dict[str, Session] = {}
@@ -134,7 +136,7 @@ class ChatServer:
     async def start(self) -> int:
         """Open the store, listen, and return the bound port (``port=0`` picks a free one)."""
         await self.open_store()
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
@@ -151,8 +153,21 @@ class ChatServer:
     async def stop(self) -> None:
         """Disconnect every client, stop listening, close the store. Safe to call twice."""
         if self._runner is not None:
+            # 1. Stop listening, so that reconnecting clients go elsewhere.
+            server = self._runner.server
+            for site in list(self._runner.sites):
+                listener = getattr(site, "_server", None)
+                if listener is not None:
+                    listener.close()
+            # 2. Close every Engine.IO session: clients see "transport close" and may
+            # reconnect elsewhere (a Socket.IO DISCONNECT would tell them not to).
+            # wait=False: a half-open session would wait forever for its queue to drain.
+            for eio_session in list(self.sio.eio.sockets.values()):
+                with contextlib.suppress(Exception):
+                    await eio_session.close(wait=False)
             with contextlib.suppress(Exception):
                 await self.sio.shutdown()
+            del server
             await self._runner.cleanup()
             self._runner = None
         await self.store.close()
@@ -319,15 +334,16 @@ class ChatServer:
         for room_id in sorted(session.rooms):
             await self._notify_left(session, room_id)
 
-    async def on_malformed(self, sid: str, *args: Any) -> None:
+    async def on_malformed(self, sid: str, *args: Any) -> dict[str, Any] | None:
         session = self.sessions.get(sid)
         if session is None:
-            return
+            return None
         session.strikes += 1
         reason = args[0] if args and isinstance(args[0], str) else "malformed packet"
-        await self._fail(sid, None, ErrorCode.INVALID_PAYLOAD, reason)
+        result = await self._fail(sid, None, ErrorCode.INVALID_PAYLOAD, reason)
         if session.strikes >= MAX_PROTOCOL_STRIKES:
             await self.sio.disconnect(sid)
+        return result
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any] | None:
         session = self.sessions.get(sid)

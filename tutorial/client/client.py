@@ -303,8 +303,7 @@ class ChatClient:
             self._refusal = data["data"]
         elif isinstance(data, dict):
             self._refusal = data
-        else:
-            self._refusal = {"message": str(data)}
+        # A plain string is python-socketio reporting a transport failure, not the server.
 
     async def _on_disconnect(self, reason: Any = None) -> None:
         if self._closing or self.state is not State.CONNECTED:

@@ -55,6 +55,9 @@ ROOM_ID_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 USERNAME_PATTERN = r"[a-z][a-z0-9_-]{1,31}"
 CLIENT_MSG_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 MAX_TEXT_LENGTH = 2000
+# Integers a client may send: JSON's safe range (what a JavaScript client can represent;
+# it also fits every database's BIGINT).
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,14 @@ def _pattern(p: str) -> re.Pattern[str]:
     return _COMPILED[p]
 
 
+def _is_unicode_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """Check the arguments a client sent with ``event`` against the catalog.
 
@@ -340,6 +351,15 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
         if not isinstance(value, f.type) or (f.type is int and isinstance(value, bool)):
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} must be a {f.type_name}"
+            )
+        if f.type is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise PayloadError(
+                ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is out of range"
+            )
+        if isinstance(value, str) and not _is_unicode_text(value):
+            # JSON lets "\ud800" through; UTF-8 (the database, the password hash) does not.
+            raise PayloadError(
+                ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} has a lone surrogate"
             )
         if f.max_length is not None and isinstance(value, str) and len(value) > f.max_length:
             raise PayloadError(ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is too long")
