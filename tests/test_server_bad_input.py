@@ -1,0 +1,578 @@
+"""Hostile input: the server answers each bad thing precisely, and bob keeps chatting.
+
+Every case runs against a fresh demo server. A well-behaved client, bob, is in
+``general`` and says something (and hears its echo) before and after the hostile client
+acts; bob must never see an ``error`` or a message he did not send. The hostile client is
+alice (logged in, also in ``general``) unless the case is about logging in.
+
+Part (a) sends the bad thing through python-socketio's client API, part (b) as raw
+Engine.IO / Socket.IO packets over a plain WebSocket. Each test id names the expected
+outcome: an error code, a refused CONNECT (``connect_error``), a clean disconnect, or
+"ignored" (nothing answers and the connection keeps working).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from rawclient import RawSocket, Recorder, unique_id
+
+from tutorial.chat.auth import TokenSigner
+from tutorial.chat.server import MAX_PROTOCOL_STRIKES, ChatServer
+
+pytestmark = pytest.mark.timeout(30)
+
+# What bob may receive while the hostile client acts: presence and his own messages.
+BOB_MAY_RECEIVE = {
+    "connect",
+    "connect-confirmed",
+    "room-joined",
+    "ack",
+    "new-message",
+    "user-joined",
+    "user-left",
+}
+KIB = 1024
+
+
+@dataclass
+class Chat:
+    """The scene of one case: the server, bob, the hostile client, and helpers."""
+
+    server: ChatServer
+    bob: Recorder
+    alice: Recorder | None = None
+    raw: RawSocket | None = None
+    token: str = ""
+    others: list[Recorder] = field(default_factory=list)
+    sockets: list[RawSocket] = field(default_factory=list)
+
+    def client(self, name: str) -> Recorder:
+        rec = Recorder(self.server.url, name)
+        self.others.append(rec)
+        return rec
+
+    async def raw_socket(self) -> RawSocket:
+        sock = await RawSocket.open(self.server.port or 0)
+        self.sockets.append(sock)
+        return sock
+
+    def assert_bob_unharmed(self) -> None:
+        unexpected = [n for n in self.bob.names() if n not in BOB_MAY_RECEIVE]
+        assert unexpected == [], f"bob received {unexpected}: {self.bob.log}"
+        messages = self.bob.received("new-message")
+        assert [(m["user"], m["text"]) for m in messages] == [("bob", "before"), ("bob", "after")]
+
+
+def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    """The server (aiohttp, engineio, socketio, asyncio) logged no ERROR while the case ran."""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [f"{r.name}: {r.getMessage()}" for r in errors]
+
+
+async def close_all(chat: Chat) -> None:
+    for rec in [chat.bob, *([chat.alice] if chat.alice else []), *chat.others]:
+        await rec.close()
+    for sock in [*([chat.raw] if chat.raw else []), *chat.sockets]:
+        await sock.close()
+
+
+@pytest.fixture
+async def api_chat(server: ChatServer) -> AsyncIterator[Chat]:
+    """bob and alice, both python-socketio clients, logged in and in ``general``."""
+    chat = Chat(server, Recorder(server.url, "bob"))
+    chat.alice = Recorder(server.url, "alice")
+    try:
+        await chat.bob.login("bob", ("general",))
+        await chat.alice.login("alice", ("general",))
+        yield chat
+    finally:
+        await close_all(chat)
+
+
+@pytest.fixture
+async def raw_chat(server: ChatServer) -> AsyncIterator[Chat]:
+    """bob (python-socketio) and alice over a raw WebSocket, both in ``general``."""
+    chat = Chat(server, Recorder(server.url, "bob"))
+    try:
+        await chat.bob.login("bob", ("general",))
+        login = chat.client("alice-login")
+        await login.connect()
+        ack = await login.call("authenticate", {"username": "alice", "password": "alice"})
+        chat.token = ack["token"]
+        await login.close()
+        chat.raw = await RawSocket.open(server.port or 0)
+        reply = await chat.raw.connect({"token": chat.token})
+        assert reply.startswith("40{"), reply
+        assert (await chat.raw.call(1, "join-room", {"roomId": "general"}))["ok"] is True
+        await chat.bob.next("user-joined", match=lambda e: e["user"] == "alice")
+        yield chat
+    finally:
+        await close_all(chat)
+
+
+Case = Callable[[Chat], Awaitable[None]]
+
+
+# -- (a) through the python-socketio client API -----------------------------------------
+
+NO_PAYLOAD = object()
+
+
+def msg(**fields: Any) -> dict[str, Any]:
+    """A send-message payload for ``general``, with ``fields`` replaced or (None) removed."""
+    payload: dict[str, Any] = {"roomId": "general", "text": "hi", "clientMsgId": unique_id("a")}
+    payload.update(fields)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+async def expect_error(rec: Recorder, event: str, payload: Any, code: str) -> None:
+    """The ack says ``{ok: false, error: {code}}`` and an ``error`` event says the same."""
+    ack = await rec.call(event, None if payload is NO_PAYLOAD else payload)
+    assert ack["ok"] is False, ack
+    assert ack["error"]["code"] == code, ack
+    error = await rec.next("error")
+    assert error == ack["error"]
+
+
+def rejected(event: str, payload: Any, code: str) -> Case:
+    async def case(chat: Chat) -> None:
+        assert chat.alice is not None
+        await expect_error(chat.alice, event, payload, code)
+
+    return case
+
+
+async def payload_over_the_buffer_limit_disconnects(chat: Chat) -> None:
+    assert chat.alice is not None
+    too_big = "x" * (chat.server.config.max_http_buffer_size + KIB)
+    await chat.alice.emit("send-message", msg(text=too_big))
+    await chat.alice.next("disconnect")
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+
+
+async def events_before_authentication_are_unauthenticated(chat: Chat) -> None:
+    anon = chat.client("anon")
+    await anon.connect()
+    await expect_error(anon, "send-message", msg(), "unauthenticated")
+    await expect_error(anon, "join-room", {"roomId": "general"}, "unauthenticated")
+
+
+def forged_token() -> str:
+    return TokenSigner("not-the-server-secret").issue("bob")
+
+
+async def expired_token(chat: Chat) -> str:
+    secret = chat.server.config.secret or await chat.server.store.setting("token_secret", "-")
+
+    class LongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 2 * chat.server.config.token_ttl
+
+    return str(
+        URLSafeTimedSerializer(secret, salt="chat-token", signer=LongAgo).dumps({"u": "bob"})
+    )
+
+
+async def forged_token_in_authenticate_is_auth_failed(chat: Chat) -> None:
+    mallory = chat.client("mallory")
+    await mallory.connect()
+    await expect_error(mallory, "authenticate", {"token": forged_token()}, "auth_failed")
+
+
+async def forged_token_in_connect_is_refused(chat: Chat) -> None:
+    data = await chat.client("mallory").connect_refused({"token": forged_token()})
+    assert data["data"]["code"] == "auth_failed"
+
+
+async def expired_token_in_authenticate_is_auth_failed(chat: Chat) -> None:
+    mallory = chat.client("mallory")
+    await mallory.connect()
+    await expect_error(mallory, "authenticate", {"token": await expired_token(chat)}, "auth_failed")
+
+
+async def expired_token_in_connect_is_refused(chat: Chat) -> None:
+    data = await chat.client("mallory").connect_refused({"token": await expired_token(chat)})
+    assert data["data"]["code"] == "auth_failed"
+
+
+async def connect_offsets_not_an_object_are_refused(chat: Chat) -> None:
+    auth = {"username": "alice", "password": "alice", "offsets": ["general", 3]}
+    data = await chat.client("mallory").connect_refused(auth)
+    assert data["data"]["code"] == "invalid_payload"
+
+
+async def connect_password_with_lone_surrogate_is_refused(chat: Chat) -> None:
+    data = await chat.client("mallory").connect_refused({"username": "alice", "password": "\ud800"})
+    assert data["data"]["code"] == "invalid_payload"
+
+
+async def connect_offset_beyond_json_integers_is_invalid_payload(chat: Chat) -> None:
+    frank = chat.client("frank")
+    await frank.connect({"username": "frank", "password": "frank", "offsets": {"general": 2**70}})
+    await frank.next("connect-confirmed")
+    error = await frank.next("error")
+    assert (error["code"], error["event"]) == ("invalid_payload", "join-room")
+
+
+async def ten_unknown_events_strike_out(chat: Chat) -> None:
+    assert chat.alice is not None
+    for n in range(MAX_PROTOCOL_STRIKES - 1):
+        await expect_error(chat.alice, f"no-such-event-{n}", {}, "unknown_event")
+    # The tenth strike is answered by the error event, then DISCONNECT (and no ack).
+    await chat.alice.emit("no-such-event-9", {})
+    assert (await chat.alice.next("error"))["code"] == "unknown_event"
+    await chat.alice.next("disconnect")
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+
+
+async def client_sent_malformed_event_name_is_invalid_payload(chat: Chat) -> None:
+    assert chat.alice is not None
+    await chat.alice.emit("__malformed__", "I made this up")
+    error = await chat.alice.next("error")
+    assert error["code"] == "invalid_payload"
+
+
+def nested(depth: int) -> Any:
+    value: Any = "general"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+API_CASES = [
+    pytest.param(rejected("send-message", msg(roomId=7), "invalid_payload"), id="roomId-int"),
+    pytest.param(rejected("send-message", msg(text=["hi"]), "invalid_payload"), id="text-list"),
+    pytest.param(rejected("send-message", msg(text=1.5), "invalid_payload"), id="text-number"),
+    pytest.param(
+        rejected("send-message", msg(clientMsgId=None), "invalid_payload"),
+        id="clientMsgId-missing",
+    ),
+    pytest.param(
+        rejected("send-message", msg(clientMsgId=12), "invalid_payload"), id="clientMsgId-int"
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "general", "leaveOthers": "yes"}, "invalid_payload"),
+        id="leaveOthers-string",
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "general", "since": True}, "invalid_payload"),
+        id="since-bool",
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "general", "since": "3"}, "invalid_payload"),
+        id="since-string",
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "general", "since": 2**70}, "invalid_payload"),
+        id="since-beyond-2**53",
+    ),
+    pytest.param(rejected("join-room", "general", "invalid_payload"), id="payload-a-string"),
+    pytest.param(rejected("join-room", ["general"], "invalid_payload"), id="payload-a-list"),
+    pytest.param(rejected("join-room", 42, "invalid_payload"), id="payload-a-number"),
+    pytest.param(rejected("join-room", (None,), "invalid_payload"), id="payload-null"),
+    pytest.param(
+        rejected("send-message", (msg(), msg()), "invalid_payload"), id="two-payload-arguments"
+    ),
+    pytest.param(rejected("send-message", NO_PAYLOAD, "invalid_payload"), id="no-payload"),
+    pytest.param(
+        rejected("join-room", {"roomId": nested(40)}, "invalid_payload"), id="nested-40-deep"
+    ),
+    pytest.param(rejected("shutdown-server", {}, "unknown_event"), id="unknown-event"),
+    pytest.param(rejected("x" * 1000, {}, "unknown_event"), id="unknown-event-1000-char-name"),
+    pytest.param(rejected("disconnect", {}, "invalid_payload"), id="event-named-disconnect"),
+    pytest.param(
+        rejected("connect", {"username": "bob", "password": "bob"}, "invalid_payload"),
+        id="event-named-connect",
+    ),
+    pytest.param(
+        client_sent_malformed_event_name_is_invalid_payload, id="event-named-__malformed__"
+    ),
+    pytest.param(
+        rejected("send-message", msg(text="x" * 5000), "message_too_long"), id="text-5000-chars"
+    ),
+    pytest.param(payload_over_the_buffer_limit_disconnects, id="payload-over-64KiB-disconnect"),
+    pytest.param(
+        rejected("join-room", {"roomId": "no-such-room"}, "room_not_found"), id="unknown-room"
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "project-alpha"}, "forbidden"), id="private-room"
+    ),
+    pytest.param(
+        rejected("send-message", msg(roomId="tech-talk"), "not_in_room"), id="send-not-joined"
+    ),
+    pytest.param(
+        rejected("typing-start", {"roomId": "tech-talk"}, "not_in_room"), id="typing-not-joined"
+    ),
+    pytest.param(
+        rejected("leave-room", {"roomId": "tech-talk"}, "not_in_room"), id="leave-not-joined"
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "General!"}, "invalid_payload"), id="roomId-bad-chars"
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "../etc/passwd"}, "invalid_payload"),
+        id="roomId-path-traversal",
+    ),
+    pytest.param(
+        rejected("join-room", {"roomId": "a" * 200}, "invalid_payload"), id="roomId-200-chars"
+    ),
+    pytest.param(
+        rejected("send-message", msg(clientMsgId="has spaces"), "invalid_payload"),
+        id="clientMsgId-spaces",
+    ),
+    pytest.param(
+        rejected("send-message", msg(clientMsgId="c" * 65), "invalid_payload"),
+        id="clientMsgId-65-chars",
+    ),
+    pytest.param(rejected("send-message", msg(text=""), "invalid_payload"), id="text-empty"),
+    pytest.param(
+        rejected("send-message", msg(text=" \t\n "), "invalid_payload"), id="text-whitespace"
+    ),
+    pytest.param(
+        rejected("send-message", msg(text="a\ud800b"), "invalid_payload"),
+        id="text-lone-surrogate",
+    ),
+    pytest.param(
+        rejected("authenticate", {"username": "alice", "password": 1234}, "invalid_payload"),
+        id="authenticate-password-int",
+    ),
+    pytest.param(
+        rejected("authenticate", {"username": "alice", "password": "\ud800"}, "invalid_payload"),
+        id="authenticate-password-lone-surrogate",
+    ),
+    pytest.param(
+        rejected("authenticate", {"username": "alice", "password": "p" * 201}, "invalid_payload"),
+        id="authenticate-password-201-chars",
+    ),
+    pytest.param(
+        rejected(
+            "authenticate", {"username": "Robert'); DROP", "password": "x"}, "invalid_payload"
+        ),
+        id="authenticate-username-bad-chars",
+    ),
+    pytest.param(rejected("authenticate", {}, "invalid_payload"), id="authenticate-empty"),
+    pytest.param(events_before_authentication_are_unauthenticated, id="before-authentication"),
+    pytest.param(forged_token_in_authenticate_is_auth_failed, id="forged-token-authenticate"),
+    pytest.param(forged_token_in_connect_is_refused, id="forged-token-connect-error"),
+    pytest.param(expired_token_in_authenticate_is_auth_failed, id="expired-token-authenticate"),
+    pytest.param(expired_token_in_connect_is_refused, id="expired-token-connect-error"),
+    pytest.param(connect_offsets_not_an_object_are_refused, id="connect-offsets-list"),
+    pytest.param(
+        connect_password_with_lone_surrogate_is_refused, id="connect-password-lone-surrogate"
+    ),
+    pytest.param(connect_offset_beyond_json_integers_is_invalid_payload, id="connect-offset-2**70"),
+    pytest.param(ten_unknown_events_strike_out, id="ten-unknown-events-disconnect"),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES)
+async def test_hostile_api_input_is_answered_and_bob_keeps_chatting(
+    api_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    await api_chat.bob.say("general", "before")
+    await case(api_chat)
+    await api_chat.bob.say("general", "after")
+    api_chat.assert_bob_unharmed()
+    assert_no_tracebacks(caplog)
+
+
+# -- (b) raw Engine.IO / Socket.IO packets over a plain WebSocket -----------------------
+
+MARKER_ACK_ID = 900
+
+
+async def raw_marker(sock: RawSocket) -> None:
+    """A valid call whose ack proves the connection is alive and logged in."""
+    ack = await sock.call(MARKER_ACK_ID, "join-room", {"roomId": "general"})
+    assert ack["ok"] is True, ack
+
+
+def error_frames(frames: list[str | bytes]) -> list[dict[str, Any]]:
+    errors = []
+    for frame in frames:
+        if isinstance(frame, str) and frame.startswith('42["error",'):
+            errors.append(json.loads(frame[2:])[1])
+    return errors
+
+
+def answered_with(*frames: str | bytes, errors: int = 1) -> Case:
+    """Sending ``frames`` earns ``errors`` x invalid_payload; the connection lives on."""
+
+    async def case(chat: Chat) -> None:
+        assert chat.raw is not None
+        for frame in frames:
+            await chat.raw.send(frame)
+        for _ in range(errors):
+            error = await chat.raw.event("error")
+            assert error["code"] == "invalid_payload", error
+            assert error["event"] is None
+        await raw_marker(chat.raw)
+        assert len(error_frames(chat.raw.frames)) == errors
+
+    return case
+
+
+def closes_the_connection(frame: str | bytes) -> Case:
+    """Sending ``frame`` makes the server close the WebSocket; bob hears alice left."""
+
+    async def case(chat: Chat) -> None:
+        assert chat.raw is not None
+        await chat.raw.send(frame)
+        seen = await chat.raw.closed()
+        assert error_frames(seen) == []
+        assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+
+    return case
+
+
+def ignored(frame: str) -> Case:
+    """The library drops ``frame`` without an answer; the connection keeps working."""
+
+    async def case(chat: Chat) -> None:
+        assert chat.raw is not None
+        await chat.raw.send(frame)
+        await raw_marker(chat.raw)
+        assert error_frames(chat.raw.frames) == []
+
+    return case
+
+
+def connect_refused(connect_packet: str, code: str) -> Case:
+    """A fresh connection's CONNECT is refused with ``44{message, data: {code}}``."""
+
+    async def case(chat: Chat) -> None:
+        sock = await chat.raw_socket()
+        await sock.send(connect_packet)
+        reply = await sock.until("4")
+        assert isinstance(reply, str) and reply.startswith("44{"), reply
+        assert json.loads(reply[2:])["data"]["code"] == code
+
+    return case
+
+
+async def connect_to_unknown_namespace_is_refused_by_the_library(chat: Chat) -> None:
+    sock = await chat.raw_socket()
+    await sock.send("40/admin,")
+    assert await sock.until("44") == '44/admin,"Unable to connect"'
+
+
+async def second_connect_is_refused_and_the_first_session_lives(chat: Chat) -> None:
+    assert chat.raw is not None
+    await chat.raw.send("40" + json.dumps({"token": chat.token}))
+    assert await chat.raw.until("44") == '44"Unable to connect"'
+    await raw_marker(chat.raw)
+
+
+async def forged_token_connect_is_auth_failed(chat: Chat) -> None:
+    sock = await chat.raw_socket()
+    reply = await sock.connect({"token": forged_token()})
+    assert reply.startswith("44{"), reply
+    assert json.loads(reply[2:])["data"]["code"] == "auth_failed"
+
+
+async def eleven_malformed_packets_strike_out_after_ten(chat: Chat) -> None:
+    assert chat.raw is not None
+    for _ in range(MAX_PROTOCOL_STRIKES):
+        await chat.raw.send("42[]")
+        error = await chat.raw.event("error")
+        assert error["code"] == "invalid_payload"
+    assert await chat.raw.until("41") == "41"  # Socket.IO DISCONNECT of the namespace
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+    # The 11th is not answered: the Engine.IO connection is open but has no session.
+    await chat.raw.send("42[]")
+    await chat.raw.send("42" + str(MARKER_ACK_ID) + '["join-room",{"roomId":"general"}]')
+    await chat.raw.send("5")  # Engine.IO UPGRADE on an open WebSocket: answered by NOOP
+    assert await chat.raw.until("6") == "6"
+    assert len(error_frames(chat.raw.frames)) == MAX_PROTOCOL_STRIKES
+
+
+async def client_disconnect_packet_leaves_cleanly(chat: Chat) -> None:
+    assert chat.raw is not None
+    await chat.raw.send("41")
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+
+
+async def engineio_close_packet_ends_the_session(chat: Chat) -> None:
+    assert chat.raw is not None
+    await chat.raw.send("1")
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+
+
+BINARY_EVENT = '451-["send-message",{"_placeholder":true,"num":0}]'
+RANDOM_BYTES = random.Random(6455).randbytes(64)
+NESTED_60 = "[" * 60 + "]" * 60
+
+RAW_CASES = [
+    pytest.param(answered_with('42["send-message",{'), id="invalid-json->invalid_payload"),
+    pytest.param(answered_with("42[]"), id="42[]->invalid_payload"),
+    pytest.param(answered_with("42{}"), id="42{}->invalid_payload"),
+    pytest.param(answered_with("42[1,2]"), id="42[1,2]->invalid_payload"),
+    pytest.param(answered_with('42"x"'), id='42"x"->invalid_payload'),
+    pytest.param(answered_with("4" + "[" * 60), id="4+60-open-brackets->invalid_payload"),
+    pytest.param(
+        answered_with('42["send-message",' + NESTED_60 + "]"),
+        id="60-deep-nesting->invalid_payload",
+    ),
+    pytest.param(answered_with("49"), id="unknown-sio-type-49->invalid_payload"),
+    pytest.param(answered_with("4x"), id="4x->invalid_payload"),
+    pytest.param(answered_with("4"), id="empty-sio-packet->invalid_payload"),
+    pytest.param(
+        answered_with(BINARY_EVENT, b"\x00\x01\x02", errors=2),
+        id="binary-event+attachment->invalid_payload-x2",
+    ),
+    pytest.param(answered_with("44{}"), id="client-CONNECT_ERROR-44->invalid_payload"),
+    pytest.param(answered_with(RANDOM_BYTES), id="random-binary-frame->invalid_payload"),
+    pytest.param(answered_with('42["disconnect"]'), id="event-named-disconnect->invalid_payload"),
+    pytest.param(
+        answered_with('42["connect",{"token":"x"}]'), id="event-named-connect->invalid_payload"
+    ),
+    pytest.param(closes_the_connection("9abc"), id="eio-type-9->clean-close"),
+    pytest.param(closes_the_connection("x"), id="eio-non-digit-type->clean-close"),
+    pytest.param(closes_the_connection(""), id="empty-text-frame->clean-close"),
+    pytest.param(closes_the_connection("bAAA"), id="eio-bad-base64->clean-close"),
+    pytest.param(closes_the_connection("4" + "x" * 70 * KIB), id="70KiB-frame->clean-close-1009"),
+    pytest.param(ignored('42/admin,["x"]'), id="event-to-unknown-namespace->ignored"),
+    pytest.param(ignored("43999[]"), id="ack-never-requested->ignored"),
+    pytest.param(ignored("6"), id="eio-noop->ignored"),
+    pytest.param(
+        connect_refused('40"token"', "invalid_payload"), id="connect-auth-string->connect-error"
+    ),
+    pytest.param(
+        connect_refused("40[1]", "invalid_payload"), id="connect-auth-list->connect-error"
+    ),
+    pytest.param(
+        connect_refused("40{", "invalid_payload"), id="connect-auth-bad-json->connect-error"
+    ),
+    pytest.param(forged_token_connect_is_auth_failed, id="connect-forged-token->auth_failed"),
+    pytest.param(
+        connect_to_unknown_namespace_is_refused_by_the_library,
+        id="connect-unknown-namespace->library-connect-error",
+    ),
+    pytest.param(
+        second_connect_is_refused_and_the_first_session_lives,
+        id="second-connect->library-connect-error",
+    ),
+    pytest.param(eleven_malformed_packets_strike_out_after_ten, id="11-malformed->41-after-10"),
+    pytest.param(client_disconnect_packet_leaves_cleanly, id="client-41->user-left"),
+    pytest.param(engineio_close_packet_ends_the_session, id="eio-close-1->user-left"),
+]
+
+
+@pytest.mark.parametrize("case", RAW_CASES)
+async def test_hostile_raw_packets_are_answered_and_bob_keeps_chatting(
+    raw_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    await raw_chat.bob.say("general", "before")
+    await case(raw_chat)
+    await raw_chat.bob.say("general", "after")
+    raw_chat.assert_bob_unharmed()
+    assert_no_tracebacks(caplog)
