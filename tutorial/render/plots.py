@@ -1,0 +1,38 @@
+"""Matplotlib charts for the chapters (the diagrams themselves are graphviz)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+
+from tutorial.client.recovery import Backoff
+from tutorial.render.palette import HTTP_ORANGE as ORANGE
+from tutorial.render.palette import WS_BLUE as BLUE
+
+
+def backoff_chart(backoff: Backoff, observed: Sequence[float] = (), retries: int = 8) -> Figure:
+    """The backoff envelope (no jitter) against the delays a real client waited."""
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    attempts = list(range(1, retries + 1))
+    envelope = [min(backoff.cap, backoff.base * backoff.factor**i) for i in range(retries)]
+    floor = [e * (1 - backoff.jitter) for e in envelope]
+    ax.fill_between(attempts, floor, envelope, color=BLUE, alpha=0.15, label="jitter range")
+    ax.plot(attempts, envelope, color=BLUE, marker="o", label="base × factor^attempt, capped")
+    if observed:
+        ax.plot(
+            range(1, len(observed) + 1),
+            observed,
+            color=ORANGE,
+            marker="s",
+            linestyle="--",
+            label="delays the client waited",
+        )
+    ax.set_xlabel("retry attempt")
+    ax.set_ylabel("delay before the attempt (s)")
+    ax.set_title("Exponential backoff with jitter")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
