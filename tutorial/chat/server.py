@@ -50,6 +50,16 @@ MAX_PROTOCOL_STRIKES = 10
 SpanHook = Callable[..., None]
 
 
+def find_socketio_client(start: Path | None = None) -> Path | None:
+    """``node_modules/socket.io-client/dist``, looked for from the package dir upwards."""
+    here = (start or Path(__file__)).resolve()
+    for directory in [here, *here.parents]:
+        dist = directory / "node_modules" / "socket.io-client" / "dist"
+        if (dist / "socket.io.min.js").is_file():
+            return dist
+    return None
+
+
 @dataclass
 class ServerConfig:
     """Everything ``tutorial serve`` can set. Defaults suit a learner's laptop."""
@@ -210,10 +220,43 @@ class ChatServer:
             self.app.router.add_get("/", page)
             self.app.router.add_static("/static/", static)
 
+        # The browser page loads the official Socket.IO client from npm (``make setup``).
+        vendor = find_socketio_client()
+        if vendor is not None:
+            self.app.router.add_static("/vendor/", vendor)
+        else:
+
+            async def missing(_: web.Request) -> web.Response:
+                return web.Response(
+                    status=404,
+                    text="socket.io-client is not installed: run make setup\n",
+                    content_type="text/plain",
+                )
+
+            self.app.router.add_get("/vendor/socket.io.min.js", missing)
+
         async def health(_: web.Request) -> web.Response:
             return web.json_response({"ok": True, "name": self.config.name})
 
         self.app.router.add_get("/healthz", health)
+
+        async def stats(_: web.Request) -> web.Response:
+            """Who is connected to this server: the cluster's ``distribution()`` reads it."""
+            rooms: dict[str, set[str]] = {}
+            for s in self.sessions.values():
+                for room_id in s.rooms if s.user else ():
+                    rooms.setdefault(room_id, set()).add(s.user)  # type: ignore[arg-type]
+            users = sorted({s.user for s in self.sessions.values() if s.user is not None})
+            return web.json_response(
+                {
+                    "name": self.config.name,
+                    "users": users,
+                    "rooms": {r: sorted(m) for r, m in sorted(rooms.items())},
+                    "connections": len(self.sessions),
+                }
+            )
+
+        self.app.router.add_get("/stats", stats)
 
     def _guarded(
         self, event: str, handler: Callable[[Session, dict[str, Any]], Awaitable[Any]]
@@ -427,20 +470,23 @@ class ChatServer:
             raise PayloadError(ErrorCode.ROOM_NOT_FOUND, f"no room {room_id!r}")
         if not room.admits(user):
             raise PayloadError(ErrorCode.FORBIDDEN, f"{room_id} is private")
-        self._trace("step", "validate room", step=1, fields={"roomId": room_id})
+        self._trace("step", "Validate room", step=1, fields={"roomId": room_id})
         # 2. Leave old room (only when asked: several rooms at once is the default)
         if payload.get("leaveOthers"):
-            for old in sorted(session.rooms - {room_id}):
+            old_rooms = sorted(session.rooms - {room_id})
+            self._trace("step", "Leave old room", step=2, fields={"rooms": old_rooms})
+            for old in old_rooms:
                 await self._leave(session, old)
-            self._trace("step", "leave old room", step=2)
         # 3. Join new room
         already = room_id in session.rooms
         await self.sio.enter_room(session.sid, room_id)
         session.rooms.add(room_id)
-        self._trace("rooms", f"join {room_id}", step=3, fields={"roomId": room_id, "user": user})
+        self._trace("rooms", "Join new room", step=3, fields={"roomId": room_id, "user": user})
         # 4. Update member list
         members = self.members(room_id)
-        self._trace("rooms", f"members: {', '.join(members)}", step=4, fields={"members": members})
+        self._trace(
+            "rooms", "Update room member list", step=4, reply=True, fields={"members": members}
+        )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
         history = await self.store.history(
             room_id, since=payload.get("since"), limit=self.config.history_limit
@@ -450,13 +496,13 @@ class ChatServer:
             {"roomId": room_id, "members": members, "history": [m.to_event() for m in history]},
             to=session.sid,
         )
-        self._trace("app", "room-joined", step=5, target=session.sid)
+        self._trace("app", "room-joined confirmation", step=5, target=session.sid)
         # 6. Notify others
         if not already:
             await self.sio.emit(
                 "user-joined", {"roomId": room_id, "user": user}, room=room_id, skip_sid=session.sid
             )
-            self._trace("app", "user-joined", step=6, fields={"roomId": room_id})
+            self._trace("app", "Notify others 'user-joined'", step=6, fields={"roomId": room_id})
         return {"ok": True, "roomId": room_id, "members": members}
 
     async def leave_room(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
@@ -497,7 +543,6 @@ class ChatServer:
             )
         if not text.strip():
             raise PayloadError(ErrorCode.INVALID_PAYLOAD, "text is empty")
-        self._trace("step", "validate message", step=2, fields={"length": len(text)})
         # ... add metadata (id, seq, ts, user) and persist, then 3. broadcast to room.
         # One lock per room keeps broadcasts in seq order although every event runs
         # in its own task (python-socketio's async_handlers).
@@ -509,9 +554,14 @@ class ChatServer:
             message = result.message
             self._trace(
                 "step",
-                f"add metadata, persist: seq={message.seq}",
+                "validate message / add metadata",
                 step=2,
-                fields={"id": message.id, "seq": message.seq, "duplicate": result.duplicate},
+                fields={
+                    "length": len(text),
+                    "id": message.id,
+                    "seq": message.seq,
+                    "duplicate": result.duplicate,
+                },
             )
             if not result.duplicate:
                 self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})

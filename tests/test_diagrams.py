@@ -1,0 +1,54 @@
+"""Committed diagrams are reproducible: deterministic runs give byte-identical files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tutorial.scenarios import SCENARIOS
+from tutorial.scenarios.cli import regenerate
+
+COMMITTED = Path(__file__).resolve().parent.parent / "diagrams"
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two regenerations of every diagram, in two directories."""
+    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    regenerate(one)
+    regenerate(two)
+    return one, two
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_every_scenario_gives_json_dot_and_svg(fresh: tuple[Path, Path]) -> None:
+    names = set(files(fresh[0]))
+    for scenario in SCENARIOS:
+        assert {f"{scenario}.json", f"{scenario}.dot", f"{scenario}.svg"} <= names
+    assert {"handshake-frames.svg", "rooms-structure.svg"} <= names
+
+
+@pytest.mark.parametrize("suffix", [".json", ".dot", ".svg"])
+def test_two_deterministic_runs_are_byte_identical(fresh: tuple[Path, Path], suffix: str) -> None:
+    one, two = files(fresh[0]), files(fresh[1])
+    assert one.keys() == two.keys()
+    different = [n for n in one if n.endswith(suffix) and one[n] != two[n]]
+    assert different == []
+
+
+def test_the_committed_diagrams_match_a_fresh_regeneration(fresh: tuple[Path, Path]) -> None:
+    committed = {n: b for n, b in files(COMMITTED).items() if not n.startswith(".")}
+    generated = files(fresh[0])
+    assert sorted(committed) == sorted(generated), "run `tutorial diagrams` and commit"
+    stale = [n for n in generated if committed[n] != generated[n]]
+    assert stale == [], f"stale committed diagrams {stale}: run `tutorial diagrams`"
+
+
+def test_the_handshake_json_holds_the_seed_handshake() -> None:
+    text = (COMMITTED / "handshake.json").read_text(encoding="utf-8")
+    assert "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" in text
+    assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in text

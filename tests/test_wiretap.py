@@ -1,0 +1,153 @@
+"""The wiretap: a transparent TCP proxy that records what it relays, layer by layer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tutorial.chat.server import ChatServer
+from tutorial.client.client import ChatClient, ClientOptions
+from tutorial.protocol.layers import Layer
+from tutorial.scenarios.base import sample_websocket_key
+from tutorial.trace.model import SAMPLE_WS_ACCEPT, SAMPLE_WS_KEY, Trace
+from tutorial.trace.wiretap import SAMPLE_MASKING_KEY, Wiretap, stable_trace
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[int]:
+    """An upstream that sends back every byte it gets, then closes when the client does."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def relay(port: int, chunks: list[bytes]) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received = b""
+    for chunk in chunks:
+        writer.write(chunk)
+        await writer.drain()
+        while len(received) < sum(map(len, chunks[: chunks.index(chunk) + 1])):
+            received += await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    return received
+
+
+async def test_bytes_pass_through_unchanged_both_ways(echo: int) -> None:
+    trace = Trace()
+    async with Wiretap(trace, ("127.0.0.1", echo)) as tap:
+        chunks = [os.urandom(1), os.urandom(70000), bytes(range(256)) * 3]
+        assert await relay(tap.port, chunks) == b"".join(chunks)
+    assert tap.connections[0].bytes_in == tap.connections[0].bytes_out == 70769
+
+
+async def test_garbage_bytes_become_error_events_and_the_connection_survives(echo: int) -> None:
+    trace = Trace()
+    garbage = b"\x00\xff not HTTP at all \r\n\r\n\x81\x85"
+    async with Wiretap(trace, ("127.0.0.1", echo)) as tap:
+        tap.name_next_connection("mallory")
+        assert await relay(tap.port, [garbage, b"still here"]) == garbage + b"still here"
+        await asyncio.sleep(0.05)
+    errors = [e for e in trace.events if e.kind == "error"]
+    assert errors, "the undecodable bytes are recorded as errors"
+    assert {e.source for e in trace.events if e.source != "server"} == {"mallory"}
+    assert next(e.label for e in trace.events if e.layer is Layer.TCP) == "TCP connect"
+    assert tap.failures == []
+
+
+async def test_a_refused_upstream_is_recorded_not_raised() -> None:
+    trace = Trace()
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    async with Wiretap(trace, ("127.0.0.1", port)) as tap:
+        reader, writer = await asyncio.open_connection("127.0.0.1", tap.port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    assert any(e.label.startswith("TCP refused") and e.kind == "error" for e in trace.events)
+
+
+async def handshake_through_tap(server: ChatServer, transports: tuple[str, ...]) -> Trace:
+    trace = Trace()
+    tap = Wiretap(trace, ("127.0.0.1", server.port or 0))
+    await tap.start()
+    tap.name_next_connection("client")
+    client = ChatClient(tap.url, options=ClientOptions(transports=transports))
+    try:
+        with sample_websocket_key():
+            await client.connect()
+        await asyncio.sleep(0.1)
+    finally:
+        tap.recording = False
+        await client.close()
+        await tap.stop()
+    return trace
+
+
+async def test_a_real_handshake_is_recorded_with_every_packet_and_its_bytes(
+    server: ChatServer,
+) -> None:
+    trace = await handshake_through_tap(server, ("websocket",))
+    events = trace.events
+    request = next(e for e in events if e.layer is Layer.HTTP and e.source == "client")
+    assert request.raw is not None
+    assert f"Sec-WebSocket-Key: {SAMPLE_WS_KEY}\r\n".encode() in request.raw  # the real bytes
+    assert request.phase == "http"
+    upgrade = next(e for e in events if e.fields.get("status") == 101)
+    assert upgrade.raw is not None and upgrade.status == "ok"
+    assert f"Sec-WebSocket-Accept: {SAMPLE_WS_ACCEPT}\r\n".encode() in upgrade.raw
+    opened = next(e for e in events if e.layer is Layer.EIO and e.fields.get("type") == "OPEN")
+    assert opened.raw is not None and opened.raw.startswith(b'0{"sid":')
+    assert opened.phase == "ws"
+    connects = [e for e in events if e.layer is Layer.SIO and e.fields.get("type") == "CONNECT"]
+    assert [(e.source, e.target) for e in connects] == [("client", "server"), ("server", "client")]
+    assert connects[0].raw is not None and connects[0].raw.startswith(b"0")
+    assert connects[1].status == "ok" and connects[1].raw is not None
+    assert connects[1].raw.startswith(b'0{"sid":')
+    frames = [e for e in events if e.layer is Layer.WS]
+    assert frames and all(e.raw for e in frames)
+
+
+async def test_polling_connections_of_one_session_share_one_lifeline(server: ChatServer) -> None:
+    trace = await handshake_through_tap(server, ("polling", "websocket"))
+    clients = {lf.id for lf in trace.lifelines if lf.kind == "client"}
+    assert clients == {"client"}
+    probes = [e.raw for e in trace.events if e.layer is Layer.EIO]
+    assert b"2probe" in probes and b"3probe" in probes and b"5" in probes
+
+
+async def test_deterministic_frames_are_remasked_with_the_rfc_sample_key(
+    server: ChatServer,
+) -> None:
+    stable = stable_trace(await handshake_through_tap(server, ("websocket",)))
+    masked = [e for e in stable.events if e.layer is Layer.WS and e.fields.get("masked")]
+    assert masked
+    for event in masked:
+        assert event.raw is not None and event.raw[2:6] == SAMPLE_MASKING_KEY
+        assert event.fields["masking_key"] == SAMPLE_MASKING_KEY.hex()
+    reply = next(e for e in stable.events if e.layer is Layer.SIO and e.status == "ok")
+    assert reply.raw == b'0{"sid":"sid-2"}'
+
+
+def test_the_sample_key_shim_is_scoped() -> None:
+    import aiohttp.client
+
+    real = aiohttp.client.os
+    with sample_websocket_key():
+        assert aiohttp.client.os.urandom(16) == b"the sample nonce"
+        assert len(aiohttp.client.os.urandom(4)) == 4
+        assert aiohttp.client.os.getpid() == os.getpid()
+    assert aiohttp.client.os is real

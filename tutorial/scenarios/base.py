@@ -1,0 +1,391 @@
+"""What every scenario shares: a stage (server, wiretap, spans, clients) and its result.
+
+A scenario is an ``async def run(...) -> ScenarioResult`` that starts real components,
+tells the story of one seed diagram, and stops everything, even on error::
+
+    async with Stage("event-flow", deterministic=True) as stage:
+        alice = await stage.client("alice")
+        ...
+        return stage.result(figures={...})
+
+:class:`Stage` starts a teaching server on port 0 with a temporary SQLite file (or
+uses the server it is given), a :class:`~tutorial.trace.wiretap.Wiretap` in front of
+it, and a :class:`~tutorial.trace.spans.ServerSpans` hook, all recording into one
+:class:`~tutorial.trace.model.Trace`. Clients connect through the tap, one at a time,
+each on its own named lifeline.
+
+**Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
+byte: the teaching client sends RFC 6455's sample key (:func:`sample_websocket_key`),
+clients get fixed ``clientMsgId`` values, and the trace is passed through
+:func:`~tutorial.trace.wiretap.stable_trace` (canonical order of simultaneous
+deliveries, normalised sids, ids, times and tokens, frames re-masked with the RFC's
+sample masking key). Figures are normalised with the same numbering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import graphviz
+
+from tutorial.chat.server import ChatServer, ServerConfig
+from tutorial.client.client import ChatClient, ClientOptions
+from tutorial.client.recovery import Backoff
+from tutorial.render.sequence import sequence_diagram
+from tutorial.trace.model import Trace, TraceEvent
+from tutorial.trace.spans import ServerSpans
+from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
+
+#: RFC 6455 section 1.3: these 16 bytes, base64-encoded, are the sample key
+#: ``dGhlIHNhbXBsZSBub25jZQ==``, whose accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
+SAMPLE_NONCE = b"the sample nonce"
+
+#: Short waits, so that every scenario finishes in a few seconds.
+QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
+
+
+class _SampleNonceOs(types.ModuleType):
+    """Stands in for ``os`` inside ``aiohttp.client``: ``urandom(16)`` is the sample nonce."""
+
+    def __init__(self) -> None:
+        super().__init__("os")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def urandom(n: int) -> bytes:
+        return SAMPLE_NONCE if n == 16 else os.urandom(n)
+
+
+@contextlib.contextmanager
+def sample_websocket_key() -> Iterator[None]:
+    """While active, aiohttp's WebSocket client sends the RFC 6455 sample key.
+
+    aiohttp draws the ``Sec-WebSocket-Key`` in ``aiohttp.client`` with
+    ``base64.b64encode(os.urandom(16))``, and that is the only ``os.urandom(16)`` in
+    that module. We swap the module's ``os`` reference for a shim that answers
+    ``urandom(16)`` with ``b"the sample nonce"`` and passes everything else to the
+    real ``os``; nothing else (the server, the masking keys, other modules) is touched,
+    and the reference is restored on exit. Not for production: a fixed key is exactly
+    what RFC 6455 section 10.3 asks clients not to send.
+    """
+    import aiohttp.client as client_module
+
+    real = client_module.os
+    client_module.os = _SampleNonceOs()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        client_module.os = real
+
+
+# -- the result ---------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioResult:
+    """A finished run: the trace, the figures, and how to draw them.
+
+    ``diagram()`` draws the scenario's own picture: a sequence diagram of the story
+    (the events that carry a seed step number) when ``story`` is true, of the trace
+    in the ``layers`` view (events kept by ``focus``) otherwise, or the figure
+    ``main`` draws (a state machine, an architecture). ``diagram(layers=...)`` always
+    draws the whole trace as a sequence diagram in that view.
+    """
+
+    name: str
+    trace: Trace
+    figures: dict[str, Any] = field(default_factory=dict)
+    layers: str | None = "packets"
+    story: bool = False
+    title: str | None = None
+    main: Callable[[ScenarioResult], graphviz.Digraph] | None = None
+    extras: dict[str, Callable[[ScenarioResult], graphviz.Digraph]] = field(default_factory=dict)
+    deterministic: bool = False
+    seconds: float = 0.0
+    #: Which events the scenario's own sequence view keeps (None: all of its layers).
+    focus: Callable[[TraceEvent], bool] | None = None
+
+    def story_trace(self) -> Trace:
+        """Only the events that carry a step number: the seed diagram's rows."""
+        return Trace(self.trace.lifelines, (e for e in self.trace.events if e.step is not None))
+
+    def diagram(self, layers: str | Iterable[str] | None = None) -> graphviz.Digraph:
+        if layers is not None:
+            return sequence_diagram(self.trace, layers=layers, title=self.title)
+        if self.main is not None:
+            return self.main(self)
+        if self.story:
+            return sequence_diagram(self.story_trace(), layers=None, title=self.title)
+        trace = self.trace
+        if self.focus is not None:
+            trace = Trace(trace.lifelines, (e for e in trace.events if self.focus(e)))
+        return sequence_diagram(trace, layers=self.layers, title=self.title)
+
+    def extra_diagrams(self) -> dict[str, graphviz.Digraph]:
+        """Further pictures of the same run, by name (e.g. the rooms of diagram 4)."""
+        return {name: draw(self) for name, draw in sorted(self.extras.items())}
+
+
+# -- the stage ----------------------------------------------------------------------
+
+
+class Stage:
+    """Server + wiretap + spans + clients for one scenario; ``async with`` cleans up."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        deterministic: bool = False,
+        server: ChatServer | None = None,
+        lifelines: Iterable[tuple[str, str, str]] = (),
+        rooms_lifeline: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.deterministic = deterministic
+        self.trace = Trace()
+        for lid, label, kind in lifelines:
+            self.trace.add_lifeline(lid, label, kind)
+        self.trace.add_lifeline("server", "Server", "server")
+        self.tap: Wiretap | None = None
+        self.spans = ServerSpans(self.trace, "server", rooms_lifeline)
+        self.server = server
+        self._own_server = server is None
+        self._config = config or {}
+        self._tmp: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._old_span: Any = None
+        self.clients: list[ChatClient] = []
+        self._t0 = time.monotonic()
+        self._msg_numbers: dict[str, int] = {}
+
+    def use_sample_key(self) -> None:
+        """Send RFC 6455's sample key from now until the stage closes."""
+        self._stack.enter_context(sample_websocket_key())
+
+    @property
+    def server_port(self) -> int:
+        assert self.server is not None and self.server.port is not None
+        return self.server.port
+
+    def server_config(self, **overrides: Any) -> ServerConfig:
+        """A demo-mode config on port 0 with the stage's temporary SQLite file."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix=f"tutorial-{self.name}-")
+        config = ServerConfig(
+            host="127.0.0.1", port=0, db_url=f"sqlite:///{self._tmp}/chat.db", demo=True
+        )
+        for key, value in {**self._config, **overrides}.items():
+            setattr(config, key, value)
+        return config
+
+    async def __aenter__(self) -> Stage:
+        try:
+            if self.deterministic:
+                self._stack.enter_context(sample_websocket_key())
+            if self.server is None:
+                self.server = ChatServer(self.server_config(), span=self.spans)
+                await self.server.start()
+            else:
+                self._old_span = self.server.span
+                self.server.span = self.spans
+            self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
+            self.spans.sid_names = self.tap.sid_names
+            await self.tap.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop recording, then close the clients, the tap and (if ours) the server."""
+        if self.tap is not None:
+            self.tap.recording = False
+        self.spans.enabled = False
+        for client in reversed(self.clients):
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.clients.clear()
+        if self.tap is not None:
+            await self.tap.stop()
+        if self.server is not None:
+            if self._own_server:
+                with contextlib.suppress(Exception):
+                    await self.server.stop()
+            else:
+                self.server.span = self._old_span
+        self._stack.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    # -- clients -----------------------------------------------------------------
+
+    def options(self, **kw: Any) -> ClientOptions:
+        kw.setdefault("backoff", QUICK_BACKOFF)
+        kw.setdefault("seed", 1)
+        kw.setdefault("connect_timeout", 2.0)
+        kw.setdefault("ack_timeout", 2.0)
+        return ClientOptions(**kw)
+
+    def make_client(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        options: ClientOptions | None = None,
+        label: str | None = None,
+        user: str | None = None,
+    ) -> ChatClient:
+        """A teaching client whose next connection the tap records as lifeline ``name``."""
+        assert self.tap is not None
+        username = user or name
+        client = ChatClient(
+            self.tap.url,
+            username,
+            password if password is not None else username,
+            options=options or self.options(),
+            name=name,
+        )
+        self.trace.add_lifeline(name, label or name, "client")
+        self.tap.name_next_connection(name, label)
+        self.clients.append(client)
+        # With one client, its reconnections (new sessions, no name queued) are its own.
+        self.tap.default_name = name if len(self.clients) == 1 else None
+        return client
+
+    async def client(self, name: str, password: str | None = None, **kw: Any) -> ChatClient:
+        """Connect a client and wait for ``connect-confirmed``, so the wire is quiet."""
+        client = self.make_client(name, password, **kw)
+        await client.connect()
+        if client.username is not None:
+            await client.wait_for_event("connect-confirmed")
+        return client
+
+    async def join(self, client: ChatClient, room: str, **kw: Any) -> dict[str, Any]:
+        """Join and wait until every other member has seen ``user-joined``."""
+        ack = await client.join(room, **kw)
+        user = client.user or client.username
+        for other in self.clients:
+            if other is client or other.user not in ack.get("members", []):
+                continue
+            await other.wait_until(lambda o=other: user in o.members.get(room, []))
+        return ack
+
+    def msg_id(self, client: ChatClient) -> str | None:
+        """A fixed clientMsgId in deterministic mode (the client's own has random bits)."""
+        if not self.deterministic:
+            return None
+        n = self._msg_numbers.get(client.name, 0) + 1
+        self._msg_numbers[client.name] = n
+        return f"{client.name}-{n}"
+
+    async def send(self, client: ChatClient, room: str, text: str) -> dict[str, Any]:
+        """Send, wait for the ack and for every member present to have the message."""
+        ack = await client.send(room, text, client_msg_id=self.msg_id(client))
+        for other in self.clients:
+            if room in other.offsets and other.state.value == "CONNECTED":
+                await other.wait_until(lambda o=other: ack["seq"] <= o.offsets.get(room, 0))
+        return ack
+
+    def mark(self) -> int:
+        """The index the next event will have (to mark a story window)."""
+        return len(self.trace)
+
+    # -- the result ----------------------------------------------------------------
+
+    def result(
+        self,
+        trace: Trace | None = None,
+        figures: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> ScenarioResult:
+        """Freeze the trace (stable in deterministic mode) and the figures."""
+        trace = trace if trace is not None else Trace(self.trace.lifelines, self.trace.events)
+        figures = dict(figures or {})
+        if self.deterministic:
+            normaliser = StableNormaliser()
+            trace = stable_trace(trace, "server", normaliser)
+            figures = {k: normaliser.value(v, k) for k, v in figures.items()}
+        return ScenarioResult(
+            self.name,
+            trace,
+            figures,
+            deterministic=self.deterministic,
+            seconds=round(time.monotonic() - self._t0, 3),
+            **kw,
+        )
+
+
+def not_a_carrier(event: TraceEvent) -> bool:
+    """False for an Engine.IO MESSAGE packet: the Socket.IO packet it carries is the
+    next row, so a diagram that shows both says the same thing twice."""
+    return not (event.layer.value == "eio" and event.fields.get("type") == "MESSAGE")
+
+
+def sequence_view(
+    result: ScenarioResult,
+    layers: Iterable[str] | str | None,
+    keep: Callable[[TraceEvent], bool] = not_a_carrier,
+) -> graphviz.Digraph:
+    """A sequence diagram of the events of ``layers`` that ``keep`` keeps, numbered
+    in order (the seed's step numbers belong to the story view)."""
+    events = (replace(e, step=None) for e in result.trace.events if keep(e))
+    return sequence_diagram(
+        Trace(result.trace.lifelines, events), layers=layers, title=result.title
+    )
+
+
+def mark_story(
+    trace: Trace,
+    start: int,
+    end: int,
+    relabel: Callable[[TraceEvent], dict[str, Any] | None] = lambda e: None,
+) -> Trace:
+    """A copy where only events ``start <= i < end`` keep (or get) a step number.
+
+    ``relabel(event)`` may return replacements (``step``, ``label``) for an event in
+    the window: that is how wire events become the seed's numbered rows.
+    """
+    events = []
+    for i, event in enumerate(trace.events):
+        if start <= i < end:
+            changes = relabel(event)
+            if changes:
+                event = replace(event, **changes)
+        elif event.step is not None:
+            event = replace(event, step=None)
+        events.append(event)
+    return Trace(trace.lifelines, events)
+
+
+def sio_event(event: TraceEvent, name: str) -> bool:
+    """A Socket.IO EVENT packet named ``name`` (the tap puts the name in ``fields``)."""
+    return event.layer.value == "sio" and event.fields.get("event") == name
+
+
+__all__ = [
+    "QUICK_BACKOFF",
+    "SAMPLE_NONCE",
+    "ScenarioResult",
+    "Stage",
+    "mark_story",
+    "not_a_carrier",
+    "sample_websocket_key",
+    "sequence_view",
+    "sio_event",
+]
