@@ -78,7 +78,7 @@ def seed_view(sio_text: str) -> dict[str, Any]:
     if not isinstance(packet, socketio.SioPacket):
         return {"type": "undecodable"}
     view: dict[str, Any] = {"type": SIO_TYPE_NAMES.get(int(packet.type), str(packet.type))}
-    if packet.type == socketio.SioPacketType.CONNECT and packet.data is None:
+    if packet.type == socketio.SioPacketType.CONNECT and not packet.data:
         view["namespace"] = packet.namespace
     elif isinstance(packet.data, dict) and "sid" in packet.data:
         view["data"] = "sid"

@@ -32,14 +32,13 @@ def fast_options(**overrides: Any) -> ClientOptions:
 _RUNNING: list[LiveChat] = []
 
 
-async def teardown() -> int:
-    """Close every LiveChat this kernel started. Safe to run twice; returns how many."""
+async def teardown() -> None:
+    """Close every LiveChat this kernel started. Safe to run twice."""
     closed = 0
     while _RUNNING:
         await _RUNNING.pop().close()
         closed += 1
     print(f"closed {closed} live chat(s); nothing is left running")
-    return closed
 
 
 class LiveChat:

@@ -314,6 +314,7 @@ class ChatClient:
 
     async def _reconnect_loop(self) -> None:
         """RECONNECTING: retry with backoff; CONNECTED on success, FAILED at the limit."""
+        self.retry_delays = []  # this outage's delays only
         for attempt in range(self.options.max_retries):
             delay = self.options.backoff.delay(attempt, self._rng)
             self.retry_delays.append(delay)

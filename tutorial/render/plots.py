@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -11,9 +12,18 @@ from tutorial.render.palette import HTTP_ORANGE as ORANGE
 from tutorial.render.palette import WS_BLUE as BLUE
 
 
-def backoff_chart(backoff: Backoff, observed: Sequence[float] = (), retries: int = 8) -> Figure:
+class Chart(Figure):
+    """A matplotlib figure that shows itself as inline SVG in a notebook (no pyplot)."""
+
+    def _repr_svg_(self) -> str:
+        buffer = io.StringIO()
+        self.savefig(buffer, format="svg")
+        return buffer.getvalue()
+
+
+def backoff_chart(backoff: Backoff, observed: Sequence[float] = (), retries: int = 8) -> Chart:
     """The backoff envelope (no jitter) against the delays a real client waited."""
-    fig = Figure(figsize=(6, 3.2), dpi=100)
+    fig = Chart(figsize=(6, 3.2), dpi=100)
     ax = fig.add_subplot()
     attempts = list(range(1, retries + 1))
     envelope = [min(backoff.cap, backoff.base * backoff.factor**i) for i in range(retries)]

@@ -19,7 +19,14 @@ from IPython.display import clear_output, display
 from tutorial.client import ChatClient, TransitionRecord
 from tutorial.render import rooms_diagram, state_diagram
 
-LAYER_CHOICES = {"chat events": "chat", "packets": "packets", "frames": "frames"}
+# "story" is the scenario's own picture (the seed diagram); the others draw the whole
+# trace in one layer view.
+LAYER_CHOICES = {
+    "the story": "story",
+    "chat events": "chat",
+    "packets": "packets",
+    "frames": "frames",
+}
 
 
 class ScenarioExplorer:
@@ -29,7 +36,7 @@ class ScenarioExplorer:
         self,
         name: str,
         controls: Mapping[str, widgets.ValueWidget] | None = None,
-        layers: str = "chat",
+        layers: str = "story",
         **fixed: Any,
     ) -> None:
         self.name = name
@@ -73,7 +80,8 @@ class ScenarioExplorer:
     def diagram(self) -> graphviz.Digraph:
         if self.result is None:
             raise RuntimeError("run() first")
-        diagram: graphviz.Digraph = self.result.diagram(layers=self.layer.value)
+        layers = None if self.layer.value == "story" else self.layer.value
+        diagram: graphviz.Digraph = self.result.diagram(layers=layers)
         return diagram
 
     def _render(self) -> None:
