@@ -101,6 +101,7 @@ class ClientOptions:
     ack_timeout: float = 5.0
     socketio_path: str = "socket.io"
     local_addr: str | None = None  # bind to a source address, e.g. 127.0.0.2
+    gap_timeout: float = 0.5  # wait this long for a missing seq before asking for it
     seed: int | None = None  # for reproducible jitter
 
 
@@ -138,6 +139,8 @@ class ChatClient:
         self.outbox: deque[OutboxItem] = deque()
         self.retry_delays: list[float] = []
         self._early: dict[str, dict[int, dict[str, Any]]] = {}
+        self._gap_tasks: dict[str, asyncio.Task[None]] = {}
+        self.gap_repairs = 0
         self._listeners: dict[str, list[Callback]] = {}
         self._transition_listeners: list[Callback] = []
         self._changed = asyncio.Condition()
@@ -309,6 +312,10 @@ class ChatClient:
         if self._closing or self.state is not State.CONNECTED:
             return
         self._sio = None
+        # An ack in flight will never come on the dead connection: stop waiting for it.
+        # The message stays first in the outbox and is resent (same clientMsgId) later.
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
         await self._move(State.RECONNECTING, f"connection lost: {reason}")
         self._reconnect_task = asyncio.create_task(self._reconnect_loop())
 
@@ -342,7 +349,7 @@ class ChatClient:
     async def close(self) -> None:
         """Disconnect on purpose. Safe to call in any state and twice."""
         self._closing = True
-        for task in (self._reconnect_task, self._flush_task):
+        for task in (self._reconnect_task, self._flush_task, *self._gap_tasks.values()):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -413,12 +420,34 @@ class ChatClient:
             return  # a duplicate: already delivered
         early = self._early.setdefault(room_id, {})
         early[seq] = message
+        if seq > last + 1:
+            self._watch_gap(room_id)
         while last + 1 in early:
             last += 1
             ready = early.pop(last)
             self.offsets[room_id] = last
             self.messages.setdefault(room_id, []).append(ready)
             await self._emit_local("new-message", ready)
+
+    def _watch_gap(self, room_id: str) -> None:
+        """A seq gap: a message was lost on its way (a crashed server, Redis away).
+        If it is still open after ``gap_timeout``, ask for the rest with ``join-room
+        {since}``: the server answers from the store, which has every acked message."""
+        task = self._gap_tasks.get(room_id)
+        if task is None or task.done():
+            self._gap_tasks[room_id] = asyncio.create_task(self._repair_gap(room_id))
+
+    async def _repair_gap(self, room_id: str) -> None:
+        await asyncio.sleep(self.options.gap_timeout)
+        while self._early.get(room_id) and not self._closing:
+            if self.state is State.CONNECTED:
+                since = self.offsets.get(room_id)
+                if since is None:
+                    return
+                self.gap_repairs += 1
+                with contextlib.suppress(ChatError):
+                    await self.call("join-room", {"roomId": room_id, "since": since})
+            await asyncio.sleep(self.options.gap_timeout)
 
     # -- requests ------------------------------------------------------------------
 
@@ -520,6 +549,8 @@ class ChatClient:
                     continue
                 if kind is Classification.TEMPORARY:
                     if err.code is None:
+                        if self.state is State.CONNECTED:
+                            continue  # reconnected meanwhile: resend now
                         return  # connection trouble: keep the item; the reconnect resumes
                     await asyncio.sleep(
                         self.options.backoff.delay(min(item.attempts, 5), self._rng)

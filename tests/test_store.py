@@ -1,0 +1,183 @@
+"""The store contract, run against both back ends: SQLite (a file) and PostgreSQL (a
+throwaway server, :mod:`tests.pg`).
+
+* ``seq`` is per room, starts at 1, has no gaps and no repeats, also under concurrent
+  appends from several tasks, and (PostgreSQL) from two store objects = two servers;
+* exactly-once by ``(user, clientMsgId)``;
+* history: the last 50, or what came after ``since``;
+* a store that is down raises :class:`StoreUnavailable`, and works again once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.pg import postgres, postgres_url  # noqa: F401
+from tutorial.chat.store import Store, StoreUnavailable, open_store
+from tutorial.cluster.postgres import TempPostgres
+
+pytestmark = pytest.mark.timeout(60)
+
+OpenStore = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def open_stores(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenStore]:
+    """A factory: each call opens one more store object on the same database."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/chat.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened: list[Store] = []
+
+    async def make() -> Store:
+        store = open_store(url)
+        await store.open()
+        opened.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in opened:
+            await store.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def new_room(store: Store) -> str:
+    room = unique("room")
+    await store.add_room(room, private=False, members=[])
+    return room
+
+
+async def test_seq_starts_at_one_per_room(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room_a, room_b = await new_room(store), await new_room(store)
+    a1 = await store.append(room_a, "alice", "one", unique("m"))
+    b1 = await store.append(room_b, "alice", "uno", unique("m"))
+    a2 = await store.append(room_a, "bob", "two", unique("m"))
+    assert (a1.message.seq, a2.message.seq, b1.message.seq) == (1, 2, 1)
+    assert not a1.duplicate and a1.message.user == "alice" and a1.message.ts > 0
+
+
+async def test_concurrent_appends_no_gaps(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room = await new_room(store)
+    results = await asyncio.gather(
+        *(store.append(room, f"user{i % 4}", f"text {i}", unique("m")) for i in range(60))
+    )
+    assert sorted(r.message.seq for r in results) == list(range(1, 61))
+    assert [m.seq for m in await store.history(room, limit=100)] == list(range(1, 61))
+
+
+@pytest.mark.postgres
+async def test_two_servers_share_one_counter(postgres_url: str) -> None:  # noqa: F811
+    """Two store objects (two servers' pools) appending to one room at once."""
+    first, second = open_store(postgres_url), open_store(postgres_url)
+    await first.open()
+    await second.open()
+    try:
+        room = await new_room(first)
+        results = await asyncio.gather(
+            *(
+                (first if i % 2 else second).append(room, "alice", f"t{i}", unique("m"))
+                for i in range(80)
+            )
+        )
+        assert sorted(r.message.seq for r in results) == list(range(1, 81))
+        # The same clientMsgId through both servers at once: stored once.
+        cid = unique("same")
+        both = await asyncio.gather(
+            first.append(room, "bob", "hello", cid), second.append(room, "bob", "hello", cid)
+        )
+        assert both[0].message.id == both[1].message.id
+        assert sorted(r.duplicate for r in both) == [False, True]
+        assert len(await second.history(room, since=80)) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_exactly_once_by_user_and_client_msg_id(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room = await new_room(store)
+    cid = unique("m")
+    first = await store.append(room, "alice", "hello", cid)
+    again = await store.append(room, "alice", "hello (resent)", cid)
+    other_user = await store.append(room, "bob", "hello", cid)
+    assert again.duplicate and again.message == first.message
+    assert not other_user.duplicate and other_user.message.seq == 2
+    assert [m.text for m in await store.history(room)] == ["hello", "hello"]
+
+
+async def test_history_last_50_and_since(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room = await new_room(store)
+    for i in range(1, 61):
+        await store.append(room, "alice", f"m{i}", unique("m"))
+    last = await store.history(room)
+    assert [m.seq for m in last] == list(range(11, 61))
+    assert [m.text for m in await store.history(room, since=55)] == [f"m{i}" for i in range(56, 61)]
+    assert [m.seq for m in await store.history(room, since=0, limit=5)] == [1, 2, 3, 4, 5]
+    assert await store.history(room, since=60) == []
+    assert await store.history(await new_room(store)) == []
+
+
+async def test_sqlite_store_down(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/chat.db")
+    await store.open()
+    room = await new_room(store)
+    await store.close()  # the database is gone for this server
+    with pytest.raises(StoreUnavailable):
+        await store.append(room, "alice", "lost?", unique("m"))
+    await store.open()  # back
+    try:
+        result = await store.append(room, "alice", "back", unique("m"))
+        assert result.message.seq == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_store_down(postgres: TempPostgres) -> None:  # noqa: F811
+    store = open_store(postgres.url)
+    await store.open()
+    try:
+        room = await new_room(store)
+        await store.append(room, "alice", "before", unique("m"))
+        postgres.pause()
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.append(room, "alice", "while down", unique("m"))
+            with pytest.raises(StoreUnavailable):
+                await store.history(room)
+        finally:
+            postgres.resume()
+        # Back: the pool replaces its dead connections; an append may need a retry or two.
+        for _attempt in range(12):
+            try:
+                result = await store.append(room, "alice", "after", unique("m"))
+                break
+            except StoreUnavailable:
+                continue
+        else:
+            pytest.fail("the store did not come back")
+        assert result.message.seq == 2
+        assert [m.text for m in await store.history(room)] == ["before", "after"]
+    finally:
+        await store.close()

@@ -1,0 +1,85 @@
+"""``tutorial cluster up`` and ``tutorial bench``: registered in ``tutorial.cli.EXTRA_COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from tutorial.cli import EXTRA_COMMANDS
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="start nginx, N servers, redis-server and a store")
+    up.add_argument("--servers", type=int, default=3, help="number of chat servers (default 3)")
+    up.add_argument(
+        "--db",
+        default=None,
+        help="store URL shared by the servers (default: a SQLite file in a temporary dir)",
+    )
+    up.add_argument(
+        "--postgres", action="store_true", help="start a throwaway PostgreSQL server as the store"
+    )
+    up.add_argument("--no-redis", action="store_true", help="run the servers without Redis")
+    up.add_argument(
+        "--round-robin", action="store_true", help="no sticky sessions (breaks long-polling)"
+    )
+
+
+async def _cluster_up(args: argparse.Namespace) -> int:
+    from tutorial.cluster.cluster import Cluster
+
+    cluster = Cluster(
+        servers=args.servers,
+        db_url=args.db,
+        redis=not args.no_redis,
+        sticky=not args.round_robin,
+        postgres=args.postgres,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await cluster.start()
+        print(f"cluster entry: {cluster.url}", flush=True)
+        for line in cluster.describe():
+            print(f"  {line}", flush=True)
+        print("demo users: alice bob charlie diana eve frank grace (password = name)")
+        print("Ctrl-C stops everything.", flush=True)
+        await stop.wait()
+    finally:
+        await cluster.stop()
+        print("cluster stopped", flush=True)
+    return 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    return asyncio.run(_cluster_up(args))
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from tutorial.cluster.bench import configure
+
+    configure(p)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from tutorial.cluster.bench import main
+
+    return main(args)
+
+
+EXTRA_COMMANDS["cluster"] = (
+    "run diagram 6: nginx, N servers, Redis, a store",
+    _cluster_args,
+    _run_cluster,
+)
+EXTRA_COMMANDS["bench"] = (
+    "benchmark: baseline vs teaching server vs 1 and N servers behind nginx",
+    _bench_args,
+    _run_bench,
+)
