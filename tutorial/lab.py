@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,72 @@ async def attempt(awaitable: Awaitable[Any]) -> str:
     except ChatError as err:
         return err.code or "network"
     return "ok"
+
+
+async def connect_clients(
+    url: str,
+    users: Iterable[str],
+    rooms: Iterable[str] = ("general",),
+    spread: bool = True,
+    options: ClientOptions | None = None,
+) -> dict[str, ChatClient]:
+    """Connect one client per user to ``url`` (a cluster's nginx entry, say).
+
+    With ``spread``, client ``i`` binds the source address 127.0.0.(i+2), so that nginx's
+    ``hash $remote_addr`` sticky sessions really spread them over the servers.
+    """
+    from tutorial.cluster.cluster import client_address
+
+    clients: dict[str, ChatClient] = {}
+    rooms = tuple(rooms)
+    for i, user in enumerate(users):
+        local = client_address(i) if spread else None
+        opts = options or fast_options()
+        opts = ClientOptions(**{**vars(opts), "local_addr": local})
+        client = ChatClient(url, user, user, options=opts, name=user)
+        await client.connect()
+        for room in rooms:
+            await client.join(room)
+        clients[user] = client
+    return clients
+
+
+async def close_clients(clients: dict[str, ChatClient]) -> None:
+    for client in clients.values():
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+@dataclass(frozen=True)
+class KillReport:
+    victim: str
+    moved: tuple[str, ...]
+    recovered_in: float
+    ack_while_reconnecting: dict[str, Any]
+
+
+async def kill_server_of(
+    cluster: Any, clients: dict[str, ChatClient], user: str = "alice", room: str = "general"
+) -> KillReport:
+    """``kill -9`` the server ``user`` is on, send while its clients reconnect, and wait
+    until they are CONNECTED again (through nginx, on a survivor)."""
+    from tutorial.client import State
+
+    distribution = await cluster.distribution()
+    victim = distribution[user]
+    moved = tuple(u for u, s in sorted(distribution.items()) if s == victim)
+    index = next(i for i, s in enumerate(cluster.servers) if s.name == victim)
+    cluster.kill(index)
+    started = time.monotonic()
+    sender = clients[user]
+    await sender.wait_for_state(State.RECONNECTING, timeout=10)
+    pending = sender.send(room, "sent while reconnecting")
+    for name in moved:
+        await clients[name].wait_for_state(State.CONNECTED, timeout=20)
+    recovered_in = time.monotonic() - started
+    return KillReport(victim, moved, recovered_in, await pending)
+
+
+def same_order_everywhere(clients: dict[str, ChatClient], room: str = "general") -> bool:
+    """Every client delivered the same messages in the same order."""
+    return len({tuple(c.received(room)) for c in clients.values()}) == 1
