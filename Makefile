@@ -57,7 +57,8 @@ notebooks: setup ## execute every chapter notebook with nbmake (copies in docs/c
 
 site-build: notebooks ## build the static site into site/ from freshly executed chapters
 	mkdir -p docs/diagrams && cp diagrams/*.svg docs/diagrams/
-	$(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/tutorial docs --site-notebooks docs/chapters
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 site: site-build ## build the site, then serve it on http://127.0.0.1:8000
 	$(PY) -m http.server --bind 127.0.0.1 --directory site 8000

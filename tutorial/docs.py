@@ -38,3 +38,35 @@ def write_generated_docs(root: Path) -> list[Path]:
         path.write_text(content, encoding="utf-8")
         written.append(path)
     return written
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = (
+    "<p><em>Interactive controls appear here when you run this chapter in JupyterLab "
+    "(<code>make lab</code>); the cell below shows the diagram they drew.</em></p>"
+)
+
+
+def prepare_site_notebooks(folder: Path) -> list[Path]:
+    """Make executed chapter copies fit for a static, offline site.
+
+    Widget outputs need a widget manager loaded from a CDN; on the site they become a
+    short note instead (every widget cell is followed by a cell that shows its final
+    diagram as SVG), and the saved widget state is dropped.
+    """
+    import nbformat
+
+    changed = []
+    for path in sorted(folder.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.pop("widgets", None)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                if WIDGET_MIME in data:
+                    output["data"] = {"text/html": WIDGET_NOTE}
+        nbformat.write(nb, path)
+        changed.append(path)
+    return changed
