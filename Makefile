@@ -35,8 +35,8 @@ node_modules/.installed: package.json package-lock.json
 lab: setup ## open the tutorial notebooks in JupyterLab
 	$(BIN)/jupyter lab notebooks/
 
-serve: setup ## run the chat server in demo mode on http://$(HOST):$(PORT)
-	$(BIN)/tutorial serve --demo --host $(HOST) --port $(PORT)
+serve: setup ## the browser chat in demo mode, with its live diagram, on http://$(HOST):$(PORT)
+	$(BIN)/tutorial serve --demo --live-trace --host $(HOST) --port $(PORT)
 
 lint: setup ## ruff: lint and format check
 	$(BIN)/ruff check tutorial tests

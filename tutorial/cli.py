@@ -35,6 +35,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--redis", default=None, help="redis://HOST:PORT to share broadcasts")
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
+    p.add_argument(
+        "--live-trace",
+        action="store_true",
+        help="record every byte through a wiretap, for the page's live sequence diagram",
+    )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -46,12 +51,15 @@ async def _serve(args: argparse.Namespace) -> int:
         cors_allowed_origins=args.cors_origin,
         redis_url=args.redis,
         name=args.name,
+        live_trace=args.live_trace,
     )
     server = ChatServer(config)
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
     if config.demo:
         print("demo users: alice bob charlie diana eve frank grace (password = name)", flush=True)
+    if config.live_trace:
+        print("live trace on: every byte is recorded for the page's live diagram", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,8 +92,12 @@ async def _user_add(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from tutorial.docs import write_generated_docs
+    from tutorial.docs import prepare_site_notebooks, write_generated_docs
 
+    if args.site_notebooks:
+        for path in prepare_site_notebooks(Path(args.site_notebooks)):
+            print(f"prepared {path} for the static site")
+        return 0
     for path in write_generated_docs(Path(args.root)):
         print(f"wrote {path}")
     return 0
@@ -104,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: asyncio.run(_user_add(a)))
     p = sub.add_parser("docs", help="regenerate the reference pages made from the code")
     p.add_argument("--root", default=".", help="repository root (default .)")
+    p.add_argument(
+        "--site-notebooks",
+        metavar="DIR",
+        help="instead: make the executed notebooks in DIR fit for the offline site",
+    )
     p.set_defaults(run=_docs)
     for name, (help_text, configure, run) in sorted(EXTRA_COMMANDS.items()):
         p = sub.add_parser(name, help=help_text)

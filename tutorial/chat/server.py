@@ -28,7 +28,8 @@ import socketio
 from aiohttp import web
 
 from tutorial.chat import auth, demo
-from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, GuardedWebSocket
+from tutorial.chat.live import LiveDiagrams
+from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, GuardedWebSocket, broadcast
 from tutorial.chat.ratelimit import RateLimiter
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
@@ -82,6 +83,9 @@ class ServerConfig:
     ping_timeout: float = 20.0
     name: str = "server"
     static_dir: Path | None = field(default=None)
+    # Record every byte through a wiretap on the public address, for the browser's
+    # live diagram (tutorial.chat.live). Off: no tap, no cost.
+    live_trace: bool = False
 
 
 @dataclass
@@ -133,6 +137,8 @@ class ChatServer:
         self.port: int | None = None
         self._register()
         self._add_routes()
+        # -- live diagram hook (tutorial.chat.live): the /trace namespace ------------
+        self.live = LiveDiagrams(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -148,12 +154,17 @@ class ChatServer:
         await self.open_store()
         self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        live = self.config.live_trace
+        # -- live diagram hook: the app listens inside, the wiretap on the public address.
+        host, port = ("127.0.0.1", 0) if live else (self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        if live:
+            self.port = await self.live.start(upstream_port=self.port)
         return self.port
 
     @property
@@ -164,6 +175,7 @@ class ChatServer:
         """Disconnect every client, stop listening, close the store. Safe to call twice."""
         if self._runner is not None:
             # 1. Stop listening, so that reconnecting clients go elsewhere.
+            await self.live.stop()  # live diagram hook: the wiretap, when there is one
             server = self._runner.server
             for site in list(self._runner.sites):
                 listener = getattr(site, "_server", None)
@@ -544,13 +556,18 @@ class ChatServer:
         if not text.strip():
             raise PayloadError(ErrorCode.INVALID_PAYLOAD, "text is empty")
         # ... add metadata (id, seq, ts, user) and persist, then 3. broadcast to room.
-        # One lock per room keeps broadcasts in seq order although every event runs
-        # in its own task (python-socketio's async_handlers).
+        # A pipeline: the append starts now (the store gives appends begun in turn
+        # increasing seqs, and commits waiting ones together), then the room's lock,
+        # taken first come first served right after it, broadcasts in that same order.
+        # So broadcasts keep seq order although every event runs in its own task
+        # (python-socketio's async_handlers), and message n + 1 is persisted while
+        # message n is still being broadcast.
         lock = self._room_locks.get(room_id)
         if lock is None:
             lock = self._room_locks[room_id] = asyncio.Lock()
-        async with lock:
-            result = await self.store.append(room_id, user, text, payload["clientMsgId"])
+        pending = self.store.begin_append(room_id, user, text, payload["clientMsgId"])
+        async with lock:  # no await between begin_append and queueing on the lock
+            result = await pending
             message = result.message
             self._trace(
                 "step",
@@ -565,7 +582,8 @@ class ChatServer:
             )
             if not result.duplicate:
                 self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})
-                await self.sio.emit("new-message", message.to_event(), room=room_id)
+                # Encoded once, queued to every socket of the room (same bytes as emit).
+                await broadcast(self.sio, "new-message", message.to_event(), room_id)
         return {"ok": True, "id": message.id, "seq": message.seq, "duplicate": result.duplicate}
 
     async def typing_start(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:

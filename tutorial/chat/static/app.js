@@ -430,6 +430,7 @@ function teardown() {
 
 function resetSession() {
   teardown();
+  stopLive();
   state.user = null;
   state.token = null;
   state.credentials = null;
@@ -551,6 +552,7 @@ function onConfirmed(data) {
     render();
   }
   pump();
+  followLive(); // the live diagram follows this (new) Engine.IO session
 }
 
 // -- server events -----------------------------------------------------------------------
@@ -817,7 +819,169 @@ function pump() {
   });
 }
 
-// -- live diagram panel (placeholder: only the layer choice for now) ------------------
+// -- live diagram panel ------------------------------------------------------------------
+//
+// The sequence diagram of this browser's own chat session. With `tutorial serve
+// --live-trace`, a wiretap in front of the server records every byte; the server
+// renders this session's events with the project's renderer and pushes the SVG on the
+// /trace namespace. That namespace uses a connection of its own (forceNew), so that its
+// pushes never show up in the diagram of the chat connection they describe.
+
+const TRACE_NAMESPACE = "/trace";
+const live = { socket: null };
+const LIVE_IDLE_TEXT =
+  "Log in: the sequence diagram of this chat session will be drawn here as it happens.";
+
+function currentLayer() {
+  return $("live-diagram").dataset.layer || "chat";
+}
+
+function liveStatus(name, text, title = "") {
+  const badge = $("live-status");
+  badge.dataset.state = name;
+  badge.textContent = text;
+  badge.title = title || "The live diagram's own connection (namespace /trace)";
+}
+
+function livePlaceholder(text) {
+  $("live-message").textContent = text;
+  $("live-placeholder").hidden = false;
+  const box = $("live-svg");
+  box.hidden = true;
+  box.replaceChildren();
+  delete box.dataset.layer;
+  $("live-diagram-body").classList.remove("has-svg");
+  $("live-meta").hidden = true;
+}
+
+function liveAuth() {
+  const engine = state.socket && state.socket.io.engine;
+  return { eio: engine ? engine.id : null, token: state.token, layer: currentLayer() };
+}
+
+function followLive() {
+  // Called on every connect-confirmed: a reconnect means a new Engine.IO session.
+  if (typeof window.io !== "function") return;
+  const existing = live.socket;
+  if (existing && existing.connected) {
+    existing.emit("follow", liveAuth(), (ack) => {
+      if (!ack || !ack.ok) liveStatus("error", "not following", ack && errorText(ack.error));
+    });
+    return;
+  }
+  if (existing) existing.disconnect();
+  const socket = window.io(TRACE_NAMESPACE, {
+    forceNew: true,
+    // WebSocket only: no polling requests, no upgrade racing a refusal (a refused
+    // CONNECT closes the connection at once; a late polling request would get a 400).
+    transports: ["websocket"],
+    autoConnect: false,
+    auth: (cb) => cb(liveAuth()),
+    reconnectionAttempts: 5,
+    reconnectionDelay: 1000,
+  });
+  live.socket = socket;
+  const mine = (fn) =>
+    (...args) => {
+      if (live.socket === socket) fn(...args);
+    };
+  socket.on("connect", mine(() => liveStatus("live", "live")));
+  socket.on(
+    "connect_error",
+    mine((err) => {
+      const data = err && err.data && typeof err.data === "object" ? err.data : {};
+      if (socket.active) {
+        liveStatus("waiting", "reconnecting…", err.message);
+        return;
+      }
+      // Refused by the server: live tracing is off, or this session is not ours.
+      live.socket = null;
+      socket.disconnect();
+      liveStatus(data.code === "live_trace_off" ? "off" : "error", "off", data.message);
+      livePlaceholder(data.message || `The live diagram is unavailable: ${err.message}`);
+    }),
+  );
+  socket.on(
+    "disconnect",
+    mine((reason) => liveStatus("waiting", socket.active ? "reconnecting…" : "off", reason)),
+  );
+  socket.on("diagram", mine(showDiagram));
+  socket.on(
+    "diagram-error",
+    mine((d) => liveStatus("error", "render failed", d && d.message)),
+  );
+  liveStatus("waiting", "connecting…");
+  socket.connect();
+}
+
+function stopLive() {
+  const socket = live.socket;
+  live.socket = null;
+  if (socket) socket.disconnect();
+  liveStatus("idle", "idle");
+  livePlaceholder(LIVE_IDLE_TEXT);
+}
+
+function sanitizeSvg(root) {
+  // The server's SVG holds only text the renderer escaped; this is a second lock.
+  for (const node of root.querySelectorAll("script, foreignObject, iframe, object, embed")) {
+    node.remove();
+  }
+  for (const node of [root, ...root.querySelectorAll("*")]) {
+    for (const attr of [...node.attributes]) {
+      const name = attr.name.toLowerCase();
+      const value = attr.value.trim().toLowerCase();
+      const link = name === "href" || name.endsWith(":href");
+      if (name.startsWith("on") || (link && !value.startsWith("#"))) {
+        node.removeAttribute(attr.name);
+      }
+    }
+  }
+  return root;
+}
+
+function showDiagram(d) {
+  if (!d || d.layer !== currentLayer()) return; // pushed before the last layer switch
+  const doc = new DOMParser().parseFromString(String(d.svg || ""), "image/svg+xml");
+  const svg = doc.documentElement;
+  if (!svg || svg.localName !== "svg" || doc.getElementsByTagName("parsererror").length) {
+    liveStatus("error", "bad diagram");
+    return;
+  }
+  sanitizeSvg(svg);
+  const natural = Number.parseFloat(svg.getAttribute("width")) * (4 / 3); // pt -> px
+  svg.removeAttribute("height");
+  svg.setAttribute("width", "100%");
+  if (natural > 0) {
+    // Fit the panel's width, but never below 55 % of the size (then it scrolls sideways).
+    svg.style.maxWidth = `${Math.round(natural)}px`;
+    svg.style.minWidth = `${Math.round(natural * 0.55)}px`;
+  }
+  const body = $("live-diagram-body");
+  const atBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 40;
+  const box = $("live-svg");
+  box.replaceChildren(document.importNode(svg, true));
+  box.dataset.layer = d.layer;
+  box.dataset.lifeline = d.lifeline;
+  box.dataset.events = String(d.events);
+  box.setAttribute(
+    "aria-label",
+    `Sequence diagram of ${d.user}'s session, ${LAYER_NAMES[d.layer]}: ` +
+      `${d.shown} of ${d.in_layer} events`,
+  );
+  box.hidden = false;
+  $("live-placeholder").hidden = true;
+  body.classList.add("has-svg");
+  const meta = $("live-meta");
+  const count = d.shown < d.in_layer ? `the last ${d.shown} of ${d.in_layer}` : `${d.shown}`;
+  meta.textContent = `${LAYER_NAMES[d.layer]}: ${count} events · ${d.events} recorded in all layers`;
+  meta.hidden = false;
+  liveStatus("live", "live");
+  if (atBottom || !box.dataset.scrolled) {
+    body.scrollTop = body.scrollHeight;
+    box.dataset.scrolled = "1";
+  }
+}
 
 function setupLiveDiagram() {
   const aside = $("live-diagram");
@@ -833,7 +997,17 @@ function setupLiveDiagram() {
     radio.checked = radio.value === layer;
     radio.addEventListener("change", () => radio.checked && apply(radio.value));
   }
+  aside.addEventListener("layerchange", (event) => {
+    const socket = live.socket;
+    if (!socket || !socket.connected) return;
+    liveStatus("waiting", "drawing…");
+    delete $("live-svg").dataset.scrolled;
+    socket.emit("layer", { layer: event.detail.layer }, (ack) => {
+      if (!ack || !ack.ok) liveStatus("error", "layer refused", ack && errorText(ack.error));
+    });
+  });
   apply(layer);
+  stopLive();
 }
 
 // -- start -----------------------------------------------------------------------------
