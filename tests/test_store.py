@@ -181,3 +181,89 @@ async def test_postgres_store_down(postgres: TempPostgres) -> None:  # noqa: F81
         assert [m.text for m in await store.history(room)] == ["before", "after"]
     finally:
         await store.close()
+
+
+# -- group commit and begin_append ----------------------------------------------------
+
+
+async def test_begin_append_gives_seqs_in_call_order(open_stores: OpenStore) -> None:
+    """Appends begun in turn get consecutive seqs in that order (SQLite: one batch,
+    as nothing ran in between; PostgreSQL: one at a time per room)."""
+    store = await open_stores()
+    room = await new_room(store)
+    futures = [store.begin_append(room, f"user{i % 3}", f"t{i}", unique("m")) for i in range(12)]
+    results = await asyncio.gather(*futures)
+    assert [r.message.seq for r in results] == list(range(1, 13))
+    assert [r.message.text for r in results] == [f"t{i}" for i in range(12)]
+    assert [m.seq for m in await store.history(room)] == list(range(1, 13))
+
+
+async def test_duplicate_inside_one_batch_is_stored_once(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room = await new_room(store)
+    cid = unique("m")
+    first, other, again = await asyncio.gather(
+        store.begin_append(room, "alice", "hello", cid),
+        store.begin_append(room, "bob", "hi", unique("m")),
+        store.begin_append(room, "alice", "hello (resent)", cid),
+    )
+    assert not first.duplicate and not other.duplicate and again.duplicate
+    assert again.message == first.message
+    assert (first.message.seq, other.message.seq) == (1, 2)  # no gap for the duplicate
+    assert [m.text for m in await store.history(room)] == ["hello", "hi"]
+
+
+async def test_unknown_room_fails_only_its_own_append(open_stores: OpenStore) -> None:
+    store = await open_stores()
+    room = await new_room(store)
+    good1 = store.begin_append(room, "alice", "one", unique("m"))
+    bad = store.begin_append(unique("no-such-room"), "alice", "lost", unique("m"))
+    good2 = store.begin_append(room, "alice", "two", unique("m"))
+    with pytest.raises(StoreUnavailable):
+        await bad
+    assert [(await good1).message.seq, (await good2).message.seq] == [1, 2]
+
+
+async def test_sqlite_failure_mid_batch_fails_the_whole_batch(tmp_path: Path) -> None:
+    """A database error on one message of a group commit: every caller of that batch
+    gets StoreUnavailable, nothing of it is stored, the seq counter is untouched."""
+    store = open_store(f"sqlite:///{tmp_path}/chat.db")
+    await store.open()
+    try:
+        room = await new_room(store)
+        db = store.db  # type: ignore[attr-defined]
+        await db.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.text = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+        )
+        batch = [
+            store.begin_append(room, "alice", text, unique("m"))
+            for text in ("before", "boom", "after")
+        ]
+        outcomes = await asyncio.gather(*batch, return_exceptions=True)
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        assert await store.history(room) == []
+        assert await store.count_messages() == 0
+        # The next transaction works, and the counter starts from 1: no gap.
+        result = await store.append(room, "alice", "later", unique("m"))
+        assert result.message.seq == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_close_writes_appends_already_begun(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/chat.db"
+    store = open_store(url)
+    await store.open()
+    room = await new_room(store)
+    futures = [store.begin_append(room, "alice", f"t{i}", unique("m")) for i in range(5)]
+    await store.close()
+    assert [(await f).message.seq for f in futures] == [1, 2, 3, 4, 5]
+    with pytest.raises(StoreUnavailable):
+        await store.append(room, "alice", "closed", unique("m"))
+    again = open_store(url)
+    await again.open()
+    try:
+        assert [m.text for m in await again.history(room)] == [f"t{i}" for i in range(5)]
+    finally:
+        await again.close()

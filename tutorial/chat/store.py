@@ -14,12 +14,22 @@ Two real back ends share the schema and the semantics:
   first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
 * ``seq`` is per room, starts at 1 and has no gaps, even with several servers writing
   (the counter lives in the ``rooms`` row, which the database locks for us).
+* ``begin_append`` starts an append at once and returns its future: appends begun one
+  after the other (in one room, by one store object) get increasing seqs in that order,
+  which lets the server persist message *n + 1* while it still broadcasts message *n*.
+
+Group commit (SQLite): appends that arrive while a transaction is being written wait,
+then the next transaction takes all of them at once (one ``BEGIN IMMEDIATE`` ...
+``COMMIT``, one trip to the database thread). Every promise above holds per message;
+a failure fails every caller of that transaction with :class:`StoreUnavailable`, and
+nothing of it is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -150,6 +160,28 @@ class Store(ABC):
         self, room_id: str, user: str, text: str, client_msg_id: str
     ) -> AppendResult: ...
 
+    def begin_append(
+        self, room_id: str, user: str, text: str, client_msg_id: str
+    ) -> asyncio.Future[AppendResult]:
+        """Start ``append`` now; appends begun in turn get seqs in that order (per room).
+
+        This default runs one append per room at a time (a FIFO lock); a store that
+        queues its writes in order (:class:`SQLiteStore`) overrides it.
+        """
+        locks: dict[str, asyncio.Lock] | None = getattr(self, "_append_locks", None)
+        if locks is None:
+            locks = self._append_locks = {}
+        lock = locks.get(room_id)
+        if lock is None:
+            lock = locks[room_id] = asyncio.Lock()
+
+        async def run(lock: asyncio.Lock = lock) -> AppendResult:
+            async with lock:  # asyncio.Lock wakes its waiters first come, first served
+                return await self.append(room_id, user, text, client_msg_id)
+
+        # Tasks start in the order they are created, so they queue on the lock in order.
+        return asyncio.ensure_future(run())
+
     @abstractmethod
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50
@@ -175,6 +207,83 @@ def _message(row: Any) -> Message:
 _COLUMNS = "id, room_id, seq, ts, user_name, text, client_msg_id"
 
 
+@dataclass
+class _PendingAppend:
+    room_id: str
+    user: str
+    text: str
+    client_msg_id: str
+    future: asyncio.Future[AppendResult]
+
+
+_FIND_SQL = f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?"
+_NEXT_SEQ_SQL = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
+_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def _commit_batch(
+    conn: sqlite3.Connection, batch: list[_PendingAppend]
+) -> list[AppendResult | StoreUnavailable]:
+    """One transaction for a whole batch (runs in aiosqlite's thread).
+
+    Per message, in order: the duplicate check (earlier in this batch, then in the
+    database), the room's next seq, the INSERT. An unknown room fails only its own
+    message (it changed nothing); any database error rolls the whole batch back and
+    raises, which fails every caller of it.
+    """
+    outcomes: list[AppendResult | StoreUnavailable] = []
+    seen: dict[tuple[str, str], Message] = {}
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ts = now_ms()
+            for item in batch:
+                key = (item.user, item.client_msg_id)
+                known = seen.get(key)
+                if known is None:
+                    row = conn.execute(_FIND_SQL, key).fetchone()
+                    known = _message(row) if row else None
+                if known is not None:
+                    seen[key] = known
+                    outcomes.append(AppendResult(known, duplicate=True))
+                    continue
+                row = conn.execute(_NEXT_SEQ_SQL, (item.room_id,)).fetchone()
+                if row is None:
+                    outcomes.append(StoreUnavailable(f"no room {item.room_id}"))
+                    continue
+                message = Message(
+                    uuid.uuid4().hex,
+                    item.room_id,
+                    int(row[0]),
+                    ts,
+                    item.user,
+                    item.text,
+                    item.client_msg_id,
+                )
+                conn.execute(
+                    _INSERT_SQL,
+                    (
+                        message.id,
+                        message.room_id,
+                        message.seq,
+                        message.ts,
+                        message.user,
+                        message.text,
+                        message.client_msg_id,
+                    ),
+                )
+                seen[key] = message
+                outcomes.append(AppendResult(message, duplicate=False))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    return outcomes
+
+
 class SQLiteStore(Store):
     """The embedded store: one SQLite file in WAL mode, one connection, one writer."""
 
@@ -183,6 +292,9 @@ class SQLiteStore(Store):
         self.url = f"sqlite:///{self.path}"
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        # Group commit: appends waiting for the next transaction, and the task writing.
+        self._pending: list[_PendingAppend] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -202,6 +314,10 @@ class SQLiteStore(Store):
         await self._db.executescript(SCHEMA)
 
     async def close(self) -> None:
+        writer = self._writer
+        if writer is not None and not writer.done():
+            # Appends already begun are written (or fail) before the connection goes.
+            await asyncio.wait([writer])
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -270,50 +386,51 @@ class SQLiteStore(Store):
         return [r for r in rooms if r is not None]
 
     async def append(self, room_id: str, user: str, text: str, client_msg_id: str) -> AppendResult:
-        async with self._write_lock:
-            try:
-                existing = await self._find(user, client_msg_id)
-                if existing is not None:
-                    return AppendResult(existing, duplicate=True)
-                await self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    async with self.db.execute(
-                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-                        (room_id,),
-                    ) as c:
-                        row = await c.fetchone()
-                    if row is None:
-                        raise StoreUnavailable(f"no room {room_id}")
-                    message = Message(
-                        uuid.uuid4().hex, room_id, int(row[0]), now_ms(), user, text, client_msg_id
-                    )
-                    await self.db.execute(
-                        f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            message.id,
-                            message.room_id,
-                            message.seq,
-                            message.ts,
-                            message.user,
-                            message.text,
-                            message.client_msg_id,
-                        ),
-                    )
-                    await self.db.execute("COMMIT")
-                except BaseException:
-                    await self.db.execute("ROLLBACK")
-                    raise
-                return AppendResult(message, duplicate=False)
-            except (aiosqlite.OperationalError, ValueError) as exc:
-                raise StoreUnavailable(str(exc)) from exc
+        return await self.begin_append(room_id, user, text, client_msg_id)
 
-    async def _find(self, user: str, client_msg_id: str) -> Message | None:
-        async with self.db.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?",
-            (user, client_msg_id),
-        ) as c:
-            row = await c.fetchone()
-        return _message(row) if row else None
+    def begin_append(
+        self, room_id: str, user: str, text: str, client_msg_id: str
+    ) -> asyncio.Future[AppendResult]:
+        """Queue the append for the next group commit; FIFO, so seqs follow call order."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        if self._db is None:
+            future.set_exception(StoreUnavailable("store is not open"))
+            return future
+        self._pending.append(_PendingAppend(room_id, user, text, client_msg_id, future))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_pending())
+        return future
+
+    async def _write_pending(self) -> None:
+        """Commit what is pending, one transaction per round, until nothing is left."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._write_lock:
+                    # aiosqlite's own queue to its thread (private API, aiosqlite 0.22):
+                    # the whole transaction is one trip instead of one per statement.
+                    outcomes = await self.db._execute(_commit_batch, self.db._conn, batch)
+            except BaseException as exc:
+                failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(failure)
+                if not isinstance(exc, Exception):
+                    # Cancelled: whatever is still pending fails too, nobody waits forever.
+                    for item in self._pending:
+                        if not item.future.done():
+                            item.future.set_exception(StoreUnavailable("store closed"))
+                    self._pending = []
+                    raise
+                continue
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if item.future.done():
+                    continue
+                if isinstance(outcome, AppendResult):
+                    item.future.set_result(outcome)
+                else:
+                    item.future.set_exception(outcome)
 
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50

@@ -52,12 +52,14 @@ class Target:
     servers: int = 1
     nginx: bool = False
     redis: bool = False
+    trace: bool = False  # server-side spans recorded into a Trace
 
 
 def targets(servers: int) -> list[Target]:
     return [
         Target("baseline: bare python-socketio", "baseline"),
         Target("teaching server, tracing off", "teaching"),
+        Target("teaching server, tracing on", "teaching", trace=True),
         Target("1 server + nginx + Redis", "teaching", 1, nginx=True, redis=True),
         Target(f"{servers} servers + nginx + Redis", "teaching", servers, nginx=True, redis=True),
     ]
@@ -88,9 +90,10 @@ class Result:
 class BenchServer(ServerProcess):
     """A baseline server, or a teaching server with the rate limit lifted."""
 
-    def __init__(self, kind: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, kind: str, *args: Any, trace: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
+        self.trace = trace
 
     def command(self) -> list[str]:
         if self.kind == "baseline":
@@ -106,6 +109,8 @@ class BenchServer(ServerProcess):
                 str(self.port),
             ]
             cmd += ["--name", self.name, "--db", self.db_url]
+            if self.trace:
+                cmd += ["--trace"]
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
         return cmd
@@ -126,7 +131,13 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_capacity=1e9,
         rate_per_second=1e9,
     )
-    server = ChatServer(config)
+    span = None
+    if args.trace:
+        from tutorial.trace.model import Trace
+        from tutorial.trace.spans import ServerSpans
+
+        span = ServerSpans(Trace())
+    server = ChatServer(config, span=span)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -285,6 +296,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 port=free_port(),
                 demo=False,
                 log_dir=tmp,
+                trace=target.trace,
             )
             servers.append(server)
             server.spawn()
@@ -550,7 +562,14 @@ if __name__ == "__main__":
         parser.add_argument("--db", required=True)
         parser.add_argument("--redis", default=None)
         parser.add_argument("--name", default="bench")
-        asyncio.run(_serve(parser.parse_args()))
+        parser.add_argument("--trace", action="store_true")
+        serve_args = parser.parse_args()
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            asyncio.run(_serve(serve_args))
+        else:
+            uvloop.run(_serve(serve_args))
     else:
         parser = argparse.ArgumentParser(prog="python -m tutorial.cluster.bench")
         configure(parser)
