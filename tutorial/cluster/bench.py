@@ -10,10 +10,11 @@ one machine's monotonic clock) as p50/p95/p99. Each target runs ``--repeat`` tim
 Side by side, same load:
 
 1. **baseline**: a bare python-socketio broadcast server (:mod:`tutorial.cluster.baseline`);
-2. **teaching server**, one process, tracing off (auth, validation, per-room seq, a
-   SQLite commit per message, the room lock);
-3. the teaching server **behind nginx, with Redis**, 1 server;
-4. the same with **N servers** (clients spread by source address, sticky hash).
+2. **teaching server**, one process, tracing off (auth, validation, per-room seq,
+   SQLite group commit, broadcasts in seq order, each encoded once);
+3. the same with **tracing on** (server spans recorded into a Trace);
+4. the teaching server **behind nginx, with Redis**, 1 server;
+5. the same with **N servers** (clients spread by source address, sticky hash).
 
 Servers and load generators are separate processes (``--workers`` generator processes),
 so one Python process is not both. The teaching servers run with the rate limit lifted
