@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import nbformat
@@ -54,3 +55,26 @@ def test_notebook_defines_no_logic(path: Path) -> None:
                     "hashlib",
                     "base64",
                 }, f"{path.name}: imports {module}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_widget_cell_is_followed_by_a_static_picture(path: Path) -> None:
+    """The site cannot run widgets: the next cell must show what the widget drew."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source.strip() for c in nb.cells if c.cell_type == "code"]
+    for cell, following in itertools.pairwise(code):
+        last = cell.splitlines()[-1]
+        if last.endswith(".widget") or last.startswith("chat_panels("):
+            shown = following.splitlines()[-1]
+            assert shown.endswith(".diagram()") or shown.startswith("transcript("), (
+                f"{path.name}: `{last}` is not followed by a static picture"
+            )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.stem)
+def test_every_chapter_has_two_checked_exercises_and_a_teardown(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    checks = [c for c in nb.cells if c.cell_type == "code" and "exercises." in c.source]
+    assert len(solutions) == 2 and len(checks) >= 2
+    assert "teardown()" in nb.cells[-1].source

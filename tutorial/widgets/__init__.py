@@ -231,3 +231,21 @@ class RoomsExplorer:
         if self.snapshot is None:
             raise RuntimeError("refresh() first")
         return rooms_diagram(self.snapshot)
+
+
+def transcript(clients: Mapping[str, ChatClient], room: str = "general") -> Any:
+    """What each chat window shows, as static HTML (for a page without widgets)."""
+    from IPython.display import HTML
+
+    columns = []
+    for name, client in clients.items():
+        lines = "".join(
+            f"<div><b>{html.escape(m['user'])}</b>: {html.escape(m['text'])}"
+            f" <small style='color:#6c757d'>seq {m['seq']}</small></div>"
+            for m in client.messages.get(room, [])[-20:]
+        )
+        columns.append(
+            "<div style='border:1px solid #ccc;padding:6px;min-width:200px'>"
+            f"<b>{html.escape(name)}</b> in #{html.escape(room)}{lines}</div>"
+        )
+    return HTML("<div style='display:flex;gap:8px;flex-wrap:wrap'>" + "".join(columns) + "</div>")
