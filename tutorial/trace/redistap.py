@@ -46,6 +46,7 @@ from typing import Any
 
 from tutorial.protocol.layers import Direction, Layer
 from tutorial.trace.model import Trace
+from tutorial.trace.proxy import LoopbackProxy
 
 log = logging.getLogger("tutorial.trace.redistap")
 
@@ -305,7 +306,7 @@ class RedisConnection:
     bytes_out: int = 0  # Redis -> server
 
 
-class RedisTap:
+class RedisTap(LoopbackProxy):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of Redis."""
 
     def __init__(
@@ -321,12 +322,10 @@ class RedisTap:
         client_label: str | None = None,
         channel: str = CHANNEL,
     ) -> None:
+        super().__init__(upstream, host, port)
         self.trace = trace
-        self.upstream = upstream
         self.lifeline = lifeline
         self.client_lifeline = client_lifeline
-        self.host = host
-        self.port = port
         self.channel = channel
         trace.add_lifeline(client_lifeline, client_label or client_lifeline, "server")
         trace.add_lifeline(lifeline, label, "redis")
@@ -344,15 +343,8 @@ class RedisTap:
         #: Exceptions caught while recording (the relayed bytes were not affected).
         self.failures: list[str] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self.port
 
     @property
     def url(self) -> str:
@@ -362,25 +354,11 @@ class RedisTap:
     async def stop(self) -> None:
         """Stop listening and close every relayed connection. Safe to call twice."""
         self.recording = False
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await super().stop()
         for _, future in self._waiters:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
-
-    async def __aenter__(self) -> RedisTap:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -413,14 +391,7 @@ class RedisTap:
 
     # -- relaying ----------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._relay(reader, writer)
-
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         conn = RedisConnection(len(self.connections) + 1)
         self.connections.append(conn)
         up_writer: asyncio.StreamWriter | None = None
@@ -445,8 +416,6 @@ class RedisTap:
                 if w is not None:
                     with contextlib.suppress(Exception):
                         w.close()
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _pump(
         self,

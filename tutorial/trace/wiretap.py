@@ -62,6 +62,7 @@ from tutorial.protocol.socketio import SioPacket, SioPacketType
 from tutorial.protocol.stream import C2S, S2C, ConnectionDecoder, WireEvent
 from tutorial.protocol.websocket import Close, Frame, FrameDecoder, apply_mask
 from tutorial.trace.model import NORMALISATION_RULES, Normaliser, Rule, Trace, TraceEvent
+from tutorial.trace.proxy import LoopbackProxy
 
 log = logging.getLogger("tutorial.trace.wiretap")
 
@@ -87,7 +88,7 @@ class TappedConnection:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class Wiretap:
+class Wiretap(LoopbackProxy):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of ``upstream``."""
 
     def __init__(
@@ -101,10 +102,8 @@ class Wiretap:
         server_label: str = "Server",
         default_name: str | None = None,
     ) -> None:
+        super().__init__(upstream, host, port)
         self.trace = trace
-        self.upstream = upstream
-        self.host = host
-        self.port = port
         self.server_lifeline = server_lifeline
         self.server_label = server_label
         #: The lifeline of a new session when no name is queued (None: ``client-N``).
@@ -118,38 +117,12 @@ class Wiretap:
         self.recording = True
         self._names: deque[tuple[str, str | None]] = deque()
         self._auto = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------
-
-    async def start(self) -> int:
-        """Listen; return the port."""
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self.port
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    async def stop(self) -> None:
-        """Stop listening and close every relayed connection. Safe to call twice."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def __aenter__(self) -> Wiretap:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- naming ----------------------------------------------------------------------
 
@@ -189,15 +162,7 @@ class Wiretap:
 
     # -- relaying ----------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio's server callback must not end cancelled (it logs that as an error).
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._relay(reader, writer)
-
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
         conn = TappedConnection(len(self.connections) + 1, int(peer[1]))
         self.connections.append(conn)
@@ -232,8 +197,6 @@ class Wiretap:
                     with contextlib.suppress(Exception):
                         w.close()
             self._flush_pending(conn)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _pump(
         self,
