@@ -8,137 +8,42 @@ Every test starts a real demo server on 127.0.0.1 (port 0) and real browser cont
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from browser import BROWSER_MARKS, ChatPage, open_chat
 from conftest import make_config
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 from rawclient import Recorder
 
 from tutorial.chat import server as server_module
 from tutorial.chat.server import ChatServer
 
-ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "test-output"
-# Debian's chromium, no browser download (scripts/system-packages.sh: CHROMIUM= overrides).
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_MS = 10_000
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make setup"),
-    pytest.mark.skipif(
-        server_module.find_socketio_client(ROOT) is None,
-        reason="needs node_modules/socket.io-client: make setup",
-    ),
-]
-
-expect.set_options(timeout=WAIT_MS)
-
-
-@dataclass
-class ChatPage:
-    """One user's page, with what it logged to the console and the dialogs it opened."""
-
-    page: Page
-    name: str
-    console_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def messages(self) -> Any:
-        return self.page.locator("#messages li.message:not(.pending)")
-
-    def member(self, user: str) -> Any:
-        return self.page.locator(f'#member-list li[data-user="{user}"]')
-
-    async def login(self, user: str, password: str | None = None) -> None:
-        await self.page.fill("#username", user)
-        await self.page.fill("#password", user if password is None else password)
-        await self.page.click("#login-button")
-
-    async def join(self, room: str) -> None:
-        await self.page.click(f'#room-list li[data-room="{room}"] .room-join')
-        await expect(self.page.locator(f'#room-list li[data-room="{room}"]')).to_have_attribute(
-            "data-joined", "true"
-        )
-        await expect(self.page.locator("#room-title")).to_have_text(f"# {room}")
-        await expect(self.member(self.name)).to_be_visible()
-
-    async def say(self, text: str) -> None:
-        await self.page.fill("#message-input", text)
-        await self.page.press("#message-input", "Enter")
-
-    async def shot(self, name: str) -> Path:
-        OUTPUT.mkdir(exist_ok=True)
-        path = OUTPUT / name
-        await self.page.screenshot(path=str(path))
-        return path
-
+pytestmark = BROWSER_MARKS
 
 OpenPage = Callable[..., Awaitable[ChatPage]]
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
 async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     """A factory: a new browser context (own storage) with the chat page loaded."""
-    contexts = []
+    pages: list[ChatPage] = []
 
     async def make(url: str, name: str = "", query: str = "") -> ChatPage:
-        context = await browser.new_context(viewport={"width": 1400, "height": 860})
-        contexts.append(context)
-        page = await context.new_page()
-        chat = ChatPage(page, name)
-
-        def on_console(message: Any) -> None:
-            if message.type == "error":
-                chat.console_errors.append(message.text)
-
-        async def on_dialog(dialog: Any) -> None:
-            chat.dialogs.append(f"{dialog.type}: {dialog.message}")
-            await dialog.dismiss()
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: chat.console_errors.append(f"pageerror: {exc}"))
-        page.on("dialog", on_dialog)
-        await page.goto(f"{url}/{query}")
-        await expect(page.locator("#login-form")).to_be_visible()
+        chat: ChatPage = await open_chat(browser, url, name, query)
+        pages.append(chat)
         return chat
 
     yield make
-    for context in contexts:
-        await context.close()
+    for chat in pages:
+        await chat.page.context.close()
 
 
 async def logged_in(open_page: OpenPage, url: str, user: str, query: str = "") -> ChatPage:
     chat = await open_page(url, user, query)
-    await chat.login(user)
-    await expect(chat.page.locator("#chat-view")).to_be_visible()
-    await expect(chat.page.locator("#status")).to_have_attribute("data-state", "CONNECTED")
-    await expect(chat.page.locator("#whoami-name")).to_have_text(user)
+    await chat.logged_in(user)
     return chat
 
 

@@ -8,83 +8,34 @@ Screenshots land in ``test-output/`` (gitignored).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import BROWSER_MARKS, ChatPage, open_chat
 from conftest import make_config
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tutorial.chat import server as server_module
 from tutorial.chat.server import ChatServer
 
-ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "test-output"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_MS = 10_000
 HOSTILE = "<img src=x onerror=alert(1)>"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make setup"),
-    pytest.mark.skipif(
-        server_module.find_socketio_client(ROOT) is None,
-        reason="needs node_modules/socket.io-client: make setup",
-    ),
-]
-
-expect.set_options(timeout=WAIT_MS)
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
-class ChatPage:
-    page: Page
-    name: str
-    console_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
+class LivePage(ChatPage):
+    """A chat page with its live diagram panel."""
 
     @property
     def svg(self) -> Any:
         return self.page.locator("#live-svg svg")
 
-    async def login(self, user: str) -> None:
-        await self.page.fill("#username", user)
-        await self.page.fill("#password", user)
-        await self.page.click("#login-button")
-        await expect(self.page.locator("#chat-view")).to_be_visible()
-        await expect(self.page.locator("#status")).to_have_attribute("data-state", "CONNECTED")
-
-    async def join(self, room: str) -> None:
-        await self.page.click(f'#room-list li[data-room="{room}"] .room-join')
-        await expect(self.page.locator(f'#room-list li[data-room="{room}"]')).to_have_attribute(
-            "data-joined", "true"
-        )
-
-    async def say(self, text: str) -> None:
-        await self.page.fill("#message-input", text)
-        await self.page.press("#message-input", "Enter")
-
     async def layer(self, value: str) -> None:
         await self.page.locator(f'#live-diagram input[value="{value}"]').check()
         await expect(self.page.locator("#live-svg")).to_have_attribute("data-layer", value)
-
-    async def shot(self, name: str) -> Path:
-        OUTPUT.mkdir(exist_ok=True)
-        path = OUTPUT / name
-        await self.page.screenshot(path=str(path))
-        return path
 
 
 @pytest.fixture
@@ -97,51 +48,25 @@ async def live_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
         await srv.stop()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def open_chat(browser: Browser, url: str, name: str) -> ChatPage:
-    context = await browser.new_context(viewport={"width": 1400, "height": 860})
-    page = await context.new_page()
-    chat = ChatPage(page, name)
-
-    def on_console(message: Any) -> None:
-        if message.type == "error":
-            chat.console_errors.append(message.text)
-
-    async def on_dialog(dialog: Any) -> None:
-        chat.dialogs.append(f"{dialog.type}: {dialog.message}")
-        await dialog.dismiss()
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: chat.console_errors.append(f"pageerror: {exc}"))
-    page.on("dialog", on_dialog)
-    await page.goto(f"{url}/")
-    await expect(page.locator("#login-form")).to_be_visible()
-    return chat
+async def open_live(browser: Browser, url: str, name: str) -> LivePage:
+    page: LivePage = await open_chat(browser, url, name, page_class=LivePage)
+    return page
 
 
 async def test_alices_live_diagram_shows_the_exchange(
     live_server: ChatServer, browser: Browser
 ) -> None:
-    alice = await open_chat(browser, live_server.url, "alice")
+    alice = await open_live(browser, live_server.url, "alice")
     await expect(alice.page.locator("#live-status")).to_have_text("idle")
-    await alice.login("alice")
+    await alice.logged_in("alice")
     # Right after login the panel follows her session: the CONNECT is drawn.
     await expect(alice.page.locator("#live-status")).to_have_text("live")
     await expect(alice.svg).to_contain_text("connect-confirmed")
     await expect(alice.svg).to_contain_text("alice (you)")
     await alice.join("general")
 
-    bob = await open_chat(browser, live_server.url, "bob")
-    await bob.login("bob")
+    bob = await open_live(browser, live_server.url, "bob")
+    await bob.logged_in("bob")
     await bob.join("general")
     await alice.say("Hello bob")
     await expect(bob.page.locator("#messages li.message").last).to_contain_text("Hello bob")
@@ -199,8 +124,8 @@ async def test_alices_live_diagram_shows_the_exchange(
 async def test_without_live_trace_the_panel_says_how_to_turn_it_on(
     server: ChatServer, browser: Browser
 ) -> None:
-    alice = await open_chat(browser, server.url, "alice")
-    await alice.login("alice")
+    alice = await open_live(browser, server.url, "alice")
+    await alice.logged_in("alice")
     await expect(alice.page.locator("#live-status")).to_have_attribute("data-state", "off")
     await expect(alice.page.locator("#live-message")).to_contain_text("--live-trace")
     await expect(alice.svg).to_have_count(0)
@@ -211,8 +136,8 @@ async def test_without_live_trace_the_panel_says_how_to_turn_it_on(
 async def test_after_a_reconnect_the_panel_follows_the_new_session(
     live_server: ChatServer, browser: Browser
 ) -> None:
-    alice = await open_chat(browser, live_server.url, "alice")
-    await alice.login("alice")
+    alice = await open_live(browser, live_server.url, "alice")
+    await alice.logged_in("alice")
     box = alice.page.locator("#live-svg")
     await expect(alice.svg).to_contain_text("connect-confirmed")
     first = await box.get_attribute("data-lifeline")
