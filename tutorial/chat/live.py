@@ -131,18 +131,18 @@ class LiveTrace(Trace):
         status: str | None = None,
         t: float | None = None,
     ) -> TraceEvent:
-        event = TraceEvent(
-            t=self.elapsed() if t is None else t,
-            source=source,
-            target=target,
-            layer=Layer(layer),
-            label=label,
-            fields=fields or {},
+        event = self.new_event(
+            source,
+            target,
+            layer,
+            label,
+            fields=fields,
             raw=raw,
             kind=kind,
             step=step,
             phase=phase,
             status=status,
+            t=t,
         )
         self._store(self._client_of(source, target), event)
         return event
@@ -156,13 +156,12 @@ class LiveTrace(Trace):
         fields: Mapping[str, Any] | None = None,
     ) -> None:
         """A server step taken for ``client``: a note on the server, in its events."""
-        event = TraceEvent(
-            t=self.elapsed(),
-            source=self.server_lifeline,
-            target=self.server_lifeline,
-            layer=Layer.APP,
-            label=label.replace("\n", " "),
-            fields=fields or {},
+        event = self.new_event(
+            self.server_lifeline,
+            self.server_lifeline,
+            Layer.APP,
+            label.replace("\n", " "),
+            fields=fields,
             kind=kind,
         )
         self._store(client, event)

@@ -185,7 +185,40 @@ class Trace:
         for lifeline_id in (source, target):
             if lifeline_id not in self._lifelines:
                 raise ValueError(f"unknown lifeline {lifeline_id!r}: call add_lifeline first")
-        event = TraceEvent(
+        event = self.new_event(
+            source,
+            target,
+            layer,
+            label,
+            fields=fields,
+            raw=raw,
+            kind=kind,
+            step=step,
+            phase=phase,
+            status=status,
+            t=t,
+        )
+        with self._lock:
+            self._events.append(event)
+        return event
+
+    def new_event(
+        self,
+        source: str,
+        target: str,
+        layer: Layer | str,
+        label: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        raw: bytes | None = None,
+        kind: str = "message",
+        step: int | None = None,
+        phase: str | None = None,
+        status: str | None = None,
+        t: float | None = None,
+    ) -> TraceEvent:
+        """An event stamped with this trace's clock (unless ``t`` is given), not recorded."""
+        return TraceEvent(
             t=self.elapsed() if t is None else t,
             source=source,
             target=target,
@@ -198,9 +231,6 @@ class Trace:
             phase=phase,
             status=status,
         )
-        with self._lock:
-            self._events.append(event)
-        return event
 
     def note(
         self, lifeline: str, label: str, *, layer: Layer | str = Layer.APP, **kw: Any
