@@ -26,6 +26,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         default="sqlite:///.data/chat.db",
         help="message store URL: sqlite:///PATH (default .data/chat.db) or postgresql://...",
     )
+    p.add_argument(
+        "--read-db",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a PostgreSQL hot standby of --db to read history from (repeatable)",
+    )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
         "--cors-origin",
@@ -33,7 +40,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="allow this browser origin (repeatable); default: same origin only",
     )
-    p.add_argument("--redis", default=None, help="redis://HOST:PORT to share broadcasts")
+    p.add_argument(
+        "--redis",
+        default=None,
+        help="redis://HOST:PORT/0 (or redis+sentinel://S1,S2,S3/0/NAME) to share broadcasts",
+    )
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
     p.add_argument(
         "--live-trace",
@@ -47,6 +58,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         db_url=args.db,
+        db_read_urls=list(args.read_db),
         demo=args.demo,
         cors_allowed_origins=args.cors_origin,
         redis_url=args.redis,

@@ -79,6 +79,8 @@ class ServerConfig:
     secret: str | None = None
     history_limit: int = 50
     redis_url: str | None = None
+    # PostgreSQL hot standbys of db_url: history is read from them (chat/replicas.py).
+    db_read_urls: list[str] = field(default_factory=list)
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     name: str = "server"
@@ -108,7 +110,7 @@ class ChatServer:
         span: SpanHook | None = None,
     ) -> None:
         self.config = config or ServerConfig()
-        self.store = store or open_store(self.config.db_url)
+        self.store = store or open_store(self.config.db_url, self.config.db_read_urls)
         # Server-side spans for traces: None (the default) costs one comparison.
         self.span: SpanHook | None = span
         manager = None
@@ -265,6 +267,7 @@ class ChatServer:
                     "users": users,
                     "rooms": {r: sorted(m) for r, m in sorted(rooms.items())},
                     "connections": len(self.sessions),
+                    **({"store": reads} if (reads := self.store.read_stats()) else {}),
                 }
             )
 
@@ -500,8 +503,13 @@ class ChatServer:
             "rooms", "Update room member list", step=4, reply=True, fields={"members": members}
         )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
+        # Read from a replica when there are some; atLeast (the client's read-your-writes
+        # token) sends the read to the primary if that replica lags behind it.
         history = await self.store.history(
-            room_id, since=payload.get("since"), limit=self.config.history_limit
+            room_id,
+            since=payload.get("since"),
+            limit=self.config.history_limit,
+            at_least=payload.get("atLeast"),
         )
         await self.sio.emit(
             "room-joined",

@@ -33,6 +33,7 @@ import sqlite3
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,12 +185,21 @@ class Store(ABC):
 
     @abstractmethod
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
-        """Messages of a room in seq order: the last ``limit``, or those after ``since``."""
+        """Messages of a room in seq order: the last ``limit``, or those after ``since``.
+
+        ``at_least``: the caller knows seq ``at_least`` exists (read-your-writes). One
+        database is never behind itself, so only a store that reads from replicas
+        (:class:`tutorial.chat.replicas.ReplicatedPostgresStore`) looks at it.
+        """
 
     @abstractmethod
     async def count_messages(self) -> int: ...
+
+    def read_stats(self) -> dict[str, Any]:
+        """Where history reads went (a store with read replicas); ``{}`` otherwise."""
+        return {}
 
 
 def _message(row: Any) -> Message:
@@ -433,7 +443,7 @@ class SQLiteStore(Store):
                     item.future.set_exception(outcome)
 
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
         if since is not None:
             sql = (
@@ -459,6 +469,24 @@ class SQLiteStore(Store):
         return int(row[0]) if row else 0
 
 
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when a PostgreSQL server cannot serve us: refused, gone,
+    shutting down or starting up (``57P0x``), read-only (a standby, while a primary is
+    being promoted), or no host of a multi-host URL matching ``target_session_attrs``."""
+    import asyncpg
+    from asyncpg import exceptions as e
+
+    return (
+        TimeoutError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        e.InterfaceError,
+        e.OperatorInterventionError,
+        e.ReadOnlySQLTransactionError,
+        e.TargetServerAttributeNotMatched,
+    )
+
+
 class PostgresStore(Store):
     """PostgreSQL through an asyncpg pool; several servers may share one database."""
 
@@ -477,7 +505,7 @@ class PostgresStore(Store):
                     await con.execute(SCHEMA)
                 finally:
                     await con.execute("SELECT pg_advisory_unlock(7270001)")
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (asyncpg.PostgresError, *unavailable_errors()) as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
@@ -486,17 +514,14 @@ class PostgresStore(Store):
             self._pool = None
 
     async def _run(self, fn: Any) -> Any:
-        import asyncpg
 
         if self._pool is None:
             raise StoreUnavailable("store is not open")
         try:
             async with self._pool.acquire(timeout=5) as con:
                 return await fn(con)
-        except (TimeoutError, OSError, asyncpg.PostgresConnectionError) as exc:
+        except unavailable_errors() as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-        except asyncpg.exceptions.InterfaceError as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def setting(self, key: str, default: str) -> str:
         async def run(con: Any) -> str:
@@ -604,8 +629,15 @@ class PostgresStore(Store):
         return result
 
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
+        return await self.history_on(self._run, room_id, since, limit)
+
+    @staticmethod
+    async def history_on(
+        run: Callable[[Any], Awaitable[Any]], room_id: str, since: int | None, limit: int
+    ) -> list[Message]:
+        """The history query, run by ``run`` (this pool's, or a read replica's)."""
         if since is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 "
@@ -618,17 +650,27 @@ class PostgresStore(Store):
                 "ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq"
             )
             args = (room_id, limit)
-        rows = await self._run(lambda con: con.fetch(sql, *args))
+        rows = await run(lambda con: con.fetch(sql, *args))
         return [_message(r) for r in rows]
 
     async def count_messages(self) -> int:
         return int(await self._run(lambda con: con.fetchval("SELECT COUNT(*) FROM messages")))
 
 
-def open_store(url: str) -> Store:
-    """A store for ``url`` (not yet opened): ``sqlite:///PATH`` or ``postgresql://...``."""
+def open_store(url: str, read_urls: Sequence[str] = ()) -> Store:
+    """A store for ``url`` (not yet opened): ``sqlite:///PATH`` or ``postgresql://...``.
+
+    ``read_urls``: PostgreSQL hot standbys of that database; history is then read from
+    them (:class:`tutorial.chat.replicas.ReplicatedPostgresStore`).
+    """
     if url.startswith(("postgresql://", "postgres://")):
+        if read_urls:
+            from tutorial.chat.replicas import ReplicatedPostgresStore
+
+            return ReplicatedPostgresStore(url, read_urls)
         return PostgresStore(url)
+    if read_urls:
+        raise ValueError("read replicas need a postgresql:// store")
     if url.startswith("sqlite:///"):
         return SQLiteStore(url.removeprefix("sqlite:///"))
     if "://" not in url:
