@@ -25,9 +25,10 @@ connections), but by Engine.IO session:
 1. When a connection's first HTTP request carries ``sid=...`` (a polling request, or
    the WebSocket upgrade of a polling session), it belongs to the lifeline that
    session was opened on.
-2. Otherwise it starts a new session: it takes the next name given to
-   :meth:`Wiretap.name_next_connection` (first in, first out), else
-   :attr:`Wiretap.default_name`, else a fresh ``client-N``.
+2. Otherwise it starts a new session: the name ``name_request(request)`` gives (a
+   tap behind a load balancer names clients by the ``X-Real-IP`` header the balancer
+   adds), else the next name given to :meth:`Wiretap.name_next_connection` (first
+   in, first out), else :attr:`Wiretap.default_name`, else a fresh ``client-N``.
 3. The server's Engine.IO OPEN packet (``0{"sid":...}``) binds that sid to the
    connection's lifeline; the Socket.IO CONNECT reply (``40{"sid":...}``) binds the
    Socket.IO sid too. :attr:`Wiretap.sid_names` maps both to lifeline ids, which is
@@ -51,6 +52,7 @@ import logging
 import re
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,8 +103,11 @@ class Wiretap(LoopbackProxy):
         server_lifeline: str = "server",
         server_label: str = "Server",
         default_name: str | None = None,
+        name_request: Callable[[HttpRequest], str | None] | None = None,
     ) -> None:
         super().__init__(upstream, host, port)
+        #: Names a new session from its first HTTP request (None: not by request).
+        self.name_request = name_request
         self.trace = trace
         self.server_lifeline = server_lifeline
         self.server_label = server_label
@@ -293,16 +298,20 @@ class Wiretap(LoopbackProxy):
         if conn.lifeline is None:
             conn.pending.append((t, direction, event))
             if isinstance(event, WireEvent) and isinstance(event.event, HttpRequest):
-                self._resolve(conn, event.event.query.get("sid"))
+                self._resolve(conn, event.event.query.get("sid"), event.event)
             elif isinstance(event, WireEvent):
                 self._resolve(conn, None)
             return
         self._record(conn, t, direction, event)
 
-    def _resolve(self, conn: TappedConnection, sid: str | None) -> None:
+    def _resolve(
+        self, conn: TappedConnection, sid: str | None, request: HttpRequest | None = None
+    ) -> None:
         """Give the connection its lifeline, then record what waited for it."""
         name = self.sid_names.get(sid) if sid else None
         label = None
+        if name is None and request is not None and self.name_request is not None:
+            name = self.name_request(request)
         if name is None:
             if self._names:
                 name, label = self._names.popleft()
