@@ -378,7 +378,8 @@ class Cluster:
         """The shell command that promotes standby ``i`` (what :meth:`promote_replica` runs)."""
         standby = self._standby(i)
         assert standby.root is not None
-        return f"runuser -u postgres -- {standby.bin / 'pg_ctl'} -D {standby.data} -w promote"
+        as_postgres = "runuser -u postgres -- " if standby._as_root else ""
+        return f"{as_postgres}{standby.bin / 'pg_ctl'} -D {standby.data} -w promote"
 
     async def promote_replica(self, i: int = 0) -> TempStandby:
         """The documented step after losing the primary: promote standby ``i``; the
