@@ -130,9 +130,11 @@ async def connect_clients(
     """Connect one client per user to ``url`` (a cluster's nginx entry, say).
 
     With ``spread``, client ``i`` binds the source address 127.0.0.(i+2), so that nginx's
-    ``hash $remote_addr`` sticky sessions really spread them over the servers.
+    ``hash $remote_addr`` sticky sessions really spread them over the servers. An
+    ``https://`` entry of a cluster started in this kernel is verified against that
+    cluster's throwaway CA.
     """
-    from tutorial.cluster.cluster import client_address
+    from tutorial.cluster.cluster import client_address, trust_for
 
     clients: dict[str, ChatClient] = {}
     rooms = tuple(rooms)
@@ -140,6 +142,8 @@ async def connect_clients(
         local = client_address(i) if spread else None
         opts = options or fast_options()
         opts = ClientOptions(**{**vars(opts), "local_addr": local})
+        if opts.ssl_context is None:
+            opts.ssl_context = trust_for(url)
         client = ChatClient(url, user, user, options=opts, name=user)
         await client.connect()
         for room in rooms:
