@@ -51,6 +51,18 @@ from tutorial.protocol.http import HttpRequest
 from tutorial.trace.model import Trace
 from tutorial.trace.wiretap import Wiretap
 
+#: Entry URL -> the CA context of a cluster running in this process (see trust_for).
+_TRUST: dict[str, ssl.SSLContext] = {}
+
+
+def trust_for(url: str) -> ssl.SSLContext | None:
+    """The CA context of the cluster in this process whose entry point ``url`` starts
+    with (None: not one of ours). Lets a notebook pass ``cluster.url`` around."""
+    for entry, context in _TRUST.items():
+        if url.startswith(entry):
+            return context
+    return None
+
 
 def client_address(i: int) -> str:
     """A distinct loopback source address for client ``i``: 127.0.0.2, 127.0.0.3, ..."""
@@ -166,6 +178,8 @@ class Cluster:
             if self.use_taps:
                 await self._start_taps()
             await asyncio.to_thread(self._start_nginx)
+            if self.ca is not None:
+                _TRUST[self.url] = self.ca.client_context()
         except BaseException:
             await self.stop()
             raise
@@ -247,6 +261,7 @@ class Cluster:
     async def stop(self) -> None:
         """Stop everything and delete every temporary file. Safe to call twice."""
         if self.nginx is not None:
+            _TRUST.pop(self.nginx.url, None)
             await asyncio.to_thread(self.nginx.stop)
             self.nginx = None
         for tap in self.taps:
