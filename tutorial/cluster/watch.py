@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 #: python-socketio's default channel: every adapter message crosses it.
 CHANNEL = "socketio"
+#: The key of our own marker messages on the channel (never counted).
+BARRIER = "tutorial-barrier"
 #: Sentinel events worth drawing, in the order a failover produces them.
 SENTINEL_EVENTS = (
     "+sdown",
@@ -57,6 +60,9 @@ class RedisWatch:
         self.cluster = cluster
         self.counts: dict[str, int] = {}
         self.events: list[SentinelEvent] = []
+        #: The last barrier each node has passed on (see :meth:`barrier`).
+        self.barriers: dict[str, int] = {}
+        self._barrier = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: list[asyncio.Event] = []
 
@@ -88,20 +94,38 @@ class RedisWatch:
                 await task
         self._tasks = []
 
-    async def wait_for(self, messages: int, timeout: float = 10.0) -> None:
-        """Until every live node has carried at least ``messages`` adapter messages."""
+    async def barrier(self, timeout: float = 10.0) -> dict[str, int]:
+        """Publish a marker on the channel (python-socketio ignores a message without a
+        ``method``) and wait until every live node has handed it to us: everything
+        published before it has then been counted everywhere. Returns the counts."""
+        import redis.asyncio as aioredis
+
+        nodes = self.nodes()
+        if not nodes:
+            return {}
+        self._barrier += 1
+        ha = self.cluster.redis_ha
+        port = await asyncio.to_thread(ha.master_port) if ha is not None else nodes[0].port
+        client = aioredis.Redis(port=port)
+        try:
+            await client.publish(CHANNEL, json.dumps({BARRIER: self._barrier}))
+        finally:
+            await client.aclose()
         deadline = time.monotonic() + timeout
         while True:
             live = [n.name for n in self.nodes() if n.alive]
-            if all(self.counts.get(name, 0) >= messages for name in live):
-                return
+            if all(self.barriers.get(name, 0) >= self._barrier for name in live):
+                return dict(self.counts)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Redis nodes carried {self.counts}, not {messages} each")
+                raise TimeoutError(f"barrier {self._barrier} not seen by {live}: {self.barriers}")
             await asyncio.sleep(0.01)
 
     def _count(self, node: RedisProcess) -> Any:
         async def run(ready: asyncio.Event) -> None:
-            async for _ in self._messages(node.port, ready, pattern=False):
+            async for _, data in self._messages(node.port, ready, pattern=False):
+                if data.startswith(f'{{"{BARRIER}"'):
+                    self.barriers[node.name] = int(json.loads(data)[BARRIER])
+                    continue
                 self.counts[node.name] = self.counts.get(node.name, 0) + 1
 
         return run

@@ -19,7 +19,7 @@ Ids: clients, servers and back-end nodes have their own; the single nodes are
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import graphviz
@@ -171,13 +171,13 @@ def architecture_diagram(
 
     known: dict[str, str] = {}  # id -> tier
     with g.subgraph(name="cluster_system") as s:
-        s.attr(label=palette.lines(title), style="rounded", color=palette.INK, labeljust="c")
+        s.attr(label=_lines(title), style="rounded", color=palette.INK, labeljust="c")
         tiers: list[list[str]] = []
         top: list[str] = []
         if topology.internet is not None:
             s.node(
                 INTERNET,
-                label=palette.lines("Internet", topology.internet),
+                label=_lines("Internet", topology.internet),
                 shape="ellipse",
                 style="filled",
                 fillcolor=palette.HEADER_FILL,
@@ -187,7 +187,7 @@ def architecture_diagram(
         for c in topology.clients:
             s.node(
                 c.id,
-                label=palette.lines(c.label, f"({CLIENT_KINDS[c.kind]})", "Socket.IO client"),
+                label=_lines(c.label, f"({CLIENT_KINDS[c.kind]})", "Socket.IO client"),
                 fillcolor=palette.HEADER_FILL,
             )
             known[c.id] = "client"
@@ -198,7 +198,7 @@ def architecture_diagram(
             tiers.append([BALANCER])
             s.node(
                 BALANCER,
-                label=palette.lines("Load balancer", topology.balancer, *topology.balancer_detail),
+                label=_lines("Load balancer", topology.balancer, *topology.balancer_detail),
                 shape="box",
                 style="filled",
                 fillcolor="#fff3e0",
@@ -211,7 +211,7 @@ def architecture_diagram(
                 port = f"port {sv.port}" if sv.port is not None else ""
                 s.node(
                     sv.id,
-                    label=palette.lines(sv.label, "Socket.IO server", port, *sv.detail),
+                    label=_lines(sv.label, "Socket.IO server", port, *sv.detail),
                     shape="box3d",
                     style="filled",
                     fillcolor="#e7f1ff",
@@ -219,8 +219,8 @@ def architecture_diagram(
                 known[sv.id] = "server"
         if topology.redis_nodes:
             with s.subgraph(name="cluster_redis") as r:
-                r.attr(label=palette.lines(topology.redis or "Redis cluster"), style="rounded")
-                tiers.append([n.id for n in topology.redis_nodes])
+                r.attr(label=_lines(topology.redis or "Redis cluster"), style="rounded")
+                tiers.append(_master_in_the_middle(topology.redis_nodes))
                 for n in topology.redis_nodes:
                     _backend(r, n, "cylinder")
                     known[n.id] = "redis"
@@ -233,7 +233,7 @@ def architecture_diagram(
             tiers.append([REDIS])
             s.node(
                 REDIS,
-                label=palette.lines("Redis adapter", topology.redis),
+                label=_lines("Redis adapter", topology.redis),
                 shape="cylinder",
                 style="filled",
                 fillcolor="#fdecea",
@@ -241,10 +241,8 @@ def architecture_diagram(
             known[REDIS] = "redis"
         if topology.db_nodes:
             with s.subgraph(name="cluster_database") as d:
-                d.attr(
-                    label=palette.lines(topology.database or "Database cluster"), style="rounded"
-                )
-                tiers.append([n.id for n in topology.db_nodes])
+                d.attr(label=_lines(topology.database or "Database cluster"), style="rounded")
+                tiers.append(_master_in_the_middle(topology.db_nodes))
                 for n in topology.db_nodes:
                     _backend(d, n, "cylinder")
                     known[n.id] = "database"
@@ -252,7 +250,7 @@ def architecture_diagram(
             tiers.append([DATABASE])
             s.node(
                 DATABASE,
-                label=palette.lines("Database", topology.database),
+                label=_lines("Database", topology.database),
                 shape="cylinder",
                 style="filled",
                 fillcolor="#eef7ee",
@@ -280,23 +278,47 @@ def architecture_diagram(
         style = _edge_style(known[a], known[b])
         attrs = style.edge_attrs()
         label = counted.get((a, b))
-        if known[a] == "sentinel":
-            attrs |= {"style": "dotted", "color": palette.PROCESSING_GREY, "arrowhead": "odot"}
+        if known[a] == "sentinel":  # drawn downwards from the master, the arrow at it
+            attrs |= {
+                "style": "dotted",
+                "color": palette.PROCESSING_GREY,
+                "arrowtail": "odot",
+                "dir": "back",
+            }
+            a, b = b, a
         elif known[a] == known[b]:  # replication inside the Redis or database cluster
             attrs |= {"style": "dashed"}
         if label is not None:
-            attrs["label"] = palette.lines(label)
+            attrs["label"] = _lines(label)
         elif known[a] != "sentinel":
             attrs["color"] = style.color + "99"  # uncounted: the same line, lighter
         g.edge(a, b, **attrs)
     return g
 
 
+def _lines(*texts: str) -> str:
+    """:func:`palette.lines`, with a text's own line breaks kept as lines."""
+    return palette.lines(*(part for text in texts for part in text.split("\n")))
+
+
+def _master_in_the_middle(nodes: Sequence[BackendNode]) -> list[str]:
+    """The row's order: the master (or primary) in the middle, the others around it in
+    their own order, so that the arrows from the servers above and to the replicas
+    beside it do not cross."""
+    ids = [n.id for n in nodes]
+    heads = [n.id for n in nodes if n.role in ("master", "primary")]
+    if not heads:
+        return ids
+    rest = [i for i in ids if i != heads[0]]
+    half = len(rest) // 2
+    return [*rest[:half], heads[0], *rest[half:]]
+
+
 def _backend(g: graphviz.Digraph, node: BackendNode, shape: str) -> None:
     caption = ROLE_CAPTIONS[node.role]
     g.node(
         node.id,
-        label=palette.lines(node.label, caption, *node.detail),
+        label=_lines(node.label, caption, *node.detail),
         shape=shape,
         style="filled,dashed" if node.role == "down" else "filled",
         fillcolor=ROLE_FILLS[node.role],

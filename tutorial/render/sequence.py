@@ -427,7 +427,9 @@ def sequence_diagram(
         pass
 
     if show_legend:
-        g.subgraph(palette.legend())
+        tls = any(e.layer is Layer.TLS for e in events)
+        entries = palette.LEGEND_ENTRIES + ((palette.CIPHER_ENTRY,) if tls else ())
+        g.subgraph(palette.legend(entries=entries))
         g.edge("f0" if footer else _p(last, 0), palette.legend_anchor(), style="invis")
     return g
 

@@ -16,6 +16,7 @@ name                      module                                 seed diagram
 ``rooms``                 :mod:`tutorial.scenarios.rooms`          4
 ``state-machine``         :mod:`tutorial.scenarios.state_machine`  5
 ``scaling``               :mod:`tutorial.scenarios.scaling`        6
+``cluster``               :mod:`tutorial.scenarios.cluster`        6 (whole)
 ========================  =====================================  ==================
 """
 
@@ -24,7 +25,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tutorial.scenarios import architecture, event_flow, handshake, rooms, scaling, state_machine
+from tutorial.scenarios import (
+    architecture,
+    cluster,
+    event_flow,
+    handshake,
+    rooms,
+    scaling,
+    state_machine,
+)
 from tutorial.scenarios.base import ScenarioResult
 
 Runner = Callable[..., Awaitable[ScenarioResult]]
@@ -36,6 +45,7 @@ SCENARIOS: dict[str, Runner] = {
     "rooms": rooms.run,
     "state-machine": state_machine.run,
     "scaling": scaling.run,
+    "cluster": cluster.run,
 }
 
 
