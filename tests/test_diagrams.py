@@ -30,6 +30,11 @@ def test_every_scenario_gives_json_dot_and_svg(fresh: tuple[Path, Path]) -> None
     for scenario in SCENARIOS:
         assert {f"{scenario}.json", f"{scenario}.dot", f"{scenario}.svg"} <= names
     assert {"handshake-frames.svg", "rooms-structure.svg"} <= names
+    assert {
+        "cluster-balancer.svg",
+        "cluster-redis-failover.svg",
+        "cluster-database-failover.svg",
+    } <= names
 
 
 @pytest.mark.parametrize("suffix", [".json", ".dot", ".svg"])
