@@ -14,7 +14,9 @@ Side by side, same load:
    SQLite group commit, broadcasts in seq order, each encoded once);
 3. the same with **tracing on** (server spans recorded into a Trace);
 4. the teaching server **behind nginx, with Redis**, 1 server;
-5. the same with **N servers** (clients spread by source address, sticky hash).
+5. the same with **N servers** (clients spread by source address, sticky hash);
+6. **history reads per second** from PostgreSQL with 0 and with 2 streaming standbys
+   (:mod:`tutorial.cluster.readbench`; ``--reads`` runs only this part).
 
 Servers and load generators are separate processes (``--workers`` generator processes),
 so one Python process is not both. The teaching servers run with the rate limit lifted
@@ -112,6 +114,8 @@ class BenchServer(ServerProcess):
             cmd += ["--name", self.name, "--db", self.db_url]
             if self.trace:
                 cmd += ["--trace"]
+            for url in self.read_urls:
+                cmd += ["--read-db", url]
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
         return cmd
@@ -127,6 +131,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host="127.0.0.1",
         port=args.port,
         db_url=args.db,
+        db_read_urls=list(args.read_db or []),
         redis_url=args.redis,
         name=args.name,
         rate_capacity=1e9,
@@ -486,6 +491,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--replot", action="store_true", help="redraw bench.png from bench.json; run nothing"
     )
+    from tutorial.cluster import readbench
+
+    readbench.configure(p)
 
 
 async def _bench(args: argparse.Namespace) -> list[Result]:
@@ -523,9 +531,15 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.senders > args.clients:
         raise SystemExit("--senders cannot exceed --clients")
-    results = asyncio.run(_bench(args))
+    from tutorial.cluster import readbench
+
+    results = [] if args.reads else asyncio.run(_bench(args))
+    reads = asyncio.run(readbench.bench_reads(args))
     print()
-    print(table(results))
+    if results:
+        print(table(results))
+        print()
+    print(readbench.table(reads))
     from importlib.metadata import version
 
     meta = {
@@ -542,12 +556,16 @@ def main(args: argparse.Namespace) -> int:
             "repeat": args.repeat,
         },
     }
+    meta["params"] |= {"read_clients": args.read_clients, "reads_each": args.reads_each}
+    meta["load_average"] = [round(x, 2) for x in os.getloadavg()]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(
-        json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
-    )
-    print(f"wrote {out / 'bench.json'}")
-    if not args.no_chart:
+    path = out / "bench.json"
+    if args.reads and path.exists():  # keep the message results of an earlier full run
+        results = [Result(**r) for r in json.loads(path.read_text())["results"]]
+    record = {**meta, "results": [asdict(r) for r in results], "reads": readbench.as_json(reads)}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+    if not args.no_chart and not args.reads:
         chart(results, out / "bench.png", _subtitle(meta))
         print(f"wrote {out / 'bench.png'}")
     return 0
@@ -564,6 +582,7 @@ if __name__ == "__main__":
         parser.add_argument("--redis", default=None)
         parser.add_argument("--name", default="bench")
         parser.add_argument("--trace", action="store_true")
+        parser.add_argument("--read-db", action="append")
         serve_args = parser.parse_args()
         try:
             import uvloop
