@@ -244,7 +244,10 @@ async def redis_failover(
                 label = f"{event.event} {_short(event.detail)}"
                 notes.append(_note(cluster, "sentinels", label, _trace_time(cluster, event.t)))
         await asyncio.wait_for(asyncio.gather(*senders), 90)
-        # After the load, one more message each: a gap at the very end shows too.
+        # Cross-server delivery resumes when the servers' listeners have re-subscribed
+        # (python-socketio retries after 1, 2, 4 ... s): probe until one crosses live.
+        await probe_cross_server(cluster, start, room, clients, t_kill)
+        # One more message each: a gap at the very end shows too.
         for client in clients:
             await client.send(room, f"{client.name} done")
         history = await stored(cluster, room)
@@ -267,6 +270,32 @@ async def redis_failover(
         )
     finally:
         await close(clients)
+
+
+async def probe_cross_server(
+    cluster: Cluster,
+    start: int,
+    room: str,
+    clients: Sequence[ChatClient],
+    since: float,
+    timeout: float = 60.0,
+) -> None:
+    """Send probes from the first client until a message acknowledged after ``since``
+    reaches a client *live* from another server than the one that acknowledged it (a
+    ``new-message`` on the wire, not a repair's history): Redis carries again."""
+    sender = clients[0]
+    names = [c.name for c in clients]
+    deadline = time.monotonic() + timeout
+    k = 0
+    while time.monotonic() < deadline:
+        k += 1
+        await sender.send(room, f"probe {k}")
+        for _ in range(20):  # up to 0.5 s for this probe to cross
+            ledger = read_ledger(cluster.trace.events[start:], room, names)
+            if _cross_server_resumed(ledger, since) is not None:
+                return
+            await asyncio.sleep(0.025)
+    raise TimeoutError(f"no message crossed servers live within {timeout:.0f} s")
 
 
 def _short(detail: str) -> str:
