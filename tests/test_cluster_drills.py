@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import pytest_asyncio
+from browser import CHROMIUM, CHROMIUM_ARGS, open_chat
+from playwright.async_api import expect
 
 from tutorial.client.client import ChatClient, ChatError, ClientOptions
 from tutorial.cluster import drills
@@ -86,6 +88,44 @@ async def test_a_wss_round_trip_through_nginx_verifies_the_certificate(cluster: 
         http.get(f"{cluster.url}/healthz") as response,
     ):
         assert response.status == 200
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make setup")
+async def test_the_official_js_client_in_chromium_chats_over_wss_trusting_only_the_ca(
+    cluster: Cluster,
+) -> None:
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
+    assert cluster.ca is not None
+    pinned = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={cluster.ca.spki_sha256()}"]
+    bob = ChatClient(cluster.url, "bob", "bob", options=cluster.client_options(1))
+    async with async_playwright() as pw:
+        # Without the cluster's key, Chromium refuses the certificate: verification is on.
+        stranger = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await (await stranger.new_context()).new_page()
+            with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+                await page.goto(cluster.url)
+        finally:
+            await stranger.close()
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=pinned)
+        try:
+            alice = await open_chat(chromium, cluster.url, "alice")
+            await alice.logged_in("alice")
+            await alice.join("tech-talk")
+            await bob.connect()
+            await bob.join("tech-talk")
+            await alice.say("from Chromium, over wss")
+            await bob.wait_until(lambda: "from Chromium, over wss" in bob.received("tech-talk"), 10)
+            await bob.send("tech-talk", "back to the browser")
+            await expect(alice.messages().last).to_contain_text("back to the browser")
+            assert alice.page.url.startswith("https://")
+            assert alice.console_errors == []
+        finally:
+            await bob.close()
+            await chromium.close()
 
 
 async def test_replica_lag_is_seen_and_repaired_by_the_seq(cluster: Cluster) -> None:
