@@ -13,7 +13,8 @@ Side by side, same load:
 2. **teaching server**, one process, tracing off (auth, validation, per-room seq,
    SQLite group commit, broadcasts in seq order, each encoded once);
 3. the same with **tracing on** (server spans recorded into a Trace);
-4. the teaching server **behind nginx, with Redis**, 1 server;
+4. the teaching server **behind nginx (terminating TLS: the load generators trust the
+   run's throwaway CA), with Redis**, 1 server;
 5. the same with **N servers** (clients spread by source address, sticky hash);
 6. **history reads per second** from PostgreSQL with 0 and with 2 streaming standbys
    (:mod:`tutorial.cluster.readbench`; ``--reads`` runs only this part).
@@ -63,8 +64,10 @@ def targets(servers: int) -> list[Target]:
         Target("baseline: bare python-socketio", "baseline"),
         Target("teaching server, tracing off", "teaching"),
         Target("teaching server, tracing on", "teaching", trace=True),
-        Target("1 server + nginx + Redis", "teaching", 1, nginx=True, redis=True),
-        Target(f"{servers} servers + nginx + Redis", "teaching", servers, nginx=True, redis=True),
+        Target("1 server + nginx (TLS) + Redis", "teaching", 1, nginx=True, redis=True),
+        Target(
+            f"{servers} servers + nginx (TLS) + Redis", "teaching", servers, nginx=True, redis=True
+        ),
     ]
 
 
@@ -188,12 +191,17 @@ async def _worker(config: dict[str, Any]) -> None:
     remaining = len(config["clients"])
     clients: list[tuple[Any, Any, dict[str, Any]]] = []
 
+    trust = None
+    if config.get("ca"):  # nginx terminates TLS with this run's throwaway CA
+        import ssl
+
+        trust = ssl.create_default_context(cafile=config["ca"])
     for spec in config["clients"]:
         http = None
-        if spec.get("addr"):
-            http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(spec["addr"], 0), limit=0)
-            )
+        if spec.get("addr") or trust is not None:
+            local = (spec["addr"], 0) if spec.get("addr") else None
+            connector = aiohttp.TCPConnector(local_addr=local, limit=0, ssl=trust or True)
+            http = aiohttp.ClientSession(connector=connector)
         sio = socketio.AsyncClient(reconnection=False, **({"http_session": http} if http else {}))
         got = {"n": 0}
 
@@ -309,8 +317,14 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
         for server in servers:
             await asyncio.to_thread(server.wait_ready, 30)
         url = servers[0].url
+        ca_file = None
         if target.nginx:
-            nginx = NginxProcess([s.port for s in servers], sticky=True)
+            from tutorial.cluster.tls import ThrowawayCA
+
+            ca = ThrowawayCA()
+            ca_file = tmp / "ca.pem"
+            ca_file.write_bytes(ca.ca_pem)
+            nginx = NginxProcess([s.port for s in servers], sticky=True, ca=ca)
             await asyncio.to_thread(nginx.start)
             url = nginx.url
 
@@ -333,6 +347,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 "messages": args.messages,
                 "expected_per_client": per_client,
                 "timeout": args.timeout,
+                "ca": str(ca_file) if ca_file else None,
             }
             path = tmp / f"worker-{w}.json"
             path.write_text(json.dumps(config))
@@ -534,12 +549,13 @@ def main(args: argparse.Namespace) -> int:
     from tutorial.cluster import readbench
 
     results = [] if args.reads else asyncio.run(_bench(args))
-    reads = asyncio.run(readbench.bench_reads(args))
+    reads = [] if args.no_reads else asyncio.run(readbench.bench_reads(args))
     print()
     if results:
         print(table(results))
         print()
-    print(readbench.table(reads))
+    if reads:
+        print(readbench.table(reads))
     from importlib.metadata import version
 
     meta = {

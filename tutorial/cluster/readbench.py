@@ -61,6 +61,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the read-scaling part: history reads/s with 0 and --read-replicas standbys",
     )
+    p.add_argument("--no-reads", action="store_true", help="skip the read-scaling part")
     p.add_argument("--read-replicas", type=int, default=2, help="standbys for it (default 2)")
     p.add_argument("--read-clients", type=int, default=20, help="reading clients (default 20)")
     p.add_argument("--reads-each", type=int, default=50, help="reads per client (default 50)")
