@@ -15,7 +15,7 @@ import pytest
 
 from tutorial.protocol.layers import Layer
 from tutorial.render.architecture import architecture_diagram
-from tutorial.scenarios.cluster import (
+from tutorial.scenarios.clusterviews import (
     chat_label,
     collapse_tls,
     plain_label,

@@ -25,7 +25,8 @@ from tutorial.cluster.cluster import Cluster
 from tutorial.render.architecture import architecture_diagram
 from tutorial.render.sequence import sequence_diagram
 from tutorial.scenarios.base import ScenarioResult
-from tutorial.scenarios.cluster import ROOM, ClusterStage, deterministic_trace, relabel, topology
+from tutorial.scenarios.clusterstage import ROOM, ClusterStage, deterministic_trace
+from tutorial.scenarios.clusterviews import relabel, topology
 from tutorial.trace.model import Trace
 
 KINDS = ("browser", "mobile", "desktop")

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Self
+
+from tutorial.protocol.layers import Direction
+
+Pump = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Direction], Awaitable[None]]
 
 
 class LoopbackProxy:
@@ -62,3 +67,39 @@ class LoopbackProxy:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    async def relay_both_ways(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pump: Pump,
+        local_addr: tuple[str, int] | None = None,
+    ) -> bool:
+        """Open the upstream (from ``local_addr``, if given), run ``pump(src, dst,
+        direction)`` both ways until one side is done, then close both connections.
+        False when the upstream refused the connection (nothing was relayed)."""
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    *self.upstream, local_addr=local_addr
+                )
+            except OSError:
+                return False
+            pumps = [
+                asyncio.create_task(pump(reader, up_writer, Direction.CLIENT_TO_SERVER)),
+                asyncio.create_task(pump(up_reader, writer, Direction.SERVER_TO_CLIENT)),
+            ]
+            try:
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in pumps:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            return True
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    with contextlib.suppress(Exception):
+                        w.close()

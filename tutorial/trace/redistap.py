@@ -394,28 +394,10 @@ class RedisTap(LoopbackProxy):
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = RedisConnection(len(self.connections) + 1)
         self.connections.append(conn)
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            try:
-                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-            except OSError:
-                return  # the server sees its connection close, as if Redis were down
-            pumps = [
-                asyncio.create_task(self._pump(conn, reader, up_writer, C2S)),
-                asyncio.create_task(self._pump(conn, up_reader, writer, S2C)),
-            ]
-            try:
-                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for pump in pumps:
-                    pump.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await pump
-        finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        w.close()
+        # Refused: the server sees its connection close, as if Redis were down.
+        await self.relay_both_ways(
+            reader, writer, lambda src, dst, direction: self._pump(conn, src, dst, direction)
+        )
 
     async def _pump(
         self,

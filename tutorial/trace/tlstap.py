@@ -16,7 +16,6 @@ balancer, the two views show what TLS termination means.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from tutorial.protocol.layers import DecodeError, Direction, Layer
@@ -57,31 +56,14 @@ class TlsTap(LoopbackProxy):
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = str((writer.get_extra_info("peername") or ("?", 0))[0])
         client = self.name_of(address) or address
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            try:
-                local = (address, 0) if address.startswith("127.") else None
-                up_reader, up_writer = await asyncio.open_connection(
-                    *self.upstream, local_addr=local
-                )
-            except OSError:
-                return
-            pumps = [
-                asyncio.create_task(self._pump(client, reader, up_writer, C2S)),
-                asyncio.create_task(self._pump(client, up_reader, writer, S2C)),
-            ]
-            try:
-                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in pumps:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-        finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        w.close()
+        # From the client's own address: nginx's sticky hash sees the client, not the tap.
+        local = (address, 0) if address.startswith("127.") else None
+        await self.relay_both_ways(
+            reader,
+            writer,
+            lambda src, dst, direction: self._pump(client, src, dst, direction),
+            local_addr=local,
+        )
 
     async def _pump(
         self,
