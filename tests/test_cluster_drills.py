@@ -5,7 +5,8 @@ The cluster: nginx terminating TLS (a throwaway CA) with sticky sessions, three
 three Sentinels (``redis+sentinel://``), a PostgreSQL primary with two streaming hot
 standbys. Every drill checks what crossed the wire with
 :func:`tutorial.cluster.ledger.check_delivery` (tests/test_ledger.py shows it fails on
-a lost, duplicated or reordered message) and prints its recovery time (``-s``).
+a lost, duplicated or reordered message) and prints its figures, recovery time
+included, even under ``make test``.
 
 The drills run in file order; the last one (the primary stopped, a standby promoted)
 leaves the cluster changed, which is why it is last.
@@ -44,8 +45,10 @@ async def cluster() -> AsyncIterator[Cluster]:
         await started.stop()
 
 
-def report(drill: drills.DrillReport) -> None:
-    print(f"\n{drill.line()}")
+def report(drill: drills.DrillReport, capsys: pytest.CaptureFixture[str]) -> None:
+    """Print the drill's figures even when pytest captures output (make test shows them)."""
+    with capsys.disabled():
+        print(f"\n  {drill.line()}")
 
 
 async def test_a_wss_round_trip_through_nginx_verifies_the_certificate(cluster: Cluster) -> None:
@@ -128,33 +131,41 @@ async def test_the_official_js_client_in_chromium_chats_over_wss_trusting_only_t
             await chromium.close()
 
 
-async def test_replica_lag_is_seen_and_repaired_by_the_seq(cluster: Cluster) -> None:
+async def test_replica_lag_is_seen_and_repaired_by_the_seq(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     drill = await drills.replica_lag(cluster)
-    report(drill)
+    report(drill, capsys)
     f = drill.figures
     assert f["stale_history_seqs"] == []  # bob's first history came from a lagging standby
     assert f["stale_reads_sent_to_primary"] >= 1  # atLeast sent the repair to the primary
     assert all(lag and lag > 0 for lag in f["lag_bytes"].values()), f["lag_bytes"]
 
 
-async def test_a_stopped_standby_makes_reads_fall_back(cluster: Cluster) -> None:
+async def test_a_stopped_standby_makes_reads_fall_back(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     drill = await drills.replica_down(cluster)
-    report(drill)
+    report(drill, capsys)
     assert drill.figures["fallbacks"] >= 1
 
 
-async def test_redis_master_killed_under_load_loses_nothing_acked(cluster: Cluster) -> None:
+async def test_redis_master_killed_under_load_loses_nothing_acked(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     drill = await drills.redis_failover(cluster)
-    report(drill)
+    report(drill, capsys)
     f = drill.figures
     assert f["promoted"] != f["killed"]
     assert f["cross_server_resumed_s"] is not None
     assert f["gaps_repaired"] >= 0 and drill.delivery.acked == f["sent"]
 
 
-async def test_primary_stopped_then_promoted_loses_nothing_acked(cluster: Cluster) -> None:
+async def test_primary_stopped_then_promoted_loses_nothing_acked(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     drill = await drills.primary_down(cluster)
-    report(drill)
+    report(drill, capsys)
     f = drill.figures
     assert f["store_unavailable_answers"] >= 1
     assert f["writes_resumed_after_promotion_s"] is not None
