@@ -302,9 +302,8 @@ def annotate_frame(raw: bytes, *, inflated: bytes | None = None) -> Annotated:
     if key is not None and data:
         decoded.append(("masked payload", data[:48].hex(" ") + (" …" if len(data) > 48 else "")))
         decoded.append(("XOR masking key", (key * 12)[: min(len(data), 48)].hex(" ")))
-    if data:
-        label = "unmasked payload" if key is not None else "payload"
-        decoded.append((label, _text(payload)))
+    if data and key is not None:
+        decoded.append(("unmasked payload", _text(payload)))
     if rsv[0] and data:
         text = inflated if inflated is not None else _inflate(payload)
         decoded.append(
