@@ -185,9 +185,13 @@ def document(
     *,
     title: str | None = None,
     views: Iterable[str] | None = None,
-    max_label: int = 60,
+    max_label: int = 44,
 ) -> dict[str, Any]:
-    """The step-through document of ``trace`` (see the module docstring)."""
+    """The step-through document of ``trace`` (see the module docstring).
+
+    Labels are cut at ``max_label`` characters (shorter than in a stand-alone diagram:
+    the panel shows every byte anyway, and narrow columns keep the diagram on screen).
+    """
     steps = inspect_trace(trace)
     events = trace.events
     index_of = {id(e): i for i, e in enumerate(events)}

@@ -110,11 +110,63 @@
     });
     diagram.addEventListener("click", function (ev) {
       var k = rowOf(ev.target);
+      if (k === null) k = rowAt(ev.clientX, ev.clientY);
       if (k !== null && views[state.view].spec.rows[k] && views[state.view].spec.rows[k].events.length) {
         stop();
         go(k);
       }
     });
+
+    function rowAt(x, y) {
+      // A click between the lines of a label, or just beside an arrow: the row whose
+      // box holds the point (the smallest one).
+      var best = null, area = Infinity;
+      Array.prototype.forEach.call(diagram.querySelectorAll("svg .seq_row"), function (g) {
+        var r = g.getBoundingClientRect();
+        if (x >= r.left - 4 && x <= r.right + 4 && y >= r.top - 4 && y <= r.bottom + 4) {
+          var a = (r.width + 8) * (r.height + 8);
+          if (a < area) { area = a; best = rowOf(g); }
+        }
+      });
+      return best;
+    }
+
+    function fit(svg, tries) {
+      // A diagram a little wider than the box is scaled down to fit; a much wider one
+      // keeps its size (text stays legible) and scrolls.
+      var natural = parseFloat(svg.getAttribute("width") || "0") * (96 / 72);
+      var room = diagram.clientWidth - 2;
+      if (!room) {
+        if (tries < 50) setTimeout(function () { fit(svg, tries + 1); }, 100);
+        return;
+      }
+      if (natural > room && room / natural >= 0.72) {
+        svg.style.width = room + "px";
+      }
+    }
+
+    function addHitAreas(svg, tries) {
+      // Labels and notes get a transparent box behind their text, so that a click
+      // anywhere on them (between lines, between words) selects the arrow.
+      var nodes = svg.querySelectorAll("g.node.seq_row");
+      if (!nodes.length) return;
+      var box = nodes[0].getBBox ? nodes[0].getBBox() : null;
+      if (!box || (!box.width && !box.height)) {
+        if (tries < 50) setTimeout(function () { addHitAreas(svg, tries + 1); }, 100);
+        return;
+      }
+      Array.prototype.forEach.call(nodes, function (g) {
+        if (g.querySelector("rect.ti-hit")) return;
+        var b = g.getBBox();
+        var rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+        rect.setAttribute("class", "ti-hit");
+        rect.setAttribute("x", String(b.x - 2));
+        rect.setAttribute("y", String(b.y - 2));
+        rect.setAttribute("width", String(b.width + 4));
+        rect.setAttribute("height", String(b.height + 4));
+        g.insertBefore(rect, g.firstChild);
+      });
+    }
 
     function position() {
       return views[state.view].steppable.indexOf(state.row);
@@ -195,6 +247,8 @@
           twin.setAttribute("class", "ti-hit");
           p.parentNode.insertBefore(twin, p);
         });
+        addHitAreas(svg, 0);
+        fit(svg, 0);
       }
       slider.max = String(Math.max(0, v.steppable.length - 1));
       Array.prototype.forEach.call(tabs.children, function (b) {
@@ -325,7 +379,8 @@
             ? "No bytes: the server did this on its own." : "No bytes of its own: " + e.label + "." }));
       }
       return h("section", { className: "ti-card ti-layer-" + e.layer + (isThis ? " ti-this-card" : ""),
-        "data-index": String(index), "data-layer": e.layer }, body);
+        "data-index": String(index), "data-layer": e.layer,
+        "data-length": b ? String(b.length) : null }, body);
     }
 
     function ribbon(b) {
@@ -349,7 +404,8 @@
           : (s.end - s.start === 8 ? "byte " + s.start / 8
             : "bytes " + s.start / 8 + "–" + (s.end / 8 - 1));
         out.appendChild(h("div", { className: "ti-span ti-role-" + s.role + (s.bits !== null ? " ti-bits" : ""),
-          role: "listitem", title: s.note || null, "data-name": s.name },
+          role: "listitem", title: s.note || null, "data-name": s.name,
+          "data-start": String(s.start), "data-end": String(s.end) },
           [h("div", { className: "ti-name", text: s.name })].concat(shown, [
             said ? null : h("div", { className: "ti-value", text: s.value }),
             h("div", { className: "ti-range", text: range }),
