@@ -195,3 +195,31 @@ def test_an_ack_names_the_event_it_answers() -> None:
         for a in acks
     )
     assert any("the 'send-message' event with ack id" in a.sentence for a in acks)
+
+
+def test_redaction_hides_a_password_in_the_bytes_and_the_text_but_keeps_every_field() -> None:
+    from tutorial.render.stepper import bytes_json, secret_bytes
+    from tutorial.trace.inspection import inspect_trace as steps_of
+
+    trace = two_party()
+    wire(trace, "alice", "server", b'40{"username":"alice","password":"s3cret"}', masked=True)
+    frame_step, eio_step, sio_step = steps_of(trace)
+    for step in (frame_step, eio_step, sio_step):
+        assert step.annotated is not None
+        plain = json_text(bytes_json(step.annotated))
+        hidden = json_text(bytes_json(step.annotated, redact=True))
+        assert "s3cret" in plain or step is frame_step
+        assert "s3cret" not in hidden
+        assert len(secret_bytes(step.annotated)) == len("s3cret")
+        assert [s["name"] for s in bytes_json(step.annotated, redact=True)["spans"]] == [
+            s.name for s in step.annotated.spans
+        ]
+    # The masked frame's hex hides the same six bytes, at the same place.
+    spans = bytes_json(frame_step.annotated, redact=True)["spans"]  # type: ignore[arg-type]
+    assert next(s for s in spans if s["name"] == "payload")["hex"].count("••") == 6
+
+
+def json_text(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

@@ -101,51 +101,93 @@ def _span_text(raw: bytes) -> str | None:
     return shown
 
 
-def bytes_json(annotated: Annotated) -> dict[str, Any]:
-    """One unit's annotation as the script shows it."""
+#: Login secrets: the value of a JSON "password" or "token" (in text and in bytes).
+SECRET_TEXT = re.compile(r'("(?:password|token)"\s*:\s*)"[^"]*"')
+SECRET_BYTES = re.compile(rb'"(?:password|token)"\s*:\s*"([^"]*)"')
+HIDDEN = "•••"
+
+
+def hide_secrets(text: str) -> str:
+    """``"password":"alice"`` → ``"password":"•••"`` (a panel on screen travels in screenshots)."""
+    return SECRET_TEXT.sub(rf'\1"{HIDDEN}"', text)
+
+
+def secret_bytes(annotated: Annotated) -> set[int]:
+    """Offsets of the bytes that hold a secret's value, in the unit's own bytes. A masked
+    frame's payload is searched unmasked; the offsets are the same."""
     raw = annotated.raw
+    base, plain = 0, raw
+    if annotated.layer is Layer.WS:
+        payload = next((s for s in annotated.spans if s.name == "payload"), None)
+        if payload is None:
+            return set()
+        base = payload.byte_start
+        plain = raw[base : payload.byte_end]
+        key = next((s for s in annotated.spans if s.name == "masking key"), None)
+        if key is not None:
+            from tutorial.protocol.websocket import apply_mask
+
+            plain = apply_mask(plain, raw[key.byte_start : key.byte_end])
+    return {base + i for m in SECRET_BYTES.finditer(plain) for i in range(m.start(1), m.end(1))}
+
+
+def bytes_json(annotated: Annotated, *, redact: bool = False) -> dict[str, Any]:
+    """One unit's annotation as the script shows it; ``redact`` hides login secrets
+    (their bytes show as ``••``; every field keeps its place and length)."""
+    raw = annotated.raw
+    hidden = secret_bytes(annotated) if redact else set()
+    say = hide_secrets if redact else (lambda text: text)
     spans = []
     for s in annotated.spans:
         chunk = raw[s.byte_start : s.byte_end]
+        shown = [
+            "••" if s.byte_start + i in hidden else f"{b:02x}"
+            for i, b in enumerate(chunk[:MAX_HEX])
+        ]
+        text = None if s.is_bits or annotated.layer is Layer.WS else _span_text(chunk)
         spans.append(
             {
                 "name": s.name,
-                "value": s.value,
+                "value": say(s.value),
                 "role": str(s.role),
-                "note": s.note,
+                "note": say(s.note),
                 "start": s.start,
                 "end": s.end,
                 "bits": s.bits(raw) if s.is_bits else None,
-                "hex": chunk[:MAX_HEX].hex(" "),
+                "hex": " ".join(shown),
                 "more": max(0, len(chunk) - MAX_HEX),
-                "text": None if s.is_bits or annotated.layer is Layer.WS else _span_text(chunk),
+                "text": say(text) if text is not None else None,
             }
         )
     return {
-        "title": annotated.title,
+        "title": say(annotated.title),
         "layer": str(annotated.layer),
         "length": len(raw),
         "problem": annotated.problem,
-        "decoded": [list(pair) for pair in annotated.decoded],
+        "decoded": [
+            [k, f'"{HIDDEN}"' if redact and k in ("password", "token") else say(v)]
+            for k, v in annotated.decoded
+        ],
         "spans": spans,
     }
 
 
-def event_json(steps: Sequence[Step], step: Step) -> dict[str, Any]:
+def event_json(steps: Sequence[Step], step: Step, *, redact: bool = False) -> dict[str, Any]:
     e = step.event
+    say = hide_secrets if redact else (lambda text: text)
     return {
         "index": step.index,
         "source": e.source,
         "target": e.target,
         "layer": str(e.layer),
-        "label": e.label,
+        "label": say(e.label),
         "kind": e.kind,
         "step": e.step,
-        "sentence": step.sentence,
+        "sentence": say(step.sentence),
         "carried_by": list(step.carried_by),
         "carries": list(step.carries),
         "family": family(steps, step.index),
-        "bytes": bytes_json(step.annotated) if step.annotated is not None else None,
+        "bytes": None if step.annotated is None else bytes_json(step.annotated, redact=redact),
     }
 
 
@@ -186,11 +228,13 @@ def document(
     title: str | None = None,
     views: Iterable[str] | None = None,
     max_label: int = 44,
+    redact: bool = False,
 ) -> dict[str, Any]:
     """The step-through document of ``trace`` (see the module docstring).
 
     Labels are cut at ``max_label`` characters (shorter than in a stand-alone diagram:
     the panel shows every byte anyway, and narrow columns keep the diagram on screen).
+    ``redact`` hides login secrets in the panel (:func:`bytes_json`).
     """
     steps = inspect_trace(trace)
     events = trace.events
@@ -205,7 +249,7 @@ def document(
         "version": VERSION,
         "title": title or "",
         "lifelines": {lf.id: lf.label for lf in trace.lifelines},
-        "events": [event_json(steps, s) for s in steps],
+        "events": [event_json(steps, s, redact=redact) for s in steps],
         "views": [v for v in drawn if any(r["events"] for r in v["rows"])],
     }
 

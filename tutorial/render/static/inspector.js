@@ -319,15 +319,24 @@
       panel.textContent = "";
       if (state.event === null) return;
       if (row.events.length > 1) {
-        var who = h("div", { className: "ti-fanout" }, ["This arrow went to " + row.events.length +
-          " lifelines: "]);
-        row.events.forEach(function (i) {
+        // A fan-out (one message to several lifelines) or a folded run of events.
+        var first = doc.events[row.events[0]];
+        var fanout = row.events.every(function (i) {
           var e = doc.events[i];
-          who.appendChild(h("button", { type: "button", className: "ti-pick" + (i === state.event ? " ti-on" : ""),
-            text: doc.lifelines[e.target] || e.target,
+          return e.source === first.source && e.label === first.label;
+        });
+        var pick = h("div", { className: "ti-fanout" }, [fanout
+          ? "This arrow went to " + row.events.length + " lifelines: "
+          : "This row stands for " + row.events.length + " events: "]);
+        row.events.forEach(function (i, n) {
+          var e = doc.events[i];
+          var name = fanout ? (doc.lifelines[e.target] || e.target)
+            : (n + 1) + ". " + (e.label.length > 28 ? e.label.slice(0, 27) + "…" : e.label);
+          pick.appendChild(h("button", { type: "button", className: "ti-pick" + (i === state.event ? " ti-on" : ""),
+            "data-index": String(i), text: name, title: e.label,
             onclick: function () { go(state.row, i); } }));
         });
-        panel.appendChild(who);
+        panel.appendChild(pick);
       }
       var ev = doc.events[state.event];
       ev.family.forEach(function (i) { panel.appendChild(card(i, i === state.event)); });
