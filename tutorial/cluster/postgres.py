@@ -205,7 +205,7 @@ class TempPostgres:
         ``{state, sent_lsn, replay_lsn, lag_bytes}``."""
         rows = self.psql(
             "SELECT application_name, state, sent_lsn, replay_lsn, "
-            "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint "
+            "pg_wal_lsn_diff(pg_current_wal_insert_lsn(), replay_lsn)::bigint "
             "FROM pg_stat_replication ORDER BY application_name"
         )
         out: dict[str, dict[str, Any]] = {}

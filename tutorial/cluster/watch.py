@@ -255,7 +255,7 @@ async def database_state(cluster: Cluster) -> dict[str, Any]:
                 else:
                     for row in await con.fetch(
                         "SELECT application_name, "
-                        "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag "
+                        "pg_wal_lsn_diff(pg_current_wal_insert_lsn(), replay_lsn)::bigint AS lag "
                         "FROM pg_stat_replication"
                     ):
                         lags[row["application_name"]] = row["lag"]
