@@ -327,3 +327,28 @@ def test_the_committed_pictures_hold_the_seed_boxes(name: str) -> None:
     }[name]
     for text in wanted:
         assert text in dot, text
+
+
+def test_an_answer_nginx_cut_into_two_records_is_one_row_whatever_the_timing() -> None:
+    from tutorial.scenarios.clusterviews import by_hop
+
+    kinds = {"alice": "client", "nginx": "balancer", "server-1": "server"}
+    ask = tls("alice", "nginx", "application data", 90)
+    forwarded = TraceEvent(0.0, "alice", "server-1", Layer.EIO, "send", raw=b"42[]")
+    echo = TraceEvent(0.0, "server-1", "alice", Layer.EIO, "echo", raw=b"42[]")
+    ack = TraceEvent(0.0, "server-1", "alice", Layer.EIO, "ack", raw=b"43[]")
+    first, second = (tls("nginx", "alice", "application data", n) for n in (120, 60))
+    early = [ask, forwarded, echo, first, ack, second]  # nginx answered the echo at once
+    late = [ask, forwarded, echo, ack, first, second]  # ... or after the ack came
+    rows = [[e.label for e in collapse_tls(by_hop(x, kinds), sizes=False)] for x in (early, late)]
+    assert (
+        rows[0]
+        == rows[1]
+        == [
+            "TLS: application data (encrypted)",
+            "send",
+            "echo",
+            "ack",
+            "TLS: application data (encrypted)",
+        ]
+    )

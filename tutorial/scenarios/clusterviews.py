@@ -201,7 +201,31 @@ def balancer_trace(stage: ClusterStage, index: int, *, deterministic: bool) -> T
     behind."""
     story = stage.story(index, index + 1)
     part = [e for e in story.events if e.layer in (Layer.TLS, Layer.EIO) and not _ping(e)]
+    part = by_hop(part, {lf.id: lf.kind for lf in story.lifelines})
     return through_balancer(Trace(story.lifelines, collapse_tls(part, sizes=not deterministic)))
+
+
+def by_hop(events: Sequence[TraceEvent], kinds: dict[str, str]) -> list[TraceEvent]:
+    """One request and its answers, hop by hop for each client: its TLS records to
+    nginx, nginx's plain packets to the server, the server's answers, nginx's TLS
+    records back. nginx may cut its answer into one record or several, sent before or
+    after the next plain packet arrives; grouped like this, they collapse to one row."""
+
+    def hop(e: TraceEvent) -> int:
+        up = kinds.get(e.source) == "client"
+        if e.layer is Layer.TLS:
+            return 0 if up else 3
+        return 1 if up else 2
+
+    order: list[str] = []
+    for e in events:
+        client = client_of(e, kinds)
+        if client not in order:
+            order.append(client)
+    ranked = sorted(
+        enumerate(events), key=lambda ie: (order.index(client_of(ie[1], kinds)), hop(ie[1]), ie[0])
+    )
+    return [e for _, e in ranked]
 
 
 def _ping(e: TraceEvent) -> bool:
