@@ -94,3 +94,20 @@ def test_bytes_that_are_not_tls_stop_the_decoder(data: bytes, reason: str) -> No
     got = decoder.receive_data(data)
     assert len(got) == 1 and isinstance(got[0], DecodeError) and reason in got[0].reason
     assert decoder.receive_data(bytes([23, 3, 3, 0, 1, 0])) == []
+
+
+def test_the_inspector_names_every_byte_of_a_record() -> None:
+    from tutorial.protocol.annotate import annotate
+    from tutorial.protocol.layers import Layer
+
+    up, _, _ = handshake("localhost")
+    hello, data = records(up)[0], records(up)[-1]
+    assert isinstance(hello, TlsRecord) and isinstance(data, TlsRecord)
+    for record in (hello, data):
+        annotated = annotate(Layer.TLS, record.raw)
+        assert annotated.gaps_and_overlaps() == []
+        assert annotated.span("length").value == f"{record.length} bytes"
+    assert annotate(Layer.TLS, hello.raw).span("handshake type").value == "ClientHello"
+    assert annotate(Layer.TLS, data.raw).span("ciphertext").note.startswith("encrypted")
+    broken = annotate(Layer.TLS, data.raw[:-1])
+    assert broken.problem == "not one whole TLS record" and broken.gaps_and_overlaps() == []
