@@ -30,7 +30,6 @@ from tutorial.trace.tlstap import TlsTap
 from tutorial.trace.wiretap import StableNormaliser, stable_trace
 
 ROOM = "general"
-TEXT = "Hello through the balancer"
 KINDS = ("browser", "mobile", "desktop")
 WAIT = 20.0  # seconds: a wait longer than this is a failure, not a pause
 BALANCER = "nginx"

@@ -127,13 +127,14 @@ def _track(e: TraceEvent, last: dict[str, int], *, mark: bool) -> bool:
 
 def plain_label(e: TraceEvent, client: str) -> str:
     """An Engine.IO packet behind the balancer, as its plain text: ``42["send-message",
-    {…"text":"Hello"…}]`` (the chat text kept, the rest of the object elided)."""
+    {…"text":"Hello"…}]``: the field that tells the story (the chat text, else the seq)
+    kept, the rest of the object elided."""
     try:
         text = (e.raw or b"").decode("utf-8")
     except UnicodeDecodeError:
         return f"{client}: {e.label}"
     head, brace, rest = text.partition("{")
-    said = re.search(r'"text":"(?:[^"\\]|\\.)*"', rest)
+    said = re.search(r'"text":"(?:[^"\\]|\\.)*"', rest) or re.search(r'"seq":\d+', rest)
     if brace and said:
         text = f"{head}{{…{said.group(0)}…}}]"
     return f"{client}: {text}"
@@ -196,12 +197,21 @@ def collapse_tls(events: Sequence[TraceEvent], *, sizes: bool) -> list[TraceEven
     return out
 
 
-def balancer_trace(stage: ClusterStage, index: int, *, deterministic: bool) -> Trace:
+def balancer_trace(
+    stage: ClusterStage, index: int, *, deterministic: bool, people: Sequence[str] = ()
+) -> Trace:
     """Window ``index`` (a send), through the balancer: TLS rows in front, Engine.IO rows
-    behind."""
+    behind; only ``people``'s exchanges (all clients' when empty)."""
     story = stage.story(index, index + 1)
-    part = [e for e in story.events if e.layer in (Layer.TLS, Layer.EIO) and not _ping(e)]
-    part = by_hop(part, {lf.id: lf.kind for lf in story.lifelines})
+    kinds = {lf.id: lf.kind for lf in story.lifelines}
+    part = [
+        e
+        for e in story.events
+        if e.layer in (Layer.TLS, Layer.EIO)
+        and not _ping(e)
+        and (not people or client_of(e, kinds) in people)
+    ]
+    part = by_hop(part, kinds)
     return through_balancer(Trace(story.lifelines, collapse_tls(part, sizes=not deterministic)))
 
 
