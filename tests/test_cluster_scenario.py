@@ -257,8 +257,8 @@ def test_relabel_marks_a_gap_a_resend_and_a_refusal() -> None:
     assert labels == [
         ('send-message "m2"', "message"),
         ("ack: refused (x)", "error"),
-        ('send-message "m2" (again, from the outbox: same clientMsgId)', "message"),
-        ('new-message seq 3 "m3": seq 2 is missing (a gap)', "message"),
+        ('send-message "m2" again (outbox)', "message"),
+        ('new-message seq 3 "m3", seq 2 missing: a gap', "message"),
     ]
 
 

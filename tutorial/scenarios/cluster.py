@@ -42,6 +42,8 @@ from tutorial.scenarios.clusterviews import balancer_trace, draw_architecture, r
 from tutorial.trace.model import Trace
 
 TEXT = "Hello!"
+NO_MASTER = "no master yet"
+NO_PRIMARY = "primary down"
 
 # -- the scenario ---------------------------------------------------------------------------
 
@@ -179,20 +181,18 @@ async def redis_failover_story(stage: ClusterStage, users: Sequence[str]) -> Tra
     alice, bob = users[0], users[1]
     first = len(stage.windows)
     master = cluster.redis_ha.master()
-    stage.note("redis", f"kill -9 {master.name} (the master)")
+    stage.note("redis", f"kill -9 {master.name}, the master")
     cluster.kill_redis_master()
-    await stage.send(alice, "sent while Redis has no master", reach=[alice])
+    await stage.send(alice, NO_MASTER, reach=[alice])
     await cluster.wait_redis_failover()
-    stage.note("sentinels", "+odown: they agree the master is down")
-    stage.note("sentinels", "+switch-master: a replica is the new master")
+    stage.note("sentinels", "+odown: master down")
+    stage.note("sentinels", "+switch-master: replica promoted")
     await wait_resubscribed(cluster, len(cluster.servers))
-    stage.note("redis", "every server re-subscribed through a Sentinel")
+    stage.note("redis", "servers re-subscribed")
     client = stage.clients[bob]
-    await stage.send(alice, "after the failover")
+    await stage.send(alice, "after failover")
     async with stage.window(bob, "repair"):
-        await client.wait_until(
-            lambda: "sent while Redis has no master" in client.received(ROOM), WAIT
-        )
+        await client.wait_until(lambda: NO_MASTER in client.received(ROOM), WAIT)
     await cluster.rejoin_redis(master)
     return _part(stage, first, {alice, bob})
 
@@ -224,24 +224,20 @@ async def database_failover_story(stage: ClusterStage, users: Sequence[str]) -> 
     client = stage.clients[alice]
     # A retry that waits longer than a promotion takes: one refusal, then the ack.
     client.options.backoff = Backoff(base=1.5, factor=1.0, cap=1.5, jitter=0.0)
-    stage.note("database", "pg_ctl stop (the primary)")
+    stage.note("database", "pg_ctl stop: primary")
     await cluster.stop_database()
     errors = len(client.errors)
     async with stage.window(alice, "refused"):
-        pending = client.send(
-            ROOM, "sent while the primary is down", client_msg_id=stage.next_msg_id(alice)
-        )
+        pending = client.send(ROOM, NO_PRIMARY, client_msg_id=stage.next_msg_id(alice))
         await client.wait_until(lambda: len(client.errors) > errors, WAIT)
     standby = cluster.standbys[0]
-    stage.note("database", f"pg_ctl promote {standby.name}: the new primary")
+    stage.note("database", f"pg_ctl promote {standby.name}")
     await cluster.promote_replica(0)
     async with stage.window(alice, "retry"):
         await asyncio.wait_for(pending, WAIT)
         for name in (alice, bob):
             other = stage.clients[name]
-            await other.wait_until(
-                lambda o=other: "sent while the primary is down" in o.received(ROOM), WAIT
-            )
+            await other.wait_until(lambda o=other: NO_PRIMARY in o.received(ROOM), WAIT)
     return _part(stage, first, {alice, bob})
 
 

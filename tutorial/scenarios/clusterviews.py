@@ -83,10 +83,10 @@ def relabel(trace: Trace, before: Trace | None = None) -> Trace:
         if label is not None:
             failed = label.startswith(("error ", "ack: refused"))
             if _track(e, last, mark=True):
-                label += f": seq {last[e.target + ':gap']} is missing (a gap)"
+                label += f", seq {last[e.target + ':gap']} missing: a gap"
             msg_id = _msg_id(e)
             if msg_id is not None and msg_id in sent:
-                label += " (again, from the outbox: same clientMsgId)"
+                label += " again (outbox)"
             sent.add(msg_id)
             e = replace(e, label=label, kind="error" if failed else e.kind)
         events.append(e)
