@@ -11,6 +11,9 @@ from tutorial.scenarios.cli import regenerate
 
 COMMITTED = Path(__file__).resolve().parent.parent / "diagrams"
 
+# Two regenerations start two whole clusters (scenarios architecture and cluster).
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
