@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_config
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from rawclient import Recorder, unique_id
 
@@ -44,22 +42,6 @@ async def client(server: ChatServer) -> AsyncIterator[MakeClient]:
     yield make
     for rec in made:
         await rec.close()
-
-
-@pytest.fixture
-async def custom_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
-    """A factory of demo servers with config overrides, each in its own directory."""
-    started: list[ChatServer] = []
-
-    async def make(**overrides: Any) -> ChatServer:
-        srv = ChatServer(make_config(tmp_path / f"custom{len(started)}", **overrides))
-        await srv.start()
-        started.append(srv)
-        return srv
-
-    yield make
-    for srv in started:
-        await srv.stop()
 
 
 async def expect_failure(rec: Recorder, event: str, payload: Any, code: ErrorCode) -> dict:
