@@ -43,7 +43,7 @@ from tutorial.chat.packets import (
     install_engineio_hooks,
 )
 from tutorial.chat.presence import Presence, RedisPresence
-from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes
+from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
 from tutorial.chat.sendqueue import (
     DEFAULT_MAX_SEND_QUEUE,
     MIN_SEND_QUEUE,
@@ -64,10 +64,17 @@ log = logging.getLogger("tutorial.chat")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# Strikes (refused or unreadable events) a connection may collect within
-# STRIKE_WINDOW seconds before it is cut off: only a flood reaches the limit.
+# Two ways a connection gets cut off, both only reached by a client that keeps on
+# regardless of what it is told:
+# * protocol strikes: unreadable packets and unknown events, MAX_PROTOCOL_STRIKES of
+#   them within STRIKE_WINDOW seconds (no correct client sends one);
+# * refusals of well-formed events (rate_limited, not_in_room, auth_failed, ...): a
+#   budget of REFUSAL_BURST that comes back at REFUSAL_RATE a second. A client that
+#   waits `retryAfter` never runs out; a flood of refused events does in milliseconds.
 MAX_PROTOCOL_STRIKES = 10
 STRIKE_WINDOW = 60.0
+REFUSAL_BURST = 20.0
+REFUSAL_RATE = 2.0
 
 SpanHook = Callable[..., None]
 
@@ -148,6 +155,7 @@ class Session:
     user: str | None = None
     rooms: set[str] = field(default_factory=set)
     strikes: Strikes = field(default_factory=lambda: Strikes(MAX_PROTOCOL_STRIKES, STRIKE_WINDOW))
+    refusals: TokenBucket = field(default_factory=lambda: TokenBucket(REFUSAL_BURST, REFUSAL_RATE))
     address: str | None = None  # the client's address (through a trusted proxy: its own)
     cut_off: bool = False
 
@@ -411,9 +419,10 @@ class ChatServer:
     ) -> dict[str, Any]:
         """Refuse: ``error`` to the client, the ack to return, and a strike.
 
-        Every refusal but ``store_unavailable`` (the server's fault) is a strike; a
-        connection that collects :data:`MAX_PROTOCOL_STRIKES` within :data:`STRIKE_WINDOW`
-        seconds is cut off, so a flood of refused events ends.
+        Every refusal but ``store_unavailable`` (the server's fault) counts: unreadable
+        packets and unknown events as protocol strikes, other refusals against the
+        connection's refusal budget (see :data:`REFUSAL_BURST`). Either exhausted, the
+        connection is cut off, so a flood of refused events ends.
         """
         error: dict[str, Any] = {"code": code.value, "message": message, "event": event}
         if retry_after is not None:
@@ -421,12 +430,17 @@ class ChatServer:
         self._trace("error", f"error {code.value}", target=sid, fields=error)
         await self.sio.emit("error", error, to=sid)
         if code is not ErrorCode.STORE_UNAVAILABLE:
-            await self._strike(sid)
+            await self._strike(sid, protocol=code in _PROTOCOL_ERRORS)
         return {"ok": False, "error": error}
 
-    async def _strike(self, sid: str) -> None:
+    async def _strike(self, sid: str, protocol: bool) -> None:
         session = self.sessions.get(sid)
-        if session is None or session.cut_off or not session.strikes.add():
+        if session is None or session.cut_off:
+            return
+        if protocol:
+            if not session.strikes.add():
+                return
+        elif session.refusals.take() == 0.0:
             return
         session.cut_off = True
         self.cut_offs += 1
@@ -547,8 +561,10 @@ class ChatServer:
             raise self._refuse(ErrorCode.AUTH_FAILED, "wrong credentials or token")
         if self._user_full(user):
             raise self._refuse(ErrorCode.TOO_MANY_CONNECTIONS, self._too_many_text(user))
-        # Re-joining rooms through offsets costs what join-room events would.
-        wait = self.limiter.bucket(user).wait(len(offsets)) if offsets else 0.0
+        # Re-joining rooms through offsets costs what join-room events would (at most a
+        # full bucket, so that a long list can always get in once the bucket is full).
+        cost = min(float(len(offsets)), self.limiter.capacity)
+        wait = self.limiter.bucket(user).wait(cost) if offsets else 0.0
         if wait > 0:
             raise self._refuse(
                 ErrorCode.RATE_LIMITED,
@@ -556,7 +572,7 @@ class ChatServer:
                 retry_after=wait,
             )
         if offsets:
-            self.limiter.take(user, len(offsets))
+            self.limiter.take(user, cost)
         session.user = user
         self.sessions[sid] = session
         self._user_sids.setdefault(user, set()).add(sid)
@@ -880,6 +896,10 @@ class ChatServer:
                 entry = rooms.setdefault(room_id, {"private": False, "members": {}})
                 entry["members"].setdefault(session.user, []).append(session.sid)
         return {"namespace": "/", "rooms": dict(sorted(rooms.items()))}
+
+
+# Refusals that only a broken or hostile client earns: protocol strikes.
+_PROTOCOL_ERRORS = frozenset({ErrorCode.INVALID_PAYLOAD, ErrorCode.UNKNOWN_EVENT})
 
 
 class LoginThrottled(Exception):
