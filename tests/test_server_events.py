@@ -382,6 +382,27 @@ async def test_the_same_client_msg_id_twice_is_stored_once_and_delivered_once(
     assert await server.store.count_messages() == 2
 
 
+async def test_the_same_client_msg_id_in_two_rooms_is_two_messages(
+    server: ChatServer, client: MakeClient
+) -> None:
+    # A client that numbers its messages per room: m-1 in general, m-1 in tech-talk.
+    bob = client("bob")
+    await bob.login("bob", ("tech-talk",))
+    alice = client("alice")
+    await alice.login("alice", ("general", "tech-talk"))
+    in_general = await alice.call(
+        "send-message", {"roomId": "general", "text": "hi general", "clientMsgId": "m-1"}
+    )
+    in_tech = await alice.call(
+        "send-message", {"roomId": "tech-talk", "text": "hi tech", "clientMsgId": "m-1"}
+    )
+    assert in_general["duplicate"] is False and in_tech["duplicate"] is False
+    assert in_tech["seq"] == 1 and in_tech["id"] != in_general["id"]
+    got = await bob.next("new-message")
+    assert (got["roomId"], got["text"], got["clientMsgId"]) == ("tech-talk", "hi tech", "m-1")
+    assert await server.store.count_messages() == 2
+
+
 async def test_sending_to_a_room_not_joined_is_not_in_room(client: MakeClient) -> None:
     alice = client("alice")
     await alice.login("alice")
