@@ -178,6 +178,25 @@ class SendQueuePolicy:
             _closing.add(task)
             task.add_done_callback(_closing.discard)
 
+    async def end_session(self, eio_sid: str) -> None:
+        """End an Engine.IO session now, without waiting for its client (it may not read).
+
+        The Engine.IO CLOSE is queued; on a WebSocket the writer's stop signal follows it
+        (the writer then closes the WebSocket with code 1000), and the TCP connection is
+        aborted after the grace period if the client reads nothing.
+        """
+        sockets = getattr(self.eio, "sockets", None) or {}
+        socket = sockets.get(eio_sid)
+        if socket is None:
+            return
+        transport = self.transport_of(socket)
+        if not socket.closed:
+            with contextlib.suppress(Exception):
+                await socket.close(wait=False, abort=False)
+        if transport is not None:
+            socket.queue.put_nowait(None)
+            close_later(transport, self.close_grace)
+
     def _find_socket(self, queue: SendQueue) -> Any:
         sockets = getattr(self.eio, "sockets", None) or {}
         for socket in list(sockets.values()):

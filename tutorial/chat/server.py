@@ -44,12 +44,7 @@ from tutorial.chat.packets import (
 )
 from tutorial.chat.presence import Presence, RedisPresence
 from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
-from tutorial.chat.sendqueue import (
-    DEFAULT_MAX_SEND_QUEUE,
-    MIN_SEND_QUEUE,
-    SendQueuePolicy,
-    close_later,
-)
+from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, SendQueuePolicy
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
     CLIENT_EVENTS,
@@ -460,18 +455,8 @@ class ChatServer:
 
     async def _close_eio_session(self, eio_sid: str | None) -> None:
         """End an Engine.IO session without waiting for its client (it may not read)."""
-        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
-        if socket is None:
-            return
-        transport = self.send_policy.transport_of(socket)
-        if not socket.closed:
-            with contextlib.suppress(Exception):
-                await socket.close(wait=False, abort=False)  # queues the Engine.IO CLOSE
-        if transport is not None:
-            # WebSocket: after the CLOSE, the writer's stop signal (it then closes the
-            # WebSocket with code 1000); and a bound in time for a client that never reads.
-            socket.queue.put_nowait(None)
-            close_later(transport)
+        if eio_sid:
+            await self.send_policy.end_session(eio_sid)
 
     def _on_overflow(self, eio_sid: str, dropped: int) -> None:
         """The send-queue bound closed a connection (see sendqueue.py)."""
