@@ -570,6 +570,8 @@ class ChatServer:
     ) -> None:
         await self._confirm(session, rooms)
         for room_id, since in sorted(offsets.items()):
+            if self._stopping or self.sessions.get(session.sid) is not session:
+                return  # gone meanwhile: nothing to re-join
             try:
                 payload = validate("join-room", ({"roomId": room_id, "since": since},))
                 await self.join_room(session, payload)
@@ -723,6 +725,10 @@ class ChatServer:
                 f"a connection may be in {self.config.max_rooms_per_connection} rooms; "
                 "leave one first",
             )
+        if self.sessions.get(session.sid) is not session:
+            # Disconnected while the room was being checked: joining now would leave a
+            # member behind that nobody removes.
+            return {"ok": False, "roomId": room_id}
         await self.sio.enter_room(session.sid, room_id)
         session.rooms.add(room_id)
         # Presence is per user: only her first connection in the room (across the
@@ -746,8 +752,8 @@ class ChatServer:
             to=session.sid,
         )
         self._trace("app", "room-joined confirmation", step=5, target=session.sid)
-        # 6. Notify others
-        if announce:
+        # 6. Notify others (unless she left meanwhile: then user-left went out already)
+        if announce and self.sessions.get(session.sid) is session:
             await broadcast(
                 self.sio,
                 "user-joined",
