@@ -446,10 +446,11 @@ async def probe_never_reader(args: argparse.Namespace) -> dict[str, Any]:
     server = Server(args.server_arg).start()
     senders: list[Sock] = []
     try:
-        tokens = {u: await login_token(server.port, u) for u in ("alice", "bob", "charlie")}
+        others = ["bob", "charlie", "diana", "eve", "frank", "grace"][: args.senders]
+        tokens = {u: await login_token(server.port, u) for u in ["alice", *others]}
         reader = NeverReader(server.port)
         reader.open({"token": tokens["alice"]}, ["general"])
-        for user in ("bob", "charlie"):
+        for user in others:
             s = await Sock.open(server.port, {"token": tokens[user], "offsets": {"general": 0}})
             await s.wait("room-joined")
             senders.append(s)
@@ -491,6 +492,7 @@ async def probe_never_reader(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "probe": "never-reader",
             "flood": args.flood,
+            "senders": args.senders,
             "seconds": args.seconds,
             "rss_before_mib": round(base_rss, 1),
             "rss_max_mib": max(r for _, r in samples),
@@ -708,6 +710,7 @@ def main() -> None:
     p = sub.add_parser("never-reader")
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--flood", action="store_true")
+    p.add_argument("--senders", type=int, default=2, help="users sending 10 messages/s each")
     p.add_argument("--stop-when-dropped", action="store_true")
     p = sub.add_parser("slowloris")
     p.add_argument("--connections", type=int, default=1100)
