@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -35,10 +36,51 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
+        "--origin",
         "--cors-origin",
+        dest="origin",
         action="append",
         default=None,
-        help="allow this browser origin (repeatable); default: same origin only",
+        metavar="URL",
+        help="a browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
+        "default: the page's own origin when its host is an IP address or localhost",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="believe X-Forwarded-For/-Proto/-Host only from this proxy address or network "
+        "(repeatable); default: from nobody",
+    )
+    p.add_argument(
+        "--stats-token",
+        default=None,
+        metavar="TOKEN",
+        help="/stats also answers 'Authorization: Bearer TOKEN' (default: loopback only)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's headers, and a polling POST's body "
+        "(default 10)",
+    )
+    p.add_argument(
+        "--max-send-queue",
+        type=int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="bytes held for a connection that does not read; past it the connection is "
+        "closed with code 1008 (default 1048576)",
+    )
+    p.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=10,
+        metavar="N",
+        help="connections one user may have open on this server (default 10)",
     )
     p.add_argument(
         "--redis",
@@ -60,12 +102,22 @@ async def _serve(args: argparse.Namespace) -> int:
         db_url=args.db,
         db_read_urls=list(args.read_db),
         demo=args.demo,
-        cors_allowed_origins=args.cors_origin,
+        cors_allowed_origins=args.origin,
         redis_url=args.redis,
         name=args.name,
         live_trace=args.live_trace,
+        read_timeout=args.read_timeout,
+        max_send_queue=args.max_send_queue,
+        max_connections_per_user=args.max_connections_per_user,
+        trusted_proxies=args.trusted_proxy,
+        stats_token=args.stats_token or os.environ.get("TUTORIAL_STATS_TOKEN") or None,
     )
-    server = ChatServer(config)
+    _raise_open_files_limit()
+    try:
+        server = ChatServer(config)
+    except ValueError as exc:  # a bad --origin, --trusted-proxy or limit
+        print(f"tutorial serve: {exc}", file=sys.stderr, flush=True)
+        return 2
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
     if config.demo:
@@ -80,6 +132,36 @@ async def _serve(args: argparse.Namespace) -> int:
     await stop.wait()
     await server.stop()
     return 0
+
+
+# Below this many file descriptors a burst of half-open connections (slowloris) can
+# leave no room for real clients during the header timeout.
+MIN_OPEN_FILES = 4096
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard limit (1024 is a common default).
+
+    Each connection holds a descriptor until the header timeout closes it; with 1024 a
+    thousand half-open connections are enough to refuse everybody else meanwhile.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < MIN_OPEN_FILES:
+        print(
+            f"warning: only {soft} open files allowed (ulimit -n); raise the hard limit "
+            f"to {MIN_OPEN_FILES} or more for a server that faces the internet",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _user_args(p: argparse.ArgumentParser) -> None:

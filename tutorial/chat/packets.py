@@ -21,6 +21,9 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 
+from tutorial.chat.httpguard import body_reader
+from tutorial.chat.sendqueue import SendQueue, SendQueuePolicy
+
 MALFORMED_EVENT = "__malformed__"
 
 # Event names the server's own handlers use for the connection itself: a client that
@@ -132,28 +135,55 @@ class GuardedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     end of the connection: the session closes at once and ``disconnect`` runs.
     """
 
+    _bound = False
+
     async def wait(self) -> Any:
+        if not self._bound:
+            self._bound = True
+            self._bind_send_queue()
         frame = await super().wait()
         return frame if engineio_frame_ok(frame) else None
 
+    def _bind_send_queue(self) -> None:
+        """Tell the socket's :class:`SendQueue` its transport: unsent bytes count too.
 
-async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str = "/") -> None:
-    """``await sio.emit(event, data, room=room)``, with less work per recipient.
+        python-engineio hands us its socket's bound ``_websocket_handler`` method, and
+        its aiohttp driver keeps the request in ``environ["aiohttp.request"]``.
+        """
+        socket = getattr(self.handler, "__self__", None)
+        queue = getattr(socket, "queue", None)
+        request = getattr(self, "environ", {}).get("aiohttp.request")
+        if isinstance(queue, SendQueue) and request is not None:
+            queue.socket = socket
+            queue.policy.attach_transport(socket, request.transport)
+
+
+async def broadcast(
+    sio: Any,
+    event: str,
+    data: Any,
+    room: str,
+    namespace: str = "/",
+    skip_sid: str | None = None,
+) -> None:
+    """``await sio.emit(event, data, room=room, skip_sid=skip_sid)``, with less work per
+    recipient.
 
     python-socketio's ``AsyncManager.emit`` encodes the packet once, then creates one
     task per recipient to put it on that socket's queue, and waits for all of them.
     Here the same encoded Engine.IO packet goes straight onto each socket's queue (what
     each of those tasks would do): the bytes on the wire and their order per socket
     are the same, minus a task per delivery. A manager that reaches other servers
-    (Redis) must publish, so it gets the library's emit.
+    (Redis) must publish, so it gets the library's emit. Each socket's queue is a
+    :class:`~tutorial.chat.sendqueue.SendQueue`: the per-connection bound holds here too.
     """
     manager = sio.manager
     if type(manager) is not AsyncManager:
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     encoded = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data]).encode()
     if isinstance(encoded, list):  # binary attachments: not a chat payload, but be exact
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
     eio = sio.eio
@@ -161,7 +191,9 @@ async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str =
     ping_timeout = eio.ping_timeout
     now = time.time()
     slow = []
-    for _sid, eio_sid in manager.get_participants(namespace, room):
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid == skip_sid:
+            continue
         socket = sockets.get(eio_sid)
         if socket is None or socket.closed:
             continue  # the library logs "Cannot send" and skips it too
@@ -173,3 +205,33 @@ async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str =
     for eio_sid in slow:
         with contextlib.suppress(Exception):
             await eio.send_packet(eio_sid, pkt)
+
+
+def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
+    """Put our pieces into python-engineio's driver table (``eio._async``, private).
+
+    * ``websocket``: :class:`GuardedWebSocket` (clean close on undecodable frames;
+      tells the send queue its transport);
+    * ``create_queue`` (a public method, replaced on this instance): every socket's
+      queue is a :class:`~tutorial.chat.sendqueue.SendQueue`, bounded in bytes;
+    * ``translate_request``: the aiohttp driver's, plus the client's address in
+      ``REMOTE_ADDR`` (the driver writes ``127.0.0.1`` for everybody) and, for a POST,
+      the body :class:`~tutorial.chat.httpguard.HttpGuard` already read within its time
+      bound as ``wsgi.input``.
+    """
+    translate = eio._async["translate_request"]
+
+    def translate_request(request: Any) -> dict[str, Any]:
+        environ: dict[str, Any] = translate(request)
+        environ["REMOTE_ADDR"] = request.remote or ""
+        if request.method == "POST":
+            environ["wsgi.input"] = body_reader(request)
+        return environ
+
+    eio._async = {
+        **eio._async,
+        "websocket": GuardedWebSocket,
+        "translate_request": translate_request,
+    }
+    eio.create_queue = policy.make_queue
+    policy.eio = eio

@@ -233,6 +233,8 @@ class Cluster:
             log_dir=self.dir,
             demo=self.demo,
             read_urls=self.read_urls,
+            # nginx runs on 127.0.0.1: its X-Forwarded-For names the real client.
+            extra_args=["--trusted-proxy", "127.0.0.1"],
         )
 
     async def _start_taps(self) -> None:

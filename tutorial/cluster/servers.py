@@ -144,11 +144,18 @@ def start_servers(
     demo: bool = True,
     timeout: float = 20.0,
     read_urls: list[str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> list[ServerProcess]:
     """Start ``count`` servers named ``server-1`` ... in parallel; all ready, or none left."""
     servers = [
         ServerProcess(
-            f"server-{i}", db_url, redis_url, demo=demo, log_dir=log_dir, read_urls=read_urls
+            f"server-{i}",
+            db_url,
+            redis_url,
+            demo=demo,
+            log_dir=log_dir,
+            read_urls=read_urls,
+            extra_args=extra_args,
         )
         for i in range(1, count + 1)
     ]
