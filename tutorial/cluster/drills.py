@@ -305,13 +305,15 @@ def _short(detail: str) -> str:
 
 def _cross_server_resumed(ledger: Ledger, t_kill: float) -> float | None:
     """Seconds from the kill to the first live copy, on another server than the one
-    that acknowledged it, of a message acknowledged after the kill."""
+    that acknowledged it, of a message that reached its server after the kill (so it
+    was published after it: a message published just before, and acknowledged just
+    after, does not count)."""
     times = [
         c.t - t_kill
         for copies in ledger.copies.values()
         for c in copies
         if c.live
-        and ledger.acked_at.get(c.client_msg_id, -1) > t_kill
+        and ledger.sent_at.get(c.client_msg_id, -1) > t_kill
         and ledger.acked_by.get(c.client_msg_id) not in (None, c.server)
     ]
     return min(times, default=None)

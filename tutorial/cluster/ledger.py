@@ -62,6 +62,7 @@ class Ledger:
 
     room: str
     sends: dict[str, list[str]] = field(default_factory=dict)  # client -> clientMsgIds
+    sent_at: dict[str, float] = field(default_factory=dict)  # clientMsgId -> first send
     acked: dict[str, int] = field(default_factory=dict)  # clientMsgId -> seq
     acked_at: dict[str, float] = field(default_factory=dict)  # clientMsgId -> time
     acked_by: dict[str, str] = field(default_factory=dict)  # clientMsgId -> server
@@ -124,6 +125,7 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
                 sent = ledger.sends.setdefault(e.source, [])
                 if msg_id not in sent:
                     sent.append(msg_id)
+                ledger.sent_at.setdefault(msg_id, e.t)
                 if fields.get("id") is not None:
                     pending[(e.source, e.target, int(fields["id"]))] = msg_id
         elif e.target in members and kind == "ACK" and fields.get("id") is not None:
