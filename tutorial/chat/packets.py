@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
+
+from tutorial import compat
 
 MALFORMED_EVENT = "__malformed__"
 
@@ -106,6 +107,13 @@ class DefensivePacket(sio_packet.Packet):
 def engineio_frame_ok(frame: Any) -> bool:
     """Whether python-engineio can decode this WebSocket frame without raising.
 
+    The server closes a connection cleanly on any other frame
+    ([install_websocket_class][tutorial.compat.install_websocket_class]): python-engineio
+    decodes each frame outside its error handling, so an empty frame or one like ``x``
+    would escape as an exception (a traceback in aiohttp's log, no CLOSE, a session
+    lingering until the ping timeout), and an unknown type like ``9abc`` would log a
+    traceback per frame.
+
     Binary frames always decode (as a binary MESSAGE). A text frame must start with an
     Engine.IO packet type 0-6, or be ``b`` + valid base64.
     """
@@ -120,21 +128,6 @@ def engineio_frame_ok(frame: Any) -> bool:
             return False
         return True
     return frame[0] in "0123456"
-
-
-class GuardedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket, closing cleanly on an undecodable frame.
-
-    python-engineio decodes each frame outside its error handling: an empty frame or
-    one like ``x`` escapes as an exception (a traceback in aiohttp's log, no CLOSE, and
-    the session lingers until the ping timeout), and an unknown type like ``9abc``
-    logs a traceback per frame. Answering ``None`` makes engineio treat the frame as the
-    end of the connection: the session closes at once and ``disconnect`` runs.
-    """
-
-    async def wait(self) -> Any:
-        frame = await super().wait()
-        return frame if engineio_frame_ok(frame) else None
 
 
 async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str = "/") -> None:
@@ -157,19 +150,13 @@ async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str =
         return
     pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
     eio = sio.eio
-    sockets = eio.sockets
-    ping_timeout = eio.ping_timeout
     now = time.time()
     slow = []
     for _sid, eio_sid in manager.get_participants(namespace, room):
-        socket = sockets.get(eio_sid)
-        if socket is None or socket.closed:
-            continue  # the library logs "Cannot send" and skips it too
-        last_ping = socket.last_ping
-        if last_ping and now - last_ping > ping_timeout:
-            slow.append(eio_sid)  # the library's send closes a client that went quiet
-            continue
-        socket.queue.put_nowait(pkt)
+        # GONE: the library logs "Cannot send" and skips it too. SLOW: the library's
+        # send closes a client that went quiet.
+        if compat.queue_packet(eio, eio_sid, pkt, now) == compat.SLOW:
+            slow.append(eio_sid)
     for eio_sid in slow:
         with contextlib.suppress(Exception):
             await eio.send_packet(eio_sid, pkt)

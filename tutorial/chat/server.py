@@ -27,9 +27,10 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from tutorial import compat
 from tutorial.chat import auth, demo
 from tutorial.chat.live import LiveDiagrams
-from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, GuardedWebSocket, broadcast
+from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, broadcast, engineio_frame_ok
 from tutorial.chat.ratelimit import RateLimiter
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
@@ -125,8 +126,8 @@ class ChatServer:
             logger=False,
             engineio_logger=False,
         )
-        # Undecodable Engine.IO frames close the connection cleanly (see GuardedWebSocket).
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": GuardedWebSocket}
+        # Undecodable Engine.IO frames close the connection cleanly (engineio_frame_ok).
+        compat.install_websocket_class(self.sio.eio, engineio_frame_ok)
         self.app = web.Application()
         self.sio.attach(self.app)
         self.sessions: dict[str, Session] = {}
@@ -157,12 +158,9 @@ class ChatServer:
         live = self.config.live_trace
         # -- live diagram hook: the app listens inside, the wiretap on the public address.
         host, port = ("127.0.0.1", 0) if live else (self.config.host, self.config.port)
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        await web.TCPSite(self._runner, host, port).start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self.config.port
         if live:
             self.port = await self.live.start(upstream_port=self.port)
         return self.port
@@ -176,20 +174,16 @@ class ChatServer:
         if self._runner is not None:
             # 1. Stop listening, so that reconnecting clients go elsewhere.
             await self.live.stop()  # live diagram hook: the wiretap, when there is one
-            server = self._runner.server
             for site in list(self._runner.sites):
-                listener = getattr(site, "_server", None)
-                if listener is not None:
-                    listener.close()
+                await site.stop()
             # 2. Close every Engine.IO session: clients see "transport close" and may
             # reconnect elsewhere (a Socket.IO DISCONNECT would tell them not to).
             # wait=False: a half-open session would wait forever for its queue to drain.
-            for eio_session in list(self.sio.eio.sockets.values()):
+            for eio_session in compat.engineio_sessions(self.sio.eio):
                 with contextlib.suppress(Exception):
                     await eio_session.close(wait=False)
             with contextlib.suppress(Exception):
                 await self.sio.shutdown()
-            del server
             await self._runner.cleanup()
             self._runner = None
         await self.store.close()

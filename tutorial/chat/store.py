@@ -39,6 +39,8 @@ from typing import Any
 
 import aiosqlite
 
+from tutorial import compat
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -408,9 +410,9 @@ class SQLiteStore(Store):
             batch, self._pending = self._pending, []
             try:
                 async with self._write_lock:
-                    # aiosqlite's own queue to its thread (private API, aiosqlite 0.22):
-                    # the whole transaction is one trip instead of one per statement.
-                    outcomes = await self.db._execute(_commit_batch, self.db._conn, batch)
+                    # The whole transaction is one trip to aiosqlite's thread instead of
+                    # one per statement (through the seam: aiosqlite's private queue).
+                    outcomes = await compat.run_in_connection_thread(self.db, _commit_batch, batch)
             except BaseException as exc:
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
                 for item in batch:

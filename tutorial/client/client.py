@@ -186,6 +186,15 @@ class ChatClient:
         """Texts delivered in a room, in seq order."""
         return [m["text"] for m in self.messages.get(room_id, [])]
 
+    def held_back(self, room_id: str) -> list[str]:
+        """Texts received in a room but held back: each waits for a missing earlier seq."""
+        return sorted(m["text"] for m in self._early.get(room_id, {}).values())
+
+    @property
+    def rejoining(self) -> bool:
+        """True while rooms of the last session are being joined again after a reconnect."""
+        return bool(self._rejoining)
+
     def _elapsed(self) -> float:
         return time.monotonic() - self._t0
 

@@ -15,7 +15,8 @@ it, and a :class:`~tutorial.trace.spans.ServerSpans` hook, all recording into on
 each on its own named lifeline.
 
 **Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
-byte: the teaching client sends RFC 6455's sample key (:func:`sample_websocket_key`),
+byte: the teaching client sends RFC 6455's sample key
+(:func:`~tutorial.compat.sample_websocket_key`),
 clients get fixed ``clientMsgId`` values, and the trace is passed through
 :func:`~tutorial.trace.wiretap.stable_trace` (canonical order of simultaneous
 deliveries, normalised sids, ids, times and tokens, frames re-masked with the RFC's
@@ -25,12 +26,10 @@ sample masking key). Figures are normalised with the same numbering.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
-import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,53 +38,14 @@ import graphviz
 from tutorial.chat.server import ChatServer, ServerConfig
 from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.client.recovery import Backoff
+from tutorial.compat import sample_websocket_key
 from tutorial.render.sequence import sequence_diagram
 from tutorial.trace.model import Trace, TraceEvent
 from tutorial.trace.spans import ServerSpans
 from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
 
-#: RFC 6455 section 1.3: these 16 bytes, base64-encoded, are the sample key
-#: ``dGhlIHNhbXBsZSBub25jZQ==``, whose accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
-SAMPLE_NONCE = b"the sample nonce"
-
 #: Short waits, so that every scenario finishes in a few seconds.
 QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
-
-
-class _SampleNonceOs(types.ModuleType):
-    """Stands in for ``os`` inside ``aiohttp.client``: ``urandom(16)`` is the sample nonce."""
-
-    def __init__(self) -> None:
-        super().__init__("os")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    @staticmethod
-    def urandom(n: int) -> bytes:
-        return SAMPLE_NONCE if n == 16 else os.urandom(n)
-
-
-@contextlib.contextmanager
-def sample_websocket_key() -> Iterator[None]:
-    """While active, aiohttp's WebSocket client sends the RFC 6455 sample key.
-
-    aiohttp draws the ``Sec-WebSocket-Key`` in ``aiohttp.client`` with
-    ``base64.b64encode(os.urandom(16))``, and that is the only ``os.urandom(16)`` in
-    that module. We swap the module's ``os`` reference for a shim that answers
-    ``urandom(16)`` with ``b"the sample nonce"`` and passes everything else to the
-    real ``os``; nothing else (the server, the masking keys, other modules) is touched,
-    and the reference is restored on exit. Not for production: a fixed key is exactly
-    what RFC 6455 section 10.3 asks clients not to send.
-    """
-    import aiohttp.client as client_module
-
-    real = client_module.os
-    client_module.os = _SampleNonceOs()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        client_module.os = real
 
 
 # -- the result ---------------------------------------------------------------------
@@ -250,14 +210,16 @@ class Stage:
         options: ClientOptions | None = None,
         label: str | None = None,
         user: str | None = None,
+        anonymous: bool = False,
     ) -> ChatClient:
-        """A teaching client whose next connection the tap records as lifeline ``name``."""
+        """A teaching client whose next connection the tap records as lifeline ``name``
+        (``anonymous``: it connects without credentials)."""
         assert self.tap is not None
-        username = user or name
+        username = None if anonymous else user or name
         client = ChatClient(
             self.tap.url,
             username,
-            password if password is not None else username,
+            password if password is not None or username is None else username,
             options=options or self.options(),
             name=name,
         )
@@ -380,12 +342,10 @@ def sio_event(event: TraceEvent, name: str) -> bool:
 
 __all__ = [
     "QUICK_BACKOFF",
-    "SAMPLE_NONCE",
     "ScenarioResult",
     "Stage",
     "mark_story",
     "not_a_carrier",
-    "sample_websocket_key",
     "sequence_view",
     "sio_event",
 ]

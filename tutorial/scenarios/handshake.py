@@ -43,9 +43,8 @@ async def run(
         if sample_key and not deterministic:
             stage.use_sample_key()
         options = stage.options(transports=TRANSPORTS[transport])
-        client = stage.make_client("client", options=options, label="Client")
-        client.username = None  # anonymous: CONNECT without credentials, like the seed
-        client._password = None
+        # Anonymous: CONNECT without credentials, like the seed.
+        client = stage.make_client("client", options=options, label="Client", anonymous=True)
         await client.connect()
         if transport == "polling":
             # Wait for the upgrade to finish (the client sends "5" on the WebSocket).

@@ -46,6 +46,7 @@ from tutorial.chat import demo
 from tutorial.chat.server import ChatServer, ServerConfig
 from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.cluster.redis import RedisProcess
+from tutorial.compat import sample_websocket_key, start_client_manager, stop_redis_manager
 from tutorial.protocol.layers import Layer
 from tutorial.render.architecture import (
     REDIS,
@@ -58,7 +59,6 @@ from tutorial.scenarios.base import (
     QUICK_BACKOFF,
     ScenarioResult,
     mark_story,
-    sample_websocket_key,
     sio_event,
 )
 from tutorial.trace.model import Rule, Trace, TraceEvent
@@ -194,8 +194,7 @@ class ScalingStage:
             if self.redis is not None:
                 # python-socketio subscribes when the first client connects; we want
                 # every server listening before anything is published.
-                server.sio.manager_initialized = True
-                server.sio.manager.initialize()
+                start_client_manager(server.sio)
         for rtap in self.redis_taps.values():
             await rtap.wait_subscribed(WAIT)
 
@@ -215,15 +214,7 @@ class ScalingStage:
         for server in self.servers.values():
             with contextlib.suppress(Exception):
                 await server.stop()
-            listener = getattr(server.sio.manager, "thread", None)
-            if isinstance(listener, asyncio.Task):
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await listener
-            redis_client = getattr(server.sio.manager, "redis", None)
-            if redis_client is not None:
-                with contextlib.suppress(Exception):
-                    await redis_client.aclose()
+            await stop_redis_manager(server.sio)
         for rtap in self.redis_taps.values():
             await rtap.stop()
         if self.redis is not None:
@@ -558,10 +549,7 @@ async def _figures(
         received[e.target].append(body)
         if stage.home[e.target] != stage.home[sender_of.get(body, e.target)]:
             via_redis += 1
-    held = {
-        u: sorted(m["text"] for m in c._early.get(ROOM, {}).values())
-        for u, c in stage.clients.items()
-    }
+    held = {u: c.held_back(ROOM) for u, c in stage.clients.items()}
     first = next(iter(stage.servers.values()))
     rows = await first.store.count_messages()
     rows_by_server = {s: 0 for s in stage.servers}

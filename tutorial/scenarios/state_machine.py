@@ -104,7 +104,7 @@ async def _restart(stage: Stage, client: ChatClient) -> None:
     stage.server = ChatServer(stage.server_config(port=port), span=stage.spans)
     await stage.server.start()
     await client.wait_for_state(State.CONNECTED)
-    await client.wait_until(lambda: not client._rejoining)  # the server restored our room
+    await client.wait_until(lambda: not client.rejoining)  # the server restored our room
 
 
 async def _down(stage: Stage, client: ChatClient) -> None:
