@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
 
 
@@ -23,8 +24,10 @@ def make_config(tmp_path: Path, **overrides: object) -> ServerConfig:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    """A running demo server (the seed's cast and rooms)."""
+    """A running demo server (the seed's cast and rooms), as ``tutorial serve --demo`` runs
+    it: the live diagram off, so ``/trace`` says how to turn it on."""
     srv = ChatServer(make_config(tmp_path))
+    live.attach(srv, enabled=False)
     await srv.start()
     try:
         yield srv

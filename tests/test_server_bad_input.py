@@ -26,7 +26,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from rawclient import RawSocket, Recorder, unique_id
 
 from tutorial.chat.auth import TokenSigner
-from tutorial.chat.server import MAX_PROTOCOL_STRIKES, ChatServer
+from tutorial.chat.server import ChatServer
+from tutorial.protocol.limits import MAX_PROTOCOL_STRIKES
 
 pytestmark = pytest.mark.timeout(30)
 

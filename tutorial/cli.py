@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
 
 # Subcommands added by other modules register here: name -> (help, configure, run).
@@ -51,14 +52,14 @@ async def _serve(args: argparse.Namespace) -> int:
         cors_allowed_origins=args.cors_origin,
         redis_url=args.redis,
         name=args.name,
-        live_trace=args.live_trace,
     )
     server = ChatServer(config)
+    live.attach(server, enabled=args.live_trace)
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
     if config.demo:
         print("demo users: alice bob charlie diana eve frank grace (password = name)", flush=True)
-    if config.live_trace:
+    if args.live_trace:
         print("live trace on: every byte is recorded for the page's live diagram", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,15 +21,9 @@ from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 
 from tutorial import compat
+from tutorial.protocol.limits import MAX_DEPTH, RESERVED_EVENTS
 
 MALFORMED_EVENT = "__malformed__"
-
-# Event names the server's own handlers use for the connection itself: a client that
-# sends an EVENT with one of these names must not reach those handlers.
-RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
-
-# Deeper JSON than this is refused before it reaches a handler.
-MAX_DEPTH = 32
 
 
 def _depth(value: Any, limit: int) -> int:

@@ -18,38 +18,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import socketio
 from aiohttp import web
 
 from tutorial import compat
 from tutorial.chat import auth, demo
-from tutorial.chat.live import LiveDiagrams
 from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, broadcast, engineio_frame_ok
 from tutorial.chat.ratelimit import RateLimiter
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
     CLIENT_EVENTS,
-    MAX_TEXT_LENGTH,
     ROOM_ID_PATTERN,
     ErrorCode,
     PayloadError,
     validate,
 )
+from tutorial.protocol.limits import (
+    MAX_HTTP_BUFFER_SIZE,
+    MAX_PROTOCOL_STRIKES,
+    MAX_TEXT_LENGTH,
+)
+from tutorial.protocol.spans import Span, SpanHook, SpanKind
 
 log = logging.getLogger("tutorial.chat")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# Strikes a connection may collect for unreadable packets before it is disconnected.
-MAX_PROTOCOL_STRIKES = 10
 
-SpanHook = Callable[..., None]
+#: The Socket.IO sid whose event the running handler serves (each handler has its task).
+SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("serving", default=None)
+
+
+class Front(Protocol):
+    """A listener put in front of the app (the live view's wiretap).
+
+    With a front, [ChatServer.start][tutorial.chat.server.ChatServer.start] binds the
+    app to a free port on 127.0.0.1 and the front listens on the configured address,
+    relaying to it; [ChatServer.stop][tutorial.chat.server.ChatServer.stop] stops the
+    front first.
+    """
+
+    async def start(self, host: str, port: int, upstream_port: int) -> int:
+        """Listen on ``host:port`` (0: a free one) in front of ``upstream_port``; the port."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 def find_socketio_client(start: Path | None = None) -> Path | None:
@@ -72,8 +92,7 @@ class ServerConfig:
     demo: bool = False
     cors_allowed_origins: list[str] | str | None = None  # None: same origin only
     max_text_length: int = MAX_TEXT_LENGTH
-    # A chat event is at most a few KiB; 64 KiB leaves room for a polling batch.
-    max_http_buffer_size: int = 64 * 1024
+    max_http_buffer_size: int = MAX_HTTP_BUFFER_SIZE
     rate_capacity: float = 20.0
     rate_per_second: float = 10.0
     token_ttl: int = 3600
@@ -84,9 +103,6 @@ class ServerConfig:
     ping_timeout: float = 20.0
     name: str = "server"
     static_dir: Path | None = field(default=None)
-    # Record every byte through a wiretap on the public address, for the browser's
-    # live diagram (tutorial.chat.live). Off: no tap, no cost.
-    live_trace: bool = False
 
 
 @dataclass
@@ -107,11 +123,14 @@ class ChatServer:
         config: ServerConfig | None = None,
         store: Store | None = None,
         span: SpanHook | None = None,
+        front: Front | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         self.store = store or open_store(self.config.db_url)
-        # Server-side spans for traces: None (the default) costs one comparison.
-        self.span: SpanHook | None = span
+        # Observers of the server's own steps (spans): none by default, at no cost.
+        self.span_hooks: list[SpanHook] = [span] if span is not None else []
+        #: A listener in front of the app (None: the app listens itself).
+        self.front = front
         manager = None
         if self.config.redis_url:
             manager = socketio.AsyncRedisManager(self.config.redis_url)
@@ -138,8 +157,6 @@ class ChatServer:
         self.port: int | None = None
         self._register()
         self._add_routes()
-        # -- live diagram hook (tutorial.chat.live): the /trace namespace ------------
-        self.live = LiveDiagrams(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -155,14 +172,14 @@ class ChatServer:
         await self.open_store()
         self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
-        live = self.config.live_trace
-        # -- live diagram hook: the app listens inside, the wiretap on the public address.
-        host, port = ("127.0.0.1", 0) if live else (self.config.host, self.config.port)
+        front = self.front
+        # With a front, the app listens inside and the front on the public address.
+        host, port = ("127.0.0.1", 0) if front else (self.config.host, self.config.port)
         await web.TCPSite(self._runner, host, port).start()
         addresses = self._runner.addresses
         self.port = int(addresses[0][1]) if addresses else self.config.port
-        if live:
-            self.port = await self.live.start(upstream_port=self.port)
+        if front is not None:
+            self.port = await front.start(self.config.host, self.config.port, self.port)
         return self.port
 
     @property
@@ -173,7 +190,8 @@ class ChatServer:
         """Disconnect every client, stop listening, close the store. Safe to call twice."""
         if self._runner is not None:
             # 1. Stop listening, so that reconnecting clients go elsewhere.
-            await self.live.stop()  # live diagram hook: the wiretap, when there is one
+            if self.front is not None:
+                await self.front.stop()
             for site in list(self._runner.sites):
                 await site.stop()
             # 2. Close every Engine.IO session: clients see "transport close" and may
@@ -271,6 +289,7 @@ class ChatServer:
         spec = CLIENT_EVENTS[event]
 
         async def run(sid: str, *args: Any) -> Any:
+            SERVING.set(sid)
             session = self.sessions.get(sid)
             if session is None:
                 return None
@@ -310,9 +329,30 @@ class ChatServer:
         await self.sio.emit("error", error, to=sid)
         return {"ok": False, "error": error}
 
-    def _trace(self, kind: str, label: str, **kw: Any) -> None:
-        if self.span is not None:
-            self.span(kind, label, **kw)
+    def add_span_hook(self, hook: SpanHook) -> Callable[[], None]:
+        """Call ``hook(span)`` at every inner step from now on; returns its remover."""
+        self.span_hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.span_hooks.remove(hook)
+
+        return remove
+
+    def _trace(
+        self,
+        kind: Literal["step", "rooms", "error", "app"],
+        label: str,
+        *,
+        step: int | None = None,
+        target: str | None = None,
+        fields: dict[str, Any] | None = None,
+        reply: bool = False,
+    ) -> None:
+        if self.span_hooks:
+            span = Span(SpanKind(kind), label, step, target, fields or {}, reply, SERVING.get())
+            for hook in list(self.span_hooks):
+                hook(span)
 
     # -- connection --------------------------------------------------------------
 
@@ -329,6 +369,7 @@ class ChatServer:
         ``auth`` may also carry ``offsets: {roomId: lastSeq}``: the server then re-joins
         those rooms and replays what the client missed (reconnection without loss).
         """
+        SERVING.set(sid)
         session = Session(sid)
         if auth_data is None:
             self.sessions[sid] = session
@@ -377,6 +418,7 @@ class ChatServer:
                 )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        SERVING.set(sid)
         session = self.sessions.pop(sid, None)
         if session is None or session.user is None:
             return
@@ -384,6 +426,7 @@ class ChatServer:
             await self._notify_left(session, room_id)
 
     async def on_malformed(self, sid: str, *args: Any) -> dict[str, Any] | None:
+        SERVING.set(sid)
         session = self.sessions.get(sid)
         if session is None:
             return None
@@ -491,7 +534,11 @@ class ChatServer:
         # 4. Update member list
         members = self.members(room_id)
         self._trace(
-            "rooms", "Update room member list", step=4, reply=True, fields={"members": members}
+            "rooms",
+            "Update room member list",
+            step=4,
+            reply=True,
+            fields={"members": members},
         )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
         history = await self.store.history(

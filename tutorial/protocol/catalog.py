@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-class Direction(StrEnum):
-    CLIENT_TO_SERVER = "client → server"
-    SERVER_TO_CLIENT = "server → client"
+from tutorial.protocol.layers import Direction
+from tutorial.protocol.limits import MAX_SAFE_INTEGER, MAX_TEXT_LENGTH
 
 
 class ErrorCode(StrEnum):
@@ -54,10 +52,6 @@ ERROR_MEANINGS: dict[ErrorCode, str] = {
 ROOM_ID_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 USERNAME_PATTERN = r"[a-z][a-z0-9_-]{1,31}"
 CLIENT_MSG_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
-MAX_TEXT_LENGTH = 2000
-# Integers a client may send: JSON's safe range (what a JavaScript client can represent;
-# it also fits every database's BIGINT).
-MAX_SAFE_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -385,7 +379,7 @@ def markdown_table() -> str:
         "",
     ]
     for direction in Direction:
-        lines += [f"## {direction.value}", ""]
+        lines += [f"## {direction.label}", ""]
         lines += ["| event | payload | ack | errors | what it is for |", "|---|---|---|---|---|"]
         for e in EVENTS:
             if e.direction is not direction:

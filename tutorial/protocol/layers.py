@@ -31,10 +31,20 @@ class Layer(StrEnum):
 
 
 class Direction(StrEnum):
-    """Which way bytes travel on one TCP connection."""
+    """Which way bytes travel on one TCP connection, or an event of the chat contract."""
 
     CLIENT_TO_SERVER = "client→server"
     SERVER_TO_CLIENT = "server→client"
+
+    @property
+    def label(self) -> str:
+        """For a reader: ``client → server``."""
+        return self.value.replace("→", " → ")
+
+
+#: Short names for the two directions.
+C2S = Direction.CLIENT_TO_SERVER
+S2C = Direction.SERVER_TO_CLIENT
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,7 @@ from enum import IntEnum
 from typing import Any
 
 from tutorial.protocol.layers import DecodeError, Layer
-
-MAX_ACK_ID = 2**53 - 1  # the largest integer a JavaScript peer counts exactly
-MAX_ATTACHMENTS = 1000
-MAX_DEPTH = 32  # deeper JSON is refused: nesting is how one packet can exhaust a stack
-# socket.io-parser refuses these as event names: they are the library's own events.
-RESERVED_EVENTS = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
+from tutorial.protocol.limits import MAX_ACK_ID, MAX_ATTACHMENTS, MAX_DEPTH, RESERVED_EVENTS
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²"
 

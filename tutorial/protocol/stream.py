@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tutorial.protocol import engineio, socketio
 from tutorial.protocol.engineio import EioPacket, EioPacketType
 from tutorial.protocol.http import HttpConnectionDecoder, HttpEvent, HttpRequest, HttpResponse
-from tutorial.protocol.layers import DecodeError, Direction, Layer
+from tutorial.protocol.layers import C2S, S2C, DecodeError, Direction, Layer
 from tutorial.protocol.socketio import SioDecoder, SioPacket
 from tutorial.protocol.websocket import (
     Close,
@@ -34,9 +34,6 @@ from tutorial.protocol.websocket import (
     WsEvent,
     parse_extensions,
 )
-
-C2S = Direction.CLIENT_TO_SERVER
-S2C = Direction.SERVER_TO_CLIENT
 
 Decoded = HttpRequest | HttpResponse | Frame | Close | EioPacket | SioPacket | DecodeError
 

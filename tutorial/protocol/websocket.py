@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 import zlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from enum import IntEnum
 
 from tutorial.protocol.layers import DecodeError, Layer
+from tutorial.protocol.limits import MAX_FRAME_SIZE
 
 # RFC 6455 1.3: 'the server has to take the value [of Sec-WebSocket-Key] and concatenate
 # this with the Globally Unique Identifier (GUID, [RFC4122]) "258EAFA5-E914-47DA-95CA-
@@ -33,7 +35,11 @@ from tutorial.protocol.layers import DecodeError, Layer
 # of this concatenation is then returned in the server's handshake.'
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # refuse frames and messages larger than this
+DEFAULT_MAX_SIZE = MAX_FRAME_SIZE  # refuse frames and messages larger than this
+
+#: RFC 6455 section 5.7's sample masking key (the masked "Hello" example): masked
+#: frames of a deterministic trace are re-masked with it.
+SAMPLE_MASKING_KEY = bytes.fromhex("37fa213d")
 
 
 def accept_key(key: str) -> str:
@@ -260,6 +266,42 @@ def apply_mask(data: bytes, mask: bytes) -> bytes:
     n = len(data)
     key = (mask * (n // 4 + 1))[:n]
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+def encode_frame(frame: Frame, payload: bytes, masking_key: bytes | None) -> bytes:
+    """RFC 6455 5.2, the other way: ``frame``'s header bits around ``payload``.
+
+    The payload length is written in the shortest of the three forms, and with a
+    ``masking_key`` the MASK bit is set and the payload masked (5.3). Used to re-encode
+    a recorded frame with a new payload or key (deterministic traces re-mask with
+    [SAMPLE_MASKING_KEY][tutorial.protocol.websocket.SAMPLE_MASKING_KEY]).
+    """
+    first = (
+        (0x80 if frame.fin else 0)
+        | (0x40 if frame.rsv1 else 0)
+        | (0x20 if frame.rsv2 else 0)
+        | (0x10 if frame.rsv3 else 0)
+        | int(frame.opcode)
+    )
+    mask_bit = 0x80 if masking_key is not None else 0
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first, mask_bit | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", first, mask_bit | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, n)
+    if masking_key is None:
+        return header + payload
+    return header + masking_key + apply_mask(payload, masking_key)
+
+
+def decode_one_frame(raw: bytes) -> Frame | None:
+    """The first frame in ``raw`` (None if there is no whole, valid one)."""
+    for event in FrameDecoder().receive_data(raw):
+        if isinstance(event, Frame):
+            return event
+    return None
 
 
 def parse_frame(

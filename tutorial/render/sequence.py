@@ -342,13 +342,15 @@ def sequence_diagram(
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
     show_legend: bool = True,
+    captions: Mapping[str, str] | None = None,
 ) -> graphviz.Digraph:
     """Draw a trace as a sequence diagram; the DOT source is deterministic.
 
     ``layers``: ``None`` for every layer, a preset name (:data:`PRESETS`), a
     :class:`LayerView`, or a set of layers. ``max_label`` cuts long labels with "…".
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
-    Lifelines with no event in the chosen layers are left out.
+    Lifelines with no event in the chosen layers are left out. ``captions`` replaces
+    the caption under a kind of lifeline's name (default: :data:`KIND_CAPTIONS`).
     """
     wanted = resolve_layers(layers)
     events = [e for e in trace.events if e.layer in wanted]
@@ -392,9 +394,10 @@ def sequence_diagram(
     last = ranks  # an empty rank closes the lifelines
     footer = len(rows) >= 15
 
-    _headers(g, lifelines, "h", max_label)
+    kind_captions = {**KIND_CAPTIONS, **(captions or {})}
+    _headers(g, lifelines, "h", max_label, kind_captions)
     if footer:
-        _headers(g, lifelines, "f", max_label)
+        _headers(g, lifelines, "f", max_label, kind_captions)
     lifeline_edge = {
         "style": "dashed",
         "arrowhead": "none",
@@ -442,11 +445,17 @@ def _rank(g: graphviz.Digraph, r: int, n_cols: int) -> Iterator[graphviz.Digraph
         yield s
 
 
-def _headers(g: graphviz.Digraph, lifelines: Sequence[Lifeline], prefix: str, limit: int) -> None:
+def _headers(
+    g: graphviz.Digraph,
+    lifelines: Sequence[Lifeline],
+    prefix: str,
+    limit: int,
+    captions: Mapping[str, str],
+) -> None:
     with g.subgraph() as s:
         s.attr(rank="same")
         for c, lf in enumerate(lifelines):
-            caption = KIND_CAPTIONS.get(lf.kind, lf.kind)
+            caption = captions.get(lf.kind, lf.kind)
             s.node(
                 f"{prefix}{c}",
                 label=_label([lf.label, f"({caption})"], limit),

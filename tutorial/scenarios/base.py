@@ -18,7 +18,7 @@ each on its own named lifeline.
 byte: the teaching client sends RFC 6455's sample key
 (:func:`~tutorial.compat.sample_websocket_key`),
 clients get fixed ``clientMsgId`` values, and the trace is passed through
-:func:`~tutorial.trace.wiretap.stable_trace` (canonical order of simultaneous
+:func:`~tutorial.trace.normalise.stable_trace` (canonical order of simultaneous
 deliveries, normalised sids, ids, times and tokens, frames re-masked with the RFC's
 sample masking key). Figures are normalised with the same numbering.
 """
@@ -41,8 +41,9 @@ from tutorial.client.recovery import Backoff
 from tutorial.compat import sample_websocket_key
 from tutorial.render.sequence import sequence_diagram
 from tutorial.trace.model import Trace, TraceEvent
+from tutorial.trace.normalise import StableNormaliser, stable_trace
 from tutorial.trace.spans import ServerSpans
-from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
+from tutorial.trace.wiretap import Wiretap
 
 #: Short waits, so that every scenario finishes in a few seconds.
 QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
@@ -125,7 +126,7 @@ class Stage:
         self._config = config or {}
         self._tmp: str | None = None
         self._stack = contextlib.ExitStack()
-        self._old_span: Any = None
+        self._remove_span_hook: Callable[[], None] | None = None
         self.clients: list[ChatClient] = []
         self._t0 = time.monotonic()
         self._msg_numbers: dict[str, int] = {}
@@ -158,8 +159,7 @@ class Stage:
                 self.server = ChatServer(self.server_config(), span=self.spans)
                 await self.server.start()
             else:
-                self._old_span = self.server.span
-                self.server.span = self.spans
+                self._remove_span_hook = self.server.add_span_hook(self.spans)
             self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
             self.spans.sid_names = self.tap.sid_names
             await self.tap.start()
@@ -186,8 +186,9 @@ class Stage:
             if self._own_server:
                 with contextlib.suppress(Exception):
                     await self.server.stop()
-            else:
-                self.server.span = self._old_span
+            elif self._remove_span_hook is not None:
+                self._remove_span_hook()
+                self._remove_span_hook = None
         self._stack.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -48,8 +48,7 @@ async def run(
         await client.connect()
         if transport == "polling":
             # Wait for the upgrade to finish (the client sends "5" on the WebSocket).
-            assert stage.tap is not None
-            await _wait(lambda: any(e.raw == b"5" for e in stage.trace.events))
+            await stage.trace.wait_for(lambda e: e.raw == b"5", 3.0)
         figures: dict[str, Any] = {
             "transport": transport,
             "sid": client.sid,
@@ -75,12 +74,3 @@ def _find(stage: Stage, layer: str, status: int) -> dict[str, Any] | None:
         if event.layer.value == layer and event.fields.get("status") == status:
             return {"label": event.label, "headers": event.fields.get("headers")}
     return None
-
-
-async def _wait(predicate: Any, timeout: float = 3.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate() and loop.time() < deadline:
-        await asyncio.sleep(0.01)

@@ -48,6 +48,7 @@ from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.cluster.redis import RedisProcess
 from tutorial.compat import sample_websocket_key, start_client_manager, stop_redis_manager
 from tutorial.protocol.layers import Layer
+from tutorial.protocol.resp import reencode
 from tutorial.render.architecture import (
     REDIS,
     ClientNode,
@@ -61,10 +62,11 @@ from tutorial.scenarios.base import (
     mark_story,
     sio_event,
 )
-from tutorial.trace.model import Rule, Trace, TraceEvent
-from tutorial.trace.redistap import RedisTap, reencode
+from tutorial.trace.model import Trace, TraceEvent
+from tutorial.trace.normalise import Rule, StableNormaliser, stable_trace
+from tutorial.trace.redistap import RedisTap
 from tutorial.trace.spans import ServerSpans
-from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
+from tutorial.trace.wiretap import Wiretap
 
 ROOM = "general"
 TEXT = "Hello from server-1"
@@ -293,11 +295,10 @@ class ScalingStage:
         The wire, not the client's delivered list: a client holds back a message whose
         ``seq`` follows a gap (it waits for the missing one), but it did receive it.
         """
-        deadline = time.monotonic() + WAIT
-        while not any(is_delivery(e, user, text) for e in self.trace.events):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} did not reach {user}")
-            await asyncio.sleep(0.002)
+        try:
+            await self.trace.wait_for(lambda e: is_delivery(e, user, text), WAIT)
+        except TimeoutError:
+            raise TimeoutError(f"{text!r} did not reach {user}") from None
 
     def seconds(self) -> float:
         return round(time.monotonic() - self._t0, 3)
