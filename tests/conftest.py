@@ -13,13 +13,9 @@ from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
 
 
-def make_config(tmp_path: Path, **overrides: object) -> ServerConfig:
-    config = ServerConfig(
-        host="127.0.0.1", port=0, db_url=f"sqlite:///{tmp_path}/chat.db", demo=True
-    )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+def make_config(tmp_path: Path, **overrides: Any) -> ServerConfig:
+    """The demo configuration, with its SQLite file in ``tmp_path``."""
+    return ServerConfig.for_demo(tmp_path, **overrides)
 
 
 @pytest.fixture

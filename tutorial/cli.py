@@ -1,22 +1,37 @@
-"""The ``tutorial`` command (also ``python -m tutorial``)."""
+"""The ``tutorial`` command (also ``python -m tutorial``).
+
+Every subcommand is listed once, in [COMMANDS][tutorial.cli.COMMANDS]: its name, its
+help line, the function that adds its arguments and the one that runs it. Nothing
+registers itself by being imported, and a module that fails to import fails the
+command loudly. ``docs/reference/cli.md`` is generated from
+[build_parser][tutorial.cli.build_parser].
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
+from tutorial.cluster import cli as cluster_cli
+from tutorial.cluster.procs import stop_signal
+from tutorial.scenarios import cli as scenarios_cli
 
-# Subcommands added by other modules register here: name -> (help, configure, run).
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-EXTRA_COMMANDS: dict[str, Command] = {}
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``tutorial NAME``."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -61,12 +76,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print("demo users: alice bob charlie diana eve frank grace (password = name)", flush=True)
     if args.live_trace:
         print("live trace on: every byte is recorded for the page's live diagram", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_signal().wait()
     await server.stop()
     return 0
 
@@ -104,44 +114,69 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tutorial", description="A Socket.IO chat system you can run, watch and break."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="run the teaching chat server")
-    _serve_args(p)
-    p.set_defaults(run=lambda a: asyncio.run(_serve(a)))
-    p = sub.add_parser("user-add", help="create or update a user in the store")
-    _user_args(p)
-    p.set_defaults(run=lambda a: asyncio.run(_user_add(a)))
-    p = sub.add_parser("docs", help="regenerate the reference pages made from the code")
+def _docs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=".", help="repository root (default .)")
     p.add_argument(
         "--site-notebooks",
         metavar="DIR",
         help="instead: make the executed notebooks in DIR fit for the offline site",
     )
-    p.set_defaults(run=_docs)
-    for name, (help_text, configure, run) in sorted(EXTRA_COMMANDS.items()):
-        p = sub.add_parser(name, help=help_text)
-        configure(p)
-        p.set_defaults(run=run)
+
+
+#: Every subcommand, in the order ``tutorial --help`` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("serve", "run the teaching chat server", _serve_args, lambda a: asyncio.run(_serve(a))),
+    Command(
+        "user-add",
+        "create or update a user in the store",
+        _user_args,
+        lambda a: asyncio.run(_user_add(a)),
+    ),
+    Command("docs", "regenerate the reference pages made from the code", _docs_args, _docs),
+    Command(
+        "bench",
+        "benchmark: baseline vs teaching server vs 1 and N servers behind nginx",
+        cluster_cli.bench_arguments,
+        cluster_cli.run_bench,
+    ),
+    Command(
+        "cluster",
+        "run diagram 6: nginx, N servers, Redis, a store",
+        cluster_cli.cluster_arguments,
+        cluster_cli.run_cluster,
+    ),
+    Command(
+        "diagrams",
+        "regenerate diagrams/ from deterministic runs of every scenario",
+        scenarios_cli.diagrams_arguments,
+        scenarios_cli.run_diagrams,
+    ),
+    Command(
+        "trace",
+        "run a scenario and write its trace and diagram",
+        scenarios_cli.trace_arguments,
+        scenarios_cli.run_trace,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tutorial`` command's parser: every subcommand of [COMMANDS][tutorial.cli.COMMANDS]."""
+    parser = argparse.ArgumentParser(
+        prog="tutorial", description="A Socket.IO chat system you can run, watch and break."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help)
+        command.arguments(p)
+        p.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _load_extra_commands()
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)
-
-
-def _load_extra_commands() -> None:
-    """Import the modules that add subcommands (trace, diagrams, cluster, bench)."""
-    for module in ("tutorial.scenarios.cli", "tutorial.cluster.cli"):
-        with contextlib.suppress(ImportError):
-            __import__(module)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -103,6 +103,13 @@ class ServerConfig:
     ping_timeout: float = 20.0
     name: str = "server"
     static_dir: Path | None = field(default=None)
+
+    @classmethod
+    def for_demo(cls, directory: str | Path, **overrides: Any) -> ServerConfig:
+        """The demo configuration the tests, scenarios, notebooks and drills run: the
+        seed's cast, 127.0.0.1, a free port, a SQLite file in ``directory``."""
+        config = cls(host="127.0.0.1", port=0, db_url=f"sqlite:///{directory}/chat.db", demo=True)
+        return replace(config, **overrides)
 
 
 @dataclass

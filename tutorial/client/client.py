@@ -105,6 +105,25 @@ class ClientOptions:
     seed: int | None = None  # for reproducible jitter
 
 
+#: Short waits, no jitter: a scenario or a test finishes in seconds, the same way twice.
+QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
+
+
+def fast_options(**overrides: Any) -> ClientOptions:
+    """The client options of the scenarios and the tests.
+
+    [QUICK_BACKOFF][tutorial.client.client.QUICK_BACKOFF], a fixed seed, 2 s connect and
+    ack timeouts; ``overrides`` set other fields.
+    """
+    values: dict[str, Any] = {
+        "backoff": QUICK_BACKOFF,
+        "seed": 1,
+        "connect_timeout": 2.0,
+        "ack_timeout": 2.0,
+    }
+    return ClientOptions(**{**values, **overrides})
+
+
 class ChatClient:
     """A chat client for one user. Use ``async with ChatClient(url, ...)`` or call
     :meth:`connect` and :meth:`close`."""

@@ -31,23 +31,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 import graphviz
 
 from tutorial.chat.server import ChatServer, ServerConfig
-from tutorial.client.client import ChatClient, ClientOptions
-from tutorial.client.recovery import Backoff
+from tutorial.client.client import QUICK_BACKOFF, ChatClient, ClientOptions, fast_options
 from tutorial.compat import sample_websocket_key
 from tutorial.render.sequence import sequence_diagram
 from tutorial.trace.model import Trace, TraceEvent
 from tutorial.trace.normalise import StableNormaliser, stable_trace
 from tutorial.trace.spans import ServerSpans
 from tutorial.trace.wiretap import Wiretap
-
-#: Short waits, so that every scenario finishes in a few seconds.
-QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
-
 
 # -- the result ---------------------------------------------------------------------
 
@@ -100,7 +95,102 @@ class ScenarioResult:
 # -- the stage ----------------------------------------------------------------------
 
 
-class Stage:
+class Harness:
+    """What every stage shares: one trace, a temporary directory, the deterministic
+    mode's sample key and message ids, the clients to close, the clock.
+
+    A subclass starts its parts in ``_start`` and stops them in ``_stop``;
+    ``async with`` runs both, and ``close`` stops recording (``_quiet``), closes the
+    clients, then calls ``_stop``, even after an error.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        deterministic: bool = False,
+        lifelines: Iterable[tuple[str, str, str]] = (),
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.deterministic = deterministic
+        self.trace = Trace()
+        for lid, label, kind in lifelines:
+            self.trace.add_lifeline(lid, label, kind)
+        self._config = config or {}
+        self._tmp: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._opened: list[ChatClient] = []
+        self._t0 = time.monotonic()
+        self._msg_numbers: dict[str, int] = {}
+
+    def use_sample_key(self) -> None:
+        """Send RFC 6455's sample key from now until the stage closes."""
+        self._stack.enter_context(sample_websocket_key())
+
+    def workdir(self) -> str:
+        """This stage's temporary directory (made on first use, deleted on close)."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix=f"tutorial-{self.name}-")
+        return self._tmp
+
+    def server_config(self, **overrides: Any) -> ServerConfig:
+        """The demo configuration on port 0 with the stage's temporary SQLite file."""
+        return ServerConfig.for_demo(self.workdir(), **{**self._config, **overrides})
+
+    def options(self, **kw: Any) -> ClientOptions:
+        """Client options for a stage (:func:`~tutorial.client.client.fast_options`)."""
+        return fast_options(**kw)
+
+    def msg_id(self, client: ChatClient) -> str | None:
+        """A fixed clientMsgId in deterministic mode (the client's own has random bits)."""
+        if not self.deterministic:
+            return None
+        n = self._msg_numbers.get(client.name, 0) + 1
+        self._msg_numbers[client.name] = n
+        return f"{client.name}-{n}"
+
+    def seconds(self) -> float:
+        """Seconds since the stage was made."""
+        return round(time.monotonic() - self._t0, 3)
+
+    async def __aenter__(self) -> Self:
+        try:
+            if self.deterministic:
+                self.use_sample_key()
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop recording, close the clients, stop every part, delete the directory."""
+        self._quiet()
+        for client in reversed(self._opened):
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._opened.clear()
+        await self._stop()
+        self._stack.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    def _quiet(self) -> None:
+        """Stop recording (closing clients must not draw)."""
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+
+class Stage(Harness):
     """Server + wiretap + spans + clients for one scenario; ``async with`` cleans up."""
 
     def __init__(
@@ -113,72 +203,40 @@ class Stage:
         rooms_lifeline: str | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
-        self.name = name
-        self.deterministic = deterministic
-        self.trace = Trace()
-        for lid, label, kind in lifelines:
-            self.trace.add_lifeline(lid, label, kind)
-        self.trace.add_lifeline("server", "Server", "server")
+        super().__init__(
+            name,
+            deterministic=deterministic,
+            lifelines=[*lifelines, ("server", "Server", "server")],
+            config=config,
+        )
         self.tap: Wiretap | None = None
         self.spans = ServerSpans(self.trace, "server", rooms_lifeline)
         self.server = server
         self._own_server = server is None
-        self._config = config or {}
-        self._tmp: str | None = None
-        self._stack = contextlib.ExitStack()
         self._remove_span_hook: Callable[[], None] | None = None
         self.clients: list[ChatClient] = []
-        self._t0 = time.monotonic()
-        self._msg_numbers: dict[str, int] = {}
-
-    def use_sample_key(self) -> None:
-        """Send RFC 6455's sample key from now until the stage closes."""
-        self._stack.enter_context(sample_websocket_key())
 
     @property
     def server_port(self) -> int:
         assert self.server is not None and self.server.port is not None
         return self.server.port
 
-    def server_config(self, **overrides: Any) -> ServerConfig:
-        """A demo-mode config on port 0 with the stage's temporary SQLite file."""
-        if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix=f"tutorial-{self.name}-")
-        config = ServerConfig(
-            host="127.0.0.1", port=0, db_url=f"sqlite:///{self._tmp}/chat.db", demo=True
-        )
-        for key, value in {**self._config, **overrides}.items():
-            setattr(config, key, value)
-        return config
+    async def _start(self) -> None:
+        if self.server is None:
+            self.server = ChatServer(self.server_config(), span=self.spans)
+            await self.server.start()
+        else:
+            self._remove_span_hook = self.server.add_span_hook(self.spans)
+        self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
+        self.spans.sid_names = self.tap.sid_names
+        await self.tap.start()
 
-    async def __aenter__(self) -> Stage:
-        try:
-            if self.deterministic:
-                self._stack.enter_context(sample_websocket_key())
-            if self.server is None:
-                self.server = ChatServer(self.server_config(), span=self.spans)
-                await self.server.start()
-            else:
-                self._remove_span_hook = self.server.add_span_hook(self.spans)
-            self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
-            self.spans.sid_names = self.tap.sid_names
-            await self.tap.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Stop recording, then close the clients, the tap and (if ours) the server."""
+    def _quiet(self) -> None:
         if self.tap is not None:
             self.tap.recording = False
         self.spans.enabled = False
-        for client in reversed(self.clients):
-            with contextlib.suppress(Exception):
-                await client.close()
+
+    async def _stop(self) -> None:
         self.clients.clear()
         if self.tap is not None:
             await self.tap.stop()
@@ -189,19 +247,8 @@ class Stage:
             elif self._remove_span_hook is not None:
                 self._remove_span_hook()
                 self._remove_span_hook = None
-        self._stack.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
 
     # -- clients -----------------------------------------------------------------
-
-    def options(self, **kw: Any) -> ClientOptions:
-        kw.setdefault("backoff", QUICK_BACKOFF)
-        kw.setdefault("seed", 1)
-        kw.setdefault("connect_timeout", 2.0)
-        kw.setdefault("ack_timeout", 2.0)
-        return ClientOptions(**kw)
 
     def make_client(
         self,
@@ -227,6 +274,7 @@ class Stage:
         self.trace.add_lifeline(name, label or name, "client")
         self.tap.name_next_connection(name, label)
         self.clients.append(client)
+        self._opened.append(client)
         # With one client, its reconnections (new sessions, no name queued) are its own.
         self.tap.default_name = name if len(self.clients) == 1 else None
         return client
@@ -248,14 +296,6 @@ class Stage:
                 continue
             await other.wait_until(lambda o=other: user in o.members.get(room, []))
         return ack
-
-    def msg_id(self, client: ChatClient) -> str | None:
-        """A fixed clientMsgId in deterministic mode (the client's own has random bits)."""
-        if not self.deterministic:
-            return None
-        n = self._msg_numbers.get(client.name, 0) + 1
-        self._msg_numbers[client.name] = n
-        return f"{client.name}-{n}"
 
     async def send(self, client: ChatClient, room: str, text: str) -> dict[str, Any]:
         """Send, wait for the ack and for every member present to have the message."""
@@ -289,7 +329,7 @@ class Stage:
             trace,
             figures,
             deterministic=self.deterministic,
-            seconds=round(time.monotonic() - self._t0, 3),
+            seconds=self.seconds(),
             **kw,
         )
 
@@ -343,6 +383,7 @@ def sio_event(event: TraceEvent, name: str) -> bool:
 
 __all__ = [
     "QUICK_BACKOFF",
+    "Harness",
     "ScenarioResult",
     "Stage",
     "mark_story",

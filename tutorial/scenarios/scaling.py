@@ -33,9 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,10 +40,10 @@ from typing import Any
 import graphviz
 
 from tutorial.chat import demo
-from tutorial.chat.server import ChatServer, ServerConfig
-from tutorial.client.client import ChatClient, ClientOptions
+from tutorial.chat.server import ChatServer
+from tutorial.client.client import ChatClient
 from tutorial.cluster.redis import RedisProcess
-from tutorial.compat import sample_websocket_key, start_client_manager, stop_redis_manager
+from tutorial.compat import start_client_manager, stop_redis_manager
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.resp import reencode
 from tutorial.render.architecture import (
@@ -57,7 +54,7 @@ from tutorial.render.architecture import (
     architecture_diagram,
 )
 from tutorial.scenarios.base import (
-    QUICK_BACKOFF,
+    Harness,
     ScenarioResult,
     mark_story,
     sio_event,
@@ -96,7 +93,7 @@ class Window:
     actor: str
 
 
-class ScalingStage:
+class ScalingStage(Harness):
     """Redis, N servers with their taps and spans, clients; ``async with`` cleans up."""
 
     def __init__(
@@ -105,11 +102,8 @@ class ScalingStage:
         self.n = servers
         self.users = list(users)
         self.use_redis = redis
-        self.deterministic = deterministic
         self.home = {u: server_id(i % servers + 1) for i, u in enumerate(users)}
-        self.trace = Trace()
-        for lid, label, kind in self.lifelines():
-            self.trace.add_lifeline(lid, label, kind)
+        super().__init__("scaling", deterministic=deterministic, lifelines=self.lifelines())
         self.redis: RedisProcess | None = None
         self.servers: dict[str, ChatServer] = {}
         self.taps: dict[str, Wiretap] = {}
@@ -117,10 +111,6 @@ class ScalingStage:
         self.spans: dict[str, ServerSpans] = {}
         self.clients: dict[str, ChatClient] = {}
         self.windows: list[Window] = []
-        self._stack = contextlib.ExitStack()
-        self._tmp: str | None = None
-        self._msg_numbers: dict[str, int] = {}
-        self._t0 = time.monotonic()
 
     def lifelines(self) -> list[tuple[str, str, str]]:
         """alice (and server-1's other clients), server-1, redis, then each further
@@ -138,21 +128,8 @@ class ScalingStage:
                 out += [server, *mine]
         return out
 
-    async def __aenter__(self) -> ScalingStage:
-        try:
-            await self._start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _start(self) -> None:
-        if self.deterministic:
-            self._stack.enter_context(sample_websocket_key())
-        self._tmp = tempfile.mkdtemp(prefix="tutorial-scaling-")
+        self.workdir()
         if self.use_redis:
             self.redis = RedisProcess()
             await asyncio.to_thread(self.redis.start)
@@ -173,14 +150,7 @@ class ScalingStage:
                 redis_url = rtap.url
             spans = ServerSpans(self.trace, sid, server_label=f"Server {i}")
             self.spans[sid] = spans
-            config = ServerConfig(
-                host="127.0.0.1",
-                port=0,
-                db_url=f"sqlite:///{self._tmp}/chat.db",
-                demo=True,
-                redis_url=redis_url,
-                name=sid,
-            )
+            config = self.server_config(redis_url=redis_url, name=sid)
             server = ChatServer(config, span=spans)
             self.servers[sid] = server
             await server.start()
@@ -200,17 +170,16 @@ class ScalingStage:
         for rtap in self.redis_taps.values():
             await rtap.wait_subscribed(WAIT)
 
-    async def close(self) -> None:
-        """Stop recording; close clients, taps, servers, Redis; delete the database."""
+    def _quiet(self) -> None:
         for tap in self.taps.values():
             tap.recording = False
         for rtap in self.redis_taps.values():
             rtap.recording = False
         for spans in self.spans.values():
             spans.enabled = False
-        for client in reversed(list(self.clients.values())):
-            with contextlib.suppress(Exception):
-                await client.close()
+
+    async def _stop(self) -> None:
+        """Close taps, servers, Redis (the clients are closed already)."""
         for tap in self.taps.values():
             await tap.stop()
         for server in self.servers.values():
@@ -221,10 +190,6 @@ class ScalingStage:
             await rtap.stop()
         if self.redis is not None:
             await asyncio.to_thread(self.redis.close)
-        self._stack.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
 
     # -- actions, each one a window of the trace --------------------------------------
 
@@ -253,9 +218,9 @@ class ScalingStage:
 
     async def connect(self, user: str) -> ChatClient:
         tap = self.taps[self.home[user]]
-        options = ClientOptions(backoff=QUICK_BACKOFF, seed=1, connect_timeout=2.0, ack_timeout=2.0)
-        client = ChatClient(tap.url, user, user, options=options, name=user)
+        client = ChatClient(tap.url, user, user, options=self.options(), name=user)
         self.clients[user] = client
+        self._opened.append(client)
         async with self.window(user):
             tap.name_next_connection(user)
             await client.connect()
@@ -279,10 +244,7 @@ class ScalingStage:
 
     async def send(self, user: str, text: str) -> dict[str, Any]:
         client = self.clients[user]
-        msg_id = None
-        if self.deterministic:
-            n = self._msg_numbers[user] = self._msg_numbers.get(user, 0) + 1
-            msg_id = f"{user}-{n}"
+        msg_id = self.msg_id(client)
         async with self.window(user, redis_recording=True):
             ack = await client.send(ROOM, text, client_msg_id=msg_id)
             for other in self.reaches(user):
@@ -299,9 +261,6 @@ class ScalingStage:
             await self.trace.wait_for(lambda e: is_delivery(e, user, text), WAIT)
         except TimeoutError:
             raise TimeoutError(f"{text!r} did not reach {user}") from None
-
-    def seconds(self) -> float:
-        return round(time.monotonic() - self._t0, 3)
 
 
 def delivery_text(event: TraceEvent) -> str | None:
