@@ -209,6 +209,45 @@ def _message(row: Any) -> Message:
 _COLUMNS = "id, room_id, seq, ts, user_name, text, client_msg_id"
 
 
+class SQL:
+    """The one query set both back ends run, written with ``?`` placeholders (SQLite's);
+    [numbered][tutorial.chat.store.numbered] gives PostgreSQL's ``$1, $2, ...``."""
+
+    SETTING_ADD = "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+    SETTING = "SELECT value FROM settings WHERE key = ?"
+    USER_PUT = (
+        "INSERT INTO users (name, salt, password_hash) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
+        "password_hash = excluded.password_hash"
+    )
+    USER = "SELECT name, salt, password_hash FROM users WHERE name = ?"
+    ROOM_PUT = (
+        "INSERT INTO rooms (id, private) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET private = excluded.private"
+    )
+    MEMBER_ADD = (
+        "INSERT INTO room_members (room_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    )
+    ROOM = "SELECT id, private FROM rooms WHERE id = ?"
+    MEMBERS = "SELECT user_name FROM room_members WHERE room_id = ?"
+    ROOM_IDS = "SELECT id FROM rooms ORDER BY id"
+    FIND = f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?"
+    NEXT_SEQ = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
+    INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    SINCE = f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    LAST = (
+        f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = ? "
+        "ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq"
+    )
+    COUNT = "SELECT COUNT(*) FROM messages"
+
+
+def numbered(sql: str) -> str:
+    """``sql`` with each ``?`` placeholder numbered for asyncpg: ``$1``, ``$2``, ..."""
+    parts = sql.split("?")
+    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, 1))
+
+
 @dataclass
 class _PendingAppend:
     room_id: str
@@ -216,11 +255,6 @@ class _PendingAppend:
     text: str
     client_msg_id: str
     future: asyncio.Future[AppendResult]
-
-
-_FIND_SQL = f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?"
-_NEXT_SEQ_SQL = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
-_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def _commit_batch(
@@ -243,13 +277,13 @@ def _commit_batch(
                 key = (item.user, item.client_msg_id)
                 known = seen.get(key)
                 if known is None:
-                    row = conn.execute(_FIND_SQL, key).fetchone()
+                    row = conn.execute(SQL.FIND, key).fetchone()
                     known = _message(row) if row else None
                 if known is not None:
                     seen[key] = known
                     outcomes.append(AppendResult(known, duplicate=True))
                     continue
-                row = conn.execute(_NEXT_SEQ_SQL, (item.room_id,)).fetchone()
+                row = conn.execute(SQL.NEXT_SEQ, (item.room_id,)).fetchone()
                 if row is None:
                     outcomes.append(StoreUnavailable(f"no room {item.room_id}"))
                     continue
@@ -263,7 +297,7 @@ def _commit_batch(
                     item.client_msg_id,
                 )
                 conn.execute(
-                    _INSERT_SQL,
+                    SQL.INSERT,
                     (
                         message.id,
                         message.room_id,
@@ -326,28 +360,18 @@ class SQLiteStore(Store):
 
     async def setting(self, key: str, default: str) -> str:
         async with self._write_lock:
-            await self.db.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, default),
-            )
-            async with self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as c:
+            await self.db.execute(SQL.SETTING_ADD, (key, default))
+            async with self.db.execute(SQL.SETTING, (key,)) as c:
                 row = await c.fetchone()
         assert row is not None
         return str(row[0])
 
     async def add_user(self, record: UserRecord) -> None:
         async with self._write_lock:
-            await self.db.execute(
-                "INSERT INTO users (name, salt, password_hash) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
-                "password_hash = excluded.password_hash",
-                (record.name, record.salt, record.password_hash),
-            )
+            await self.db.execute(SQL.USER_PUT, (record.name, record.salt, record.password_hash))
 
     async def get_user(self, name: str) -> UserRecord | None:
-        async with self.db.execute(
-            "SELECT name, salt, password_hash FROM users WHERE name = ?", (name,)
-        ) as c:
+        async with self.db.execute(SQL.USER, (name,)) as c:
             row = await c.fetchone()
         return UserRecord(*row) if row else None
 
@@ -355,34 +379,24 @@ class SQLiteStore(Store):
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
-                await self.db.execute(
-                    "INSERT INTO rooms (id, private) VALUES (?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
-                    (room_id, private),
-                )
-                await self.db.executemany(
-                    "INSERT INTO room_members (room_id, user_name) VALUES (?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    [(room_id, m) for m in members],
-                )
+                await self.db.execute(SQL.ROOM_PUT, (room_id, private))
+                await self.db.executemany(SQL.MEMBER_ADD, [(room_id, m) for m in members])
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
 
     async def get_room(self, room_id: str) -> Room | None:
-        async with self.db.execute("SELECT id, private FROM rooms WHERE id = ?", (room_id,)) as c:
+        async with self.db.execute(SQL.ROOM, (room_id,)) as c:
             row = await c.fetchone()
         if row is None:
             return None
-        async with self.db.execute(
-            "SELECT user_name FROM room_members WHERE room_id = ?", (room_id,)
-        ) as c:
+        async with self.db.execute(SQL.MEMBERS, (room_id,)) as c:
             members = frozenset(r[0] for r in await c.fetchall())
         return Room(row[0], bool(row[1]), members)
 
     async def list_rooms(self) -> list[Room]:
-        async with self.db.execute("SELECT id FROM rooms ORDER BY id") as c:
+        async with self.db.execute(SQL.ROOM_IDS) as c:
             ids = [r[0] for r in await c.fetchall()]
         rooms = [await self.get_room(i) for i in ids]
         return [r for r in rooms if r is not None]
@@ -437,18 +451,7 @@ class SQLiteStore(Store):
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50
     ) -> list[Message]:
-        if since is not None:
-            sql = (
-                f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?"
-            )
-            args: tuple[Any, ...] = (room_id, since, limit)
-        else:
-            sql = (
-                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = ? "
-                "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-            )
-            args = (room_id, limit)
+        sql, args = _history(room_id, since, limit)
         try:
             async with self.db.execute(sql, args) as c:
                 return [_message(r) for r in await c.fetchall()]
@@ -456,7 +459,7 @@ class SQLiteStore(Store):
             raise StoreUnavailable(str(exc)) from exc
 
     async def count_messages(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM messages") as c:
+        async with self.db.execute(SQL.COUNT) as c:
             row = await c.fetchone()
         return int(row[0]) if row else 0
 
@@ -502,74 +505,50 @@ class PostgresStore(Store):
 
     async def setting(self, key: str, default: str) -> str:
         async def run(con: Any) -> str:
-            await con.execute(
-                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                key,
-                default,
-            )
-            return str(await con.fetchval("SELECT value FROM settings WHERE key = $1", key))
+            await con.execute(numbered(SQL.SETTING_ADD), key, default)
+            return str(await con.fetchval(numbered(SQL.SETTING), key))
 
         return str(await self._run(run))
 
     async def add_user(self, record: UserRecord) -> None:
         await self._run(
             lambda con: con.execute(
-                "INSERT INTO users (name, salt, password_hash) VALUES ($1, $2, $3) "
-                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
-                "password_hash = excluded.password_hash",
-                record.name,
-                record.salt,
-                record.password_hash,
+                numbered(SQL.USER_PUT), record.name, record.salt, record.password_hash
             )
         )
 
     async def get_user(self, name: str) -> UserRecord | None:
-        row = await self._run(
-            lambda con: con.fetchrow(
-                "SELECT name, salt, password_hash FROM users WHERE name = $1", name
-            )
-        )
+        row = await self._run(lambda con: con.fetchrow(numbered(SQL.USER), name))
         return UserRecord(row[0], row[1], row[2]) if row else None
 
     async def add_room(self, room_id: str, private: bool, members: list[str]) -> None:
         async def run(con: Any) -> None:
             async with con.transaction():
-                await con.execute(
-                    "INSERT INTO rooms (id, private) VALUES ($1, $2) "
-                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
-                    room_id,
-                    private,
-                )
-                await con.executemany(
-                    "INSERT INTO room_members (room_id, user_name) VALUES ($1, $2) "
-                    "ON CONFLICT DO NOTHING",
-                    [(room_id, m) for m in members],
-                )
+                await con.execute(numbered(SQL.ROOM_PUT), room_id, private)
+                await con.executemany(numbered(SQL.MEMBER_ADD), [(room_id, m) for m in members])
 
         await self._run(run)
 
     async def get_room(self, room_id: str) -> Room | None:
         async def run(con: Any) -> Room | None:
-            row = await con.fetchrow("SELECT id, private FROM rooms WHERE id = $1", room_id)
+            row = await con.fetchrow(numbered(SQL.ROOM), room_id)
             if row is None:
                 return None
-            members = await con.fetch(
-                "SELECT user_name FROM room_members WHERE room_id = $1", room_id
-            )
+            members = await con.fetch(numbered(SQL.MEMBERS), room_id)
             return Room(row[0], bool(row[1]), frozenset(r[0] for r in members))
 
         result: Room | None = await self._run(run)
         return result
 
     async def list_rooms(self) -> list[Room]:
-        ids = await self._run(lambda con: con.fetch("SELECT id FROM rooms ORDER BY id"))
+        ids = await self._run(lambda con: con.fetch(SQL.ROOM_IDS))
         rooms = [await self.get_room(r[0]) for r in ids]
         return [r for r in rooms if r is not None]
 
     async def append(self, room_id: str, user: str, text: str, client_msg_id: str) -> AppendResult:
         import asyncpg
 
-        find = f"SELECT {_COLUMNS} FROM messages WHERE user_name = $1 AND client_msg_id = $2"
+        find = numbered(SQL.FIND)
 
         async def run(con: Any) -> AppendResult:
             existing = await con.fetchrow(find, user, client_msg_id)
@@ -577,17 +556,14 @@ class PostgresStore(Store):
                 return AppendResult(_message(existing), duplicate=True)
             try:
                 async with con.transaction():
-                    seq = await con.fetchval(
-                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                        room_id,
-                    )
+                    seq = await con.fetchval(numbered(SQL.NEXT_SEQ), room_id)
                     if seq is None:
                         raise StoreUnavailable(f"no room {room_id}")
                     message = Message(
                         uuid.uuid4().hex, room_id, int(seq), now_ms(), user, text, client_msg_id
                     )
                     await con.execute(
-                        f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        numbered(SQL.INSERT),
                         message.id,
                         message.room_id,
                         message.seq,
@@ -608,23 +584,19 @@ class PostgresStore(Store):
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50
     ) -> list[Message]:
-        if since is not None:
-            sql = (
-                f"SELECT {_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 "
-                "ORDER BY seq LIMIT $3"
-            )
-            args: tuple[Any, ...] = (room_id, since, limit)
-        else:
-            sql = (
-                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = $1 "
-                "ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq"
-            )
-            args = (room_id, limit)
-        rows = await self._run(lambda con: con.fetch(sql, *args))
+        sql, args = _history(room_id, since, limit)
+        rows = await self._run(lambda con: con.fetch(numbered(sql), *args))
         return [_message(r) for r in rows]
 
     async def count_messages(self) -> int:
-        return int(await self._run(lambda con: con.fetchval("SELECT COUNT(*) FROM messages")))
+        return int(await self._run(lambda con: con.fetchval(SQL.COUNT)))
+
+
+def _history(room_id: str, since: int | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The history query and its arguments: after ``since``, or the last ``limit``."""
+    if since is not None:
+        return SQL.SINCE, (room_id, since, limit)
+    return SQL.LAST, (room_id, limit)
 
 
 def open_store(url: str) -> Store:
