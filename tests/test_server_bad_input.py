@@ -290,6 +290,12 @@ API_CASES = [
     pytest.param(rejected("shutdown-server", {}, "unknown_event"), id="unknown-event"),
     pytest.param(rejected("x" * 1000, {}, "unknown_event"), id="unknown-event-1000-char-name"),
     pytest.param(rejected("disconnect", {}, "invalid_payload"), id="event-named-disconnect"),
+    *(
+        # The protocol's reserved names (protocol/limits.py), one table for the decoder
+        # and the server.
+        pytest.param(rejected(name, {}, "invalid_payload"), id=f"event-named-{name}")
+        for name in ("disconnecting", "newListener", "removeListener", "connect_error")
+    ),
     pytest.param(
         rejected("connect", {"username": "bob", "password": "bob"}, "invalid_payload"),
         id="event-named-connect",

@@ -37,6 +37,7 @@ from tutorial.protocol.catalog import (
     CLIENT_EVENTS,
     ROOM_ID_PATTERN,
     ErrorCode,
+    Event,
     PayloadError,
     validate,
 )
@@ -225,16 +226,18 @@ class ChatServer:
     def _register(self) -> None:
         on = self.sio.on
         on("connect", self.on_connect)
-        on("disconnect", self.on_disconnect)
+        on(Event.DISCONNECT, self.on_disconnect)
         handlers: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
-            "authenticate": self.authenticate,
-            "join-room": self.join_room,
-            "leave-room": self.leave_room,
-            "send-message": self.send_message,
-            "typing-start": self.typing_start,
-            "typing-stop": self.typing_stop,
+            Event.AUTHENTICATE: self.authenticate,
+            Event.JOIN_ROOM: self.join_room,
+            Event.LEAVE_ROOM: self.leave_room,
+            Event.SEND_MESSAGE: self.send_message,
+            Event.TYPING_START: self.typing_start,
+            Event.TYPING_STOP: self.typing_stop,
         }
-        assert set(handlers) | {"disconnect"} == set(CLIENT_EVENTS), "catalog and handlers differ"
+        assert set(handlers) | {Event.DISCONNECT} == set(CLIENT_EVENTS), (
+            "catalog and handlers differ"
+        )
         for name, handler in handlers.items():
             on(name, self._guarded(name, handler))
         on(MALFORMED_EVENT, self.on_malformed)
@@ -333,7 +336,7 @@ class ChatServer:
         if retry_after is not None:
             error["retryAfter"] = round(max(retry_after, 0.001), 3)
         self._trace("error", f"error {code.value}", target=sid, fields=error)
-        await self.sio.emit("error", error, to=sid)
+        await self.sio.emit(Event.ERROR, error, to=sid)
         return {"ok": False, "error": error}
 
     def add_span_hook(self, hook: SpanHook) -> Callable[[], None]:
@@ -394,7 +397,7 @@ class ChatServer:
             self.sessions[sid] = session
             return
         try:
-            payload = validate("authenticate", (credentials,))
+            payload = validate(Event.AUTHENTICATE, (credentials,))
         except PayloadError as err:
             raise self._refuse(err.code, err.message) from None
         try:
@@ -415,13 +418,13 @@ class ChatServer:
         await self._confirm(session, rooms)
         for room_id, since in sorted(offsets.items()):
             try:
-                payload = validate("join-room", ({"roomId": room_id, "since": since},))
+                payload = validate(Event.JOIN_ROOM, ({"roomId": room_id, "since": since},))
                 await self.join_room(session, payload)
             except PayloadError as err:
-                await self._fail(session.sid, "join-room", err.code, err.message)
+                await self._fail(session.sid, Event.JOIN_ROOM, err.code, err.message)
             except StoreUnavailable:
                 await self._fail(
-                    session.sid, "join-room", ErrorCode.STORE_UNAVAILABLE, "store unavailable"
+                    session.sid, Event.JOIN_ROOM, ErrorCode.STORE_UNAVAILABLE, "store unavailable"
                 )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -478,7 +481,7 @@ class ChatServer:
         user = await self._check_credentials(payload)
         if user is None:
             return await self._fail(
-                session.sid, "authenticate", ErrorCode.AUTH_FAILED, "wrong credentials or token"
+                session.sid, Event.AUTHENTICATE, ErrorCode.AUTH_FAILED, "wrong credentials or token"
             )
         if session.user is not None and session.user != user:
             for room_id in sorted(session.rooms):
@@ -504,7 +507,7 @@ class ChatServer:
             "rooms": rooms,
             "token": self.tokens.issue(session.user),
         }
-        await self.sio.emit("connect-confirmed", confirmed, to=session.sid)
+        await self.sio.emit(Event.CONNECT_CONFIRMED, confirmed, to=session.sid)
 
     # -- rooms -------------------------------------------------------------------
 
@@ -552,7 +555,7 @@ class ChatServer:
             room_id, since=payload.get("since"), limit=self.config.history_limit
         )
         await self.sio.emit(
-            "room-joined",
+            Event.ROOM_JOINED,
             {"roomId": room_id, "members": members, "history": [m.to_event() for m in history]},
             to=session.sid,
         )
@@ -560,7 +563,10 @@ class ChatServer:
         # 6. Notify others
         if not already:
             await self.sio.emit(
-                "user-joined", {"roomId": room_id, "user": user}, room=room_id, skip_sid=session.sid
+                Event.USER_JOINED,
+                {"roomId": room_id, "user": user},
+                room=room_id,
+                skip_sid=session.sid,
             )
             self._trace("app", "Notify others 'user-joined'", step=6, fields={"roomId": room_id})
         return {"ok": True, "roomId": room_id, "members": members}
@@ -579,7 +585,7 @@ class ChatServer:
 
     async def _notify_left(self, session: Session, room_id: str) -> None:
         await self.sio.emit(
-            "user-left",
+            Event.USER_LEFT,
             {"roomId": room_id, "user": session.user},
             room=room_id,
             skip_sid=session.sid,
@@ -631,16 +637,16 @@ class ChatServer:
             if not result.duplicate:
                 self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})
                 # Encoded once, queued to every socket of the room (same bytes as emit).
-                await broadcast(self.sio, "new-message", message.to_event(), room_id)
+                await broadcast(self.sio, Event.NEW_MESSAGE, message.to_event(), room_id)
         return {"ok": True, "id": message.id, "seq": message.seq, "duplicate": result.duplicate}
 
     async def typing_start(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-start``: relay to the other members of the room."""
-        return await self._relay_typing("typing-start", session, payload)
+        return await self._relay_typing(Event.TYPING_START, session, payload)
 
     async def typing_stop(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-stop``: relay to the other members of the room."""
-        return await self._relay_typing("typing-stop", session, payload)
+        return await self._relay_typing(Event.TYPING_STOP, session, payload)
 
     async def _relay_typing(
         self, event: str, session: Session, payload: dict[str, Any]

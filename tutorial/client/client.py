@@ -35,7 +35,7 @@ import socketio
 
 from tutorial.client.recovery import Backoff, Classification, RecoveryPattern, classify
 from tutorial.client.states import INITIAL_STATE, State, Trigger, transition
-from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.catalog import ErrorCode, Event
 
 Callback = Callable[..., Any]
 
@@ -403,10 +403,10 @@ class ChatClient:
 
     async def _on_event(self, event: str, *args: Any) -> None:
         payload = args[0] if args else None
-        if event == "connect-confirmed" and isinstance(payload, dict):
+        if event == Event.CONNECT_CONFIRMED and isinstance(payload, dict):
             self.user = payload.get("user")
             self.token = payload.get("token") or self.token
-        elif event == "room-joined" and isinstance(payload, dict):
+        elif event == Event.ROOM_JOINED and isinstance(payload, dict):
             room_id = payload["roomId"]
             self._rejoining.discard(room_id)
             self.members[room_id] = list(payload.get("members", []))
@@ -416,22 +416,22 @@ class ChatClient:
                 self.messages.setdefault(room_id, [])
             for message in history:
                 await self._deliver(message)
-        elif event == "new-message" and isinstance(payload, dict):
+        elif event == Event.NEW_MESSAGE and isinstance(payload, dict):
             await self._deliver(payload)
             return  # _deliver emits it, once, in order
-        elif event == "user-joined" and isinstance(payload, dict):
+        elif event == Event.USER_JOINED and isinstance(payload, dict):
             members = self.members.setdefault(payload["roomId"], [])
             if payload["user"] not in members:
                 members.append(payload["user"])
                 members.sort()
-        elif event == "user-left" and isinstance(payload, dict):
+        elif event == Event.USER_LEFT and isinstance(payload, dict):
             members = self.members.setdefault(payload["roomId"], [])
             if payload["user"] in members:
                 members.remove(payload["user"])
-        elif event in ("typing-start", "typing-stop") and isinstance(payload, dict):
+        elif event in (Event.TYPING_START, Event.TYPING_STOP) and isinstance(payload, dict):
             who = self.typing.setdefault(payload["roomId"], set())
-            (who.add if event == "typing-start" else who.discard)(payload["user"])
-        elif event == "error" and isinstance(payload, dict):
+            (who.add if event == Event.TYPING_START else who.discard)(payload["user"])
+        elif event == Event.ERROR and isinstance(payload, dict):
             await self._record_error(
                 payload.get("code"), payload.get("message", ""), payload.get("event")
             )
@@ -455,7 +455,7 @@ class ChatClient:
             ready = early.pop(last)
             self.offsets[room_id] = last
             self.messages.setdefault(room_id, []).append(ready)
-            await self._emit_local("new-message", ready)
+            await self._emit_local(Event.NEW_MESSAGE, ready)
 
     def _watch_gap(self, room_id: str) -> None:
         """A seq gap: a message was lost on its way (a crashed server, Redis away).
@@ -474,7 +474,7 @@ class ChatClient:
                     return
                 self.gap_repairs += 1
                 with contextlib.suppress(ChatError):
-                    await self.call("join-room", {"roomId": room_id, "since": since})
+                    await self.call(Event.JOIN_ROOM, {"roomId": room_id, "since": since})
             await asyncio.sleep(self.options.gap_timeout)
 
     # -- requests ------------------------------------------------------------------
@@ -497,7 +497,7 @@ class ChatClient:
         return ack
 
     async def authenticate(self, username: str, password: str) -> dict[str, Any]:
-        ack = await self.call("authenticate", {"username": username, "password": password})
+        ack = await self.call(Event.AUTHENTICATE, {"username": username, "password": password})
         self.username, self.token = username, ack.get("token")
         return ack
 
@@ -508,10 +508,10 @@ class ChatClient:
             for other in list(self.offsets):
                 if other != room_id:
                     self._forget(other)
-        return await self.call("join-room", payload)
+        return await self.call(Event.JOIN_ROOM, payload)
 
     async def leave(self, room_id: str) -> dict[str, Any]:
-        ack = await self.call("leave-room", {"roomId": room_id})
+        ack = await self.call(Event.LEAVE_ROOM, {"roomId": room_id})
         self._forget(room_id)
         return ack
 
@@ -520,10 +520,10 @@ class ChatClient:
         self._early.pop(room_id, None)
 
     async def typing_start(self, room_id: str) -> dict[str, Any]:
-        return await self.call("typing-start", {"roomId": room_id})
+        return await self.call(Event.TYPING_START, {"roomId": room_id})
 
     async def typing_stop(self, room_id: str) -> dict[str, Any]:
-        return await self.call("typing-stop", {"roomId": room_id})
+        return await self.call(Event.TYPING_STOP, {"roomId": room_id})
 
     def new_client_msg_id(self) -> str:
         return f"{self.name}-{next(self._msg_counter)}-{uuid.uuid4().hex[:8]}"
@@ -568,7 +568,7 @@ class ChatClient:
             item.attempts += 1
             payload = {"roomId": item.room_id, "text": item.text, "clientMsgId": item.client_msg_id}
             try:
-                ack = await self.call("send-message", payload)
+                ack = await self.call(Event.SEND_MESSAGE, payload)
             except ChatError as err:
                 kind = err.pattern.classification
                 if err.code == ErrorCode.RATE_LIMITED.value:

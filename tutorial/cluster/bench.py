@@ -45,6 +45,7 @@ from tutorial.cluster.nginx import NginxProcess
 from tutorial.cluster.procs import free_port, stop_signal
 from tutorial.cluster.redis import RedisProcess
 from tutorial.cluster.servers import ServerProcess
+from tutorial.protocol.catalog import Event
 
 ROOM = "general"
 
@@ -201,11 +202,11 @@ async def _worker(config: WorkerConfig) -> None:
                 if remaining == 0:
                     done.set()
 
-        sio.on("new-message" if kind == "teaching" else "msg", on_message)
+        sio.on(Event.NEW_MESSAGE if kind == "teaching" else "msg", on_message)
         auth = {"token": spec.token} if kind == "teaching" else None
         await sio.connect(config.url, transports=["websocket"], auth=auth, wait_timeout=10)
         if kind == "teaching":
-            ack = await sio.call("join-room", {"roomId": ROOM}, timeout=10)
+            ack = await sio.call(Event.JOIN_ROOM, {"roomId": ROOM}, timeout=10)
         else:
             ack = await sio.call("join", ROOM, timeout=10)
         assert ack and ack.get("ok"), ack
@@ -218,7 +219,7 @@ async def _worker(config: WorkerConfig) -> None:
 
     async def sender(sio: Any, spec: ClientSpec) -> None:
         nonlocal errors
-        event = "send-message" if kind == "teaching" else "send"
+        event = Event.SEND_MESSAGE if kind == "teaching" else "send"
         for k in range(config.messages):
             text = f"{time.monotonic():.6f} {spec.user} {k}"
             payload = {"roomId": ROOM, "text": text, "clientMsgId": f"{spec.user}-{k}"}

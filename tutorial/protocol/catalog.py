@@ -19,6 +19,24 @@ from tutorial.protocol.layers import Direction
 from tutorial.protocol.limits import MAX_SAFE_INTEGER, MAX_TEXT_LENGTH
 
 
+class Event(StrEnum):
+    """Every event name of the chat contract: the only place one is spelled."""
+
+    AUTHENTICATE = "authenticate"
+    JOIN_ROOM = "join-room"
+    LEAVE_ROOM = "leave-room"
+    SEND_MESSAGE = "send-message"
+    TYPING_START = "typing-start"
+    TYPING_STOP = "typing-stop"
+    DISCONNECT = "disconnect"
+    CONNECT_CONFIRMED = "connect-confirmed"
+    ROOM_JOINED = "room-joined"
+    NEW_MESSAGE = "new-message"
+    USER_JOINED = "user-joined"
+    USER_LEFT = "user-left"
+    ERROR = "error"
+
+
 class ErrorCode(StrEnum):
     """Codes carried by the ``error`` event (seed diagram 5, "Error Handling")."""
 
@@ -82,7 +100,7 @@ class FieldSpec:
 class EventSpec:
     """One event of the contract."""
 
-    name: str
+    name: Event
     direction: Direction
     description: str
     fields: tuple[FieldSpec, ...] = ()
@@ -115,7 +133,7 @@ _S2C = Direction.SERVER_TO_CLIENT
 EVENTS: tuple[EventSpec, ...] = (
     # Client to server (seed diagram 3, "Client to Server Events").
     EventSpec(
-        "authenticate",
+        Event.AUTHENTICATE,
         _C2S,
         "User login validation: a username and password, or a token from an earlier login.",
         (
@@ -127,10 +145,10 @@ EVENTS: tuple[EventSpec, ...] = (
         errors=(ErrorCode.AUTH_FAILED, ErrorCode.INVALID_PAYLOAD, ErrorCode.RATE_LIMITED),
         requires_auth=False,
         one_of=(("username", "password"), ("token",)),
-        replies=("connect-confirmed",),
+        replies=(Event.CONNECT_CONFIRMED,),
     ),
     EventSpec(
-        "join-room",
+        Event.JOIN_ROOM,
         _C2S,
         "Room membership: join a room (optionally leaving the others first, the seed's "
         "'switch room' flow).",
@@ -147,10 +165,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.FORBIDDEN,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("room-joined", "user-joined", "user-left"),
+        replies=(Event.ROOM_JOINED, Event.USER_JOINED, Event.USER_LEFT),
     ),
     EventSpec(
-        "leave-room",
+        Event.LEAVE_ROOM,
         _C2S,
         "Leave a room.",
         (_ROOM,),
@@ -161,10 +179,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("user-left",),
+        replies=(Event.USER_LEFT,),
     ),
     EventSpec(
-        "send-message",
+        Event.SEND_MESSAGE,
         _C2S,
         "Message broadcasting: validate, add metadata, persist, broadcast to the room.",
         (
@@ -186,10 +204,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.RATE_LIMITED,
             ErrorCode.STORE_UNAVAILABLE,
         ),
-        replies=("new-message",),
+        replies=(Event.NEW_MESSAGE,),
     ),
     EventSpec(
-        "typing-start",
+        Event.TYPING_START,
         _C2S,
         "Activity indicator: relayed to the other members of the room.",
         (_ROOM,),
@@ -200,10 +218,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("typing-start",),
+        replies=(Event.TYPING_START,),
     ),
     EventSpec(
-        "typing-stop",
+        Event.TYPING_STOP,
         _C2S,
         "Activity indicator: relayed to the other members of the room.",
         (_ROOM,),
@@ -214,18 +232,18 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("typing-stop",),
+        replies=(Event.TYPING_STOP,),
     ),
     EventSpec(
-        "disconnect",
+        Event.DISCONNECT,
         _C2S,
         "Cleanup: the connection ends; each room the user was in hears `user-left`.",
         requires_auth=False,
-        replies=("user-left",),
+        replies=(Event.USER_LEFT,),
     ),
     # Server to client (seed diagram 3, "Server to Client Events").
     EventSpec(
-        "connect-confirmed",
+        Event.CONNECT_CONFIRMED,
         _S2C,
         "Authentication success.",
         (
@@ -236,7 +254,7 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "room-joined",
+        Event.ROOM_JOINED,
         _S2C,
         "Membership confirmation, with the member list and the recent history.",
         (
@@ -246,7 +264,7 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "new-message",
+        Event.NEW_MESSAGE,
         _S2C,
         "Message delivery, to every member of the room, the sender included.",
         (
@@ -260,31 +278,31 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "user-joined",
+        Event.USER_JOINED,
         _S2C,
         "Presence update: somebody joined a room you are in.",
         (_ROOM, FieldSpec("user", str, description="Who joined")),
     ),
     EventSpec(
-        "user-left",
+        Event.USER_LEFT,
         _S2C,
         "Presence update: somebody left a room you are in (or disconnected).",
         (_ROOM, FieldSpec("user", str, description="Who left")),
     ),
     EventSpec(
-        "typing-start",
+        Event.TYPING_START,
         _S2C,
         "Somebody in the room started typing.",
         (_ROOM, FieldSpec("user", str, description="Who is typing")),
     ),
     EventSpec(
-        "typing-stop",
+        Event.TYPING_STOP,
         _S2C,
         "Somebody in the room stopped typing.",
         (_ROOM, FieldSpec("user", str, description="Who stopped")),
     ),
     EventSpec(
-        "error",
+        Event.ERROR,
         _S2C,
         "Error notification.",
         (

@@ -38,6 +38,7 @@ import graphviz
 from tutorial.chat.server import ChatServer, ServerConfig
 from tutorial.client.client import QUICK_BACKOFF, ChatClient, ClientOptions, fast_options
 from tutorial.compat import sample_websocket_key
+from tutorial.protocol.catalog import Event
 from tutorial.render.sequence import sequence_diagram
 from tutorial.trace.model import Trace, TraceEvent
 from tutorial.trace.normalise import StableNormaliser, stable_trace
@@ -284,7 +285,7 @@ class Stage(Harness):
         client = self.make_client(name, password, **kw)
         await client.connect()
         if client.username is not None:
-            await client.wait_for_event("connect-confirmed")
+            await client.wait_for_event(Event.CONNECT_CONFIRMED)
         return client
 
     async def join(self, client: ChatClient, room: str, **kw: Any) -> dict[str, Any]:

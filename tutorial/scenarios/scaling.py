@@ -44,6 +44,7 @@ from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient
 from tutorial.cluster.redis import RedisProcess
 from tutorial.compat import start_client_manager, stop_redis_manager
+from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.resp import reencode
 from tutorial.render.architecture import (
@@ -224,7 +225,7 @@ class ScalingStage(Harness):
         async with self.window(user):
             tap.name_next_connection(user)
             await client.connect()
-            await client.wait_for_event("connect-confirmed", timeout=WAIT)
+            await client.wait_for_event(Event.CONNECT_CONFIRMED, timeout=WAIT)
         return client
 
     def reaches(self, sender: str) -> list[str]:
@@ -265,7 +266,7 @@ class ScalingStage(Harness):
 
 def delivery_text(event: TraceEvent) -> str | None:
     """The text of a ``new-message`` Socket.IO EVENT a server sent to a client."""
-    if not sio_event(event, "new-message"):
+    if not sio_event(event, Event.NEW_MESSAGE):
         return None
     args = event.fields.get("args")
     if isinstance(args, list | tuple) and args and isinstance(args[0], dict):
@@ -440,7 +441,7 @@ async def run(
 
 
 def _is_send(stage: ScalingStage, w: Window) -> bool:
-    return any(sio_event(e, "send-message") for e in stage.trace.events[w.start : w.end])
+    return any(sio_event(e, Event.SEND_MESSAGE) for e in stage.trace.events[w.start : w.end])
 
 
 def _relabel(
@@ -450,7 +451,7 @@ def _relabel(
     others = sorted({s for s in home.values() if s != origin}, key=lambda s: int(s.split("-")[1]))
 
     def relabel(e: TraceEvent) -> dict[str, Any] | None:
-        if sio_event(e, "send-message") and e.source == sender:
+        if sio_event(e, Event.SEND_MESSAGE) and e.source == sender:
             return {"step": 1, "label": f'send-message "{text}"'}
         if e.is_self:
             return None  # the server's own steps 2 and 3 keep their numbers
@@ -483,7 +484,7 @@ def _mark_markers(trace: Trace, stage: ScalingStage, sent: list[tuple[str, str]]
         window = next(w for w in stage.windows if w.actor == user and _is_send(stage, w))
         for i in range(window.start, window.end):
             e = events[i]
-            if sio_event(e, "send-message") and e.source == user:
+            if sio_event(e, Event.SEND_MESSAGE) and e.source == user:
                 events[i] = replace(e, step=step, label=f'send-message "{body}"')
             elif e.target == user and delivery_text(e) == body:
                 label = f'new-message, but no "{_first(sent)}" before it'

@@ -29,6 +29,7 @@ from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient, ChatError
 from tutorial.client.recovery import Backoff, classify
 from tutorial.client.states import State
+from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
 from tutorial.render.states import state_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, not_a_carrier, sequence_view
@@ -70,7 +71,7 @@ async def run(
         outcome: dict[str, Any] = {}
         try:
             await client.connect()
-            await client.wait_for_event("connect-confirmed")
+            await client.wait_for_event(Event.CONNECT_CONFIRMED)
             await stage.join(client, ROOM)
         except ChatError as err:
             outcome["raised"] = f"{type(err).__name__}: {err.code}"
