@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tutorial.client import states
-from tutorial.protocol import catalog
+from tutorial.protocol import catalog, states
 
 
 def generated_docs() -> dict[str, str]:
@@ -14,7 +13,7 @@ def generated_docs() -> dict[str, str]:
         [
             "# Client state machine",
             "",
-            "Generated from `tutorial/client/states.py` by `tutorial docs`; do not edit by hand.",
+            "Generated from `tutorial/protocol/states.py` by `tutorial docs`; do not edit by hand.",
             "",
             "The teaching client moves only along these rows (seed diagram 5). The first",
             "eight are the seed's list of state transitions; the last two are drawn in the",

@@ -2,7 +2,7 @@
 
 What this adds to the library, and why each part exists:
 
-* **An explicit state machine** (:mod:`tutorial.client.states`). python-socketio's own
+* **An explicit state machine** (:mod:`tutorial.protocol.states`). python-socketio's own
   reconnection is off; this class runs its own loop (exponential backoff with jitter,
   a retry limit, then FAILED), so every transition is real and recorded in
   :attr:`ChatClient.history`.
@@ -34,8 +34,8 @@ import aiohttp
 import socketio
 
 from tutorial.client.recovery import Backoff, Classification, RecoveryPattern, classify
-from tutorial.client.states import INITIAL_STATE, State, Trigger, transition
 from tutorial.protocol.catalog import ErrorCode, Event
+from tutorial.protocol.states import INITIAL_STATE, State, Trigger, transition
 
 Callback = Callable[..., Any]
 

@@ -1,6 +1,6 @@
 """The client's connection state machine, drawn from its transition table (seed diagram 5).
 
-The picture is generated from :data:`tutorial.client.states.TRANSITIONS`, never typed:
+The picture is generated from :data:`tutorial.protocol.states.TRANSITIONS`, never typed:
 add a row to the table and it appears here. The layout follows the seed: DISCONNECTED
 at the top with ERROR to its right, then CONNECTING, CONNECTED and RECONNECTING down
 the middle, FAILED at the bottom. Transitions the seed lists are solid; the ones we
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import graphviz
 
-from tutorial.client.states import TRANSITIONS, State, Transition
+from tutorial.protocol.states import TRANSITIONS, State, Transition
 from tutorial.render import palette
 
 #: Rows of the layout, top to bottom; states in one row share a rank, left to right.

@@ -28,9 +28,9 @@ from typing import Any
 from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient, ChatError
 from tutorial.client.recovery import Backoff, classify
-from tutorial.client.states import State
 from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
+from tutorial.protocol.states import State
 from tutorial.render.states import state_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, not_a_carrier, sequence_view
 from tutorial.trace.model import TraceEvent
