@@ -9,11 +9,11 @@ session:
    session was opened on.
 2. Otherwise it starts a new session: it takes the next name given to
    [name_next][tutorial.trace.naming.Lifelines.name_next] (first in, first out), else
-   [default_name][tutorial.trace.naming.Lifelines.default_name], else a fresh
+   ``default_name``, else a fresh
    ``client-N``.
 3. The server's Engine.IO OPEN packet (``0{"sid":...}``) binds that sid to the
    connection's lifeline; the Socket.IO CONNECT reply (``40{"sid":...}``) binds the
-   Socket.IO sid too. [sid_names][tutorial.trace.naming.Lifelines.sid_names] maps both
+   Socket.IO sid too. ``sid_names`` maps both
    to lifeline ids, which is what the server's spans need to find a client's column.
 
 With ``per_request=True`` (a browser, which sends any request on any of its pooled
@@ -78,9 +78,9 @@ class Lifelines:
     def for_request(self, current: str | None, request: HttpRequest) -> str | None:
         """``per_request`` mode: the lifeline this request belongs to.
 
-        [WEB_LIFELINE][tutorial.trace.naming.WEB_LIFELINE] for a request outside
+        ``WEB_LIFELINE`` for a request outside
         Engine.IO; None when it must be resolved from the request's ``sid`` (a new
-        session, or another session's request); [KEEP][tutorial.trace.naming.KEEP] when
+        session, or another session's request); ``KEEP`` when
         the connection's current lifeline is right.
         """
         if not request.target.startswith(ENGINEIO_PATH):

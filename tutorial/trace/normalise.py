@@ -7,15 +7,15 @@ them, so that the same story gives the same bytes (the committed ``diagrams/``).
 
 The rules are the tables below; the code only applies them:
 
-* [TEXT_RULES][tutorial.trace.normalise.TEXT_RULES]: regular expressions applied to
+* ``TEXT_RULES``: regular expressions applied to
   every string of a trace (labels, string fields, lifeline ids and labels, raw bytes
   that are UTF-8). Each names the part that changes (group ``value``) and what replaces
   it: a fixed text, or a number in order of first appearance (``sid-1``, ``msg-1``).
-* [KEY_RULES][tutorial.trace.normalise.KEY_RULES]: field keys (case-insensitive)
+* ``KEY_RULES``: field keys (case-insensitive)
   whose value is replaced whole, wherever they occur in ``fields`` (header lists of
   ``[name, value]`` pairs included).
-* [STABLE_TEXT_RULES][tutorial.trace.normalise.STABLE_TEXT_RULES] and
-  [STABLE_KEY_RULES][tutorial.trace.normalise.STABLE_KEY_RULES]: what deterministic
+* ``STABLE_TEXT_RULES`` and
+  ``STABLE_KEY_RULES``: what deterministic
   traces (``tutorial trace --deterministic``) add: login tokens and socket-address ports.
 
 [Trace.normalised][tutorial.trace.model.Trace.normalised] applies the first two;
@@ -120,7 +120,7 @@ TEXT_RULES: tuple[Rule, ...] = (
           "The Sec-WebSocket-Accept value: the RFC 6455 sample answer", fixed=SAMPLE_WS_ACCEPT),
 )  # fmt: skip
 
-#: The old name of [TEXT_RULES][tutorial.trace.normalise.TEXT_RULES].
+#: The old name of ``TEXT_RULES``.
 NORMALISATION_RULES = TEXT_RULES
 
 _ID_VALUE = re.compile(rf"{_TOKEN}*\d{_TOKEN}*")
