@@ -1,7 +1,8 @@
 """Live components for a notebook: a real server and real clients in the kernel's loop.
 
-A chapter notebook starts a :class:`LiveChat` with top-level ``await``, plays with it,
-and closes it in its teardown cell (closing twice is harmless)::
+A chapter notebook starts a [LiveChat][tutorial.lab.LiveChat] with top-level ``await``, plays with
+it,
+and closes it in its teardown cell (closing twice is harmless):
 
     chat = await LiveChat(users=("alice", "bob")).start()
     await chat.clients["alice"].send("general", "hi")

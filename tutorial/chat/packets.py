@@ -4,7 +4,7 @@ python-socketio decodes every incoming packet with its ``Packet`` class; a malfo
 one (invalid JSON, ``42[]``, an unknown packet type, an event name that is not a string)
 raises inside the library, which logs a traceback and answers nothing. The library lets
 us pass our own class as ``serializer=``: this one turns every malformed packet into an
-ordinary EVENT named :data:`MALFORMED_EVENT`, which the chat server answers with
+ordinary EVENT named ``MALFORMED_EVENT``, which the chat server answers with
 ``error {code: "invalid_payload"}`` like any other bad input.
 """
 
@@ -42,8 +42,15 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-class DefensivePacket(sio_packet.Packet):
+class DefensivePacket(sio_packet.Packet):  # type: ignore[misc]
     """``socketio.packet.Packet`` that never raises on input from a client."""
+
+    # What the library's Packet sets (python-socketio ships no type information).
+    packet_type: int
+    namespace: str | None
+    data: Any
+    id: int | None
+    attachment_count: int
 
     def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)

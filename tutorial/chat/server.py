@@ -10,7 +10,8 @@ code so that a trace can show them:
   3. join new room, 4. update member list, 5. confirm with ``room-joined``,
   6. notify the others with ``user-joined``.
 
-Every payload is checked against the event catalog (:mod:`tutorial.protocol.catalog`);
+Every payload is checked against the event catalog
+([tutorial.protocol.catalog][tutorial.protocol.catalog]);
 every failure answers ``error {code, message, event}`` and an ack ``{ok: false, ...}``.
 """
 
@@ -53,8 +54,8 @@ log = logging.getLogger("tutorial.chat")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-#: The Socket.IO sid whose event the running handler serves (each handler has its task).
 SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("serving", default=None)
+"""The Socket.IO sid whose event the running handler serves (each handler has its task)."""
 
 
 class Front(Protocol):
@@ -137,8 +138,8 @@ class ChatServer:
         self.store = store or open_store(self.config.db_url)
         # Observers of the server's own steps (spans): none by default, at no cost.
         self.span_hooks: list[SpanHook] = [span] if span is not None else []
-        #: A listener in front of the app (None: the app listens itself).
         self.front = front
+        """A listener in front of the app (None: the app listens itself)."""
         manager = None
         if self.config.redis_url:
             manager = socketio.AsyncRedisManager(self.config.redis_url)
@@ -516,7 +517,7 @@ class ChatServer:
         users = {
             s.user for s in self.sessions.values() if s.user is not None and room_id in s.rooms
         }
-        return sorted(users)  # type: ignore[arg-type]
+        return sorted(users)
 
     async def join_room(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``join-room``: the six steps of seed diagram 4."""

@@ -1,4 +1,4 @@
-"""Sequence diagrams from a :class:`~tutorial.trace.model.Trace` (seed diagrams 1 and 3).
+"""Sequence diagrams from a [Trace][tutorial.trace.model.Trace] (seed diagrams 1 and 3).
 
 Graphviz has no sequence diagrams, so we build one from a grid (PITFALLS.md,
 "graphviz sequence diagrams"):
@@ -13,8 +13,8 @@ Graphviz has no sequence diagrams, so we build one from a grid (PITFALLS.md,
   on the segment next to the sender;
 * a self-step (source == target) is a small note box beside its lifeline.
 
-Which events are shown is a choice of layers: a preset name from :data:`PRESETS`
-(``"frames"``, ``"packets"``, ``"chat"``) or any set of :class:`Layer`.
+Which events are shown is a choice of layers: a preset name from ``PRESETS``
+(``"frames"``, ``"packets"``, ``"chat"``) or any set of [Layer][tutorial.protocol.layers.Layer].
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ CHAT = LayerView(
 )
 PRESETS: dict[str, LayerView] = {v.name: v for v in (FRAMES, PACKETS, CHAT)}
 
-#: HTTP headers shown under an HTTP event's label, as in seed diagram 1.
 SEED_HEADERS: tuple[str, ...] = (
     "Host",
     "Upgrade",
@@ -68,6 +67,7 @@ SEED_HEADERS: tuple[str, ...] = (
     "Sec-WebSocket-Key",
     "Sec-WebSocket-Accept",
 )
+"""HTTP headers shown under an HTTP event's label, as in seed diagram 1."""
 
 KIND_CAPTIONS: dict[str, str] = {
     "client": "teaching client",
@@ -111,7 +111,8 @@ class Row:
 
 
 def resolve_layers(layers: str | LayerView | Iterable[Layer | str] | None) -> frozenset[Layer]:
-    """``None`` (every layer), a preset name, a :class:`LayerView` or a set of layers."""
+    """``None`` (every layer), a preset name, a [LayerView][tutorial.render.sequence.LayerView] or
+    a set of layers."""
     if layers is None:
         return frozenset(Layer)
     if isinstance(layers, LayerView):
@@ -346,11 +347,12 @@ def sequence_diagram(
 ) -> graphviz.Digraph:
     """Draw a trace as a sequence diagram; the DOT source is deterministic.
 
-    ``layers``: ``None`` for every layer, a preset name (:data:`PRESETS`), a
-    :class:`LayerView`, or a set of layers. ``max_label`` cuts long labels with "…".
+    ``layers``: ``None`` for every layer, a preset name (``PRESETS``), a
+    [LayerView][tutorial.render.sequence.LayerView], or a set of layers. ``max_label`` cuts long
+    labels with "…".
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
     Lifelines with no event in the chosen layers are left out. ``captions`` replaces
-    the caption under a kind of lifeline's name (default: :data:`KIND_CAPTIONS`).
+    the caption under a kind of lifeline's name (default: ``KIND_CAPTIONS``).
     """
     wanted = resolve_layers(layers)
     events = [e for e in trace.events if e.layer in wanted]
