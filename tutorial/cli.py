@@ -32,6 +32,7 @@ class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    description: str | None = None
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -82,9 +83,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _user_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name")
-    p.add_argument("--password", required=True)
-    p.add_argument("--db", default="sqlite:///.data/chat.db")
+    p.add_argument("name", help="the user name")
+    p.add_argument("--password", required=True, help="the password (stored as a scrypt hash)")
+    p.add_argument("--db", default="sqlite:///.data/chat.db", help="the store URL, as for serve")
 
 
 async def _user_add(args: argparse.Namespace) -> int:
@@ -102,6 +103,14 @@ async def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def generated_pages() -> dict[str, str]:
+    """Every page made from the code: the catalog's, the state table's, and this
+    command's reference (``docs/reference/cli.md``), by path from the repository root."""
+    from tutorial.docs import cli_page, generated_docs
+
+    return {**generated_docs(), "docs/reference/cli.md": cli_page(build_parser(), CLI_NOTES)}
+
+
 def _docs(args: argparse.Namespace) -> int:
     from tutorial.docs import prepare_site_notebooks, write_generated_docs
 
@@ -109,7 +118,7 @@ def _docs(args: argparse.Namespace) -> int:
         for path in prepare_site_notebooks(Path(args.site_notebooks)):
             print(f"prepared {path} for the static site")
         return 0
-    for path in write_generated_docs(Path(args.root)):
+    for path in write_generated_docs(Path(args.root), generated_pages()):
         print(f"wrote {path}")
     return 0
 
@@ -123,41 +132,149 @@ def _docs_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: Every subcommand, in the order ``tutorial --help`` lists them.
 COMMANDS: tuple[Command, ...] = (
-    Command("serve", "run the teaching chat server", _serve_args, lambda a: asyncio.run(_serve(a))),
+    Command(
+        "serve",
+        "run the teaching chat server",
+        _serve_args,
+        lambda a: asyncio.run(_serve(a)),
+        "Run the teaching chat server (python-socketio on aiohttp) until Ctrl-C or SIGTERM; "
+        "on either it disconnects every client, stops listening and closes the store.",
+    ),
     Command(
         "user-add",
         "create or update a user in the store",
         _user_args,
         lambda a: asyncio.run(_user_add(a)),
+        "Create or update a user in the store, for running without --demo. It also "
+        "creates the open room general.",
     ),
-    Command("docs", "regenerate the reference pages made from the code", _docs_args, _docs),
+    Command(
+        "docs",
+        "regenerate the reference pages made from the code",
+        _docs_args,
+        _docs,
+        "Regenerate the reference pages made from the code: docs/reference/events.md (the "
+        "event catalog), docs/reference/states.md (the client's transition table) and "
+        "docs/reference/cli.md (this command). tests/test_docs_generated.py fails while a "
+        "page is stale.",
+    ),
     Command(
         "bench",
         "benchmark: baseline vs teaching server vs 1 and N servers behind nginx",
         cluster_cli.bench_arguments,
         cluster_cli.run_bench,
+        "The benchmark behind make bench: how many chat messages per second reach their "
+        "readers, and how late. It prints a table and writes bench.json and a chart "
+        "bench.png. It is a measurement, not a test.",
     ),
     Command(
         "cluster",
         "run diagram 6: nginx, N servers, Redis, a store",
         cluster_cli.cluster_arguments,
         cluster_cli.run_cluster,
+        "Seed diagram 6 as real processes on 127.0.0.1, each on a free port.",
     ),
     Command(
         "diagrams",
         "regenerate diagrams/ from deterministic runs of every scenario",
         scenarios_cli.diagrams_arguments,
         scenarios_cli.run_diagrams,
+        "Regenerate the committed pictures: every scenario, in deterministic mode, with its "
+        "default parameters; for each a JSON trace, a DOT file and an SVG, plus the extra "
+        "views a scenario offers (for example handshake-frames).",
     ),
     Command(
         "trace",
         "run a scenario and write its trace and diagram",
         scenarios_cli.trace_arguments,
         scenarios_cli.run_trace,
+        "Run one chapter's scenario (real server, wiretap, teaching clients) and write its "
+        "trace (SCENARIO.json) and its diagram (SCENARIO.dot, SCENARIO.svg).",
     ),
 )
+
+#: What ``docs/reference/cli.md`` says beyond the parser, by command path.
+CLI_NOTES: dict[str, str] = {
+    "serve": """
+Besides Socket.IO on `/socket.io/`, the server answers:
+
+| path | answer |
+|---|---|
+| `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
+| `/healthz` | `{"ok": true, "name": NAME}` |
+| `/stats` | `{"name", "users", "rooms", "connections"}`: who is connected to this server |
+
+`--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
+name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),
+`project-alpha` (bob, diana, grace). With `--live-trace` every byte goes through a
+wiretap in front of the server, for the browser page's live sequence diagram; without
+it the page's diagram panel says that live tracing is off. `--port 0` picks a free port.
+
+Example, as `make serve` runs it:
+
+```bash
+.venv/bin/tutorial serve --demo --live-trace --host 127.0.0.1 --port 3000
+```
+
+Leave `--cors-origin` unset unless a page on another origin must connect: allowing
+`*` opens the server to cross-site WebSocket hijacking.
+""",
+    "user-add": """
+To be able to log in, the name must match `[a-z][a-z0-9_-]{1,31}`; the password is
+stored as a salted scrypt hash.
+
+```bash
+.venv/bin/tutorial user-add ada --password 'correct horse'
+.venv/bin/tutorial serve
+```
+""",
+    "trace": """
+```bash
+.venv/bin/tutorial trace handshake --out /tmp/handshake --layers frames
+```
+
+The JSON is described in [Trace format](trace-format.md). The views: `chat` (Socket.IO
+events and server steps), `packets` (HTTP, Engine.IO, Socket.IO), `frames` (TCP, HTTP,
+WebSocket frames). The `scaling` scenario starts redis-server, so it needs it installed
+(`make setup`).
+""",
+    "cluster up": """
+nginx runs in front of N chat servers (`tutorial serve --demo --redis ... --db ...`),
+with redis-server and a shared store. It prints the entry URL and one line per part,
+then waits; `Ctrl-C` stops everything and deletes the temporary files. A step-by-step
+guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
+long-polling (see [Why sticky sessions](../explanation/sticky-sessions.md)).
+""",
+    "bench": """
+C clients sit in one room; S of them each send M messages, each waiting for its ack;
+every message is delivered to all C clients. The targets run under the same load, side
+by side: a bare python-socketio broadcast server (the baseline), the teaching server
+alone (tracing off, then on), the teaching server behind nginx with Redis, and N
+teaching servers behind nginx. The processes talk through the interface of
+`tutorial/cluster/benchwire.py`.
+""",
+    "": """
+## Make targets
+
+The `Makefile` wraps the commands above; `make help` lists every target.
+
+| target | runs |
+|---|---|
+| `make lab` | `make setup`, then JupyterLab on `notebooks/` |
+| `make test` | `make setup`, then lint (ruff, import contracts, mypy), the pytest suite, the notebooks, the site build and its browser checks |
+| `make serve` | `tutorial serve --demo --live-trace --host $(HOST) --port $(PORT)` (default `127.0.0.1:3000`; `make serve PORT=3001`) |
+| `make notebooks` | execute every chapter notebook with nbmake (into copies in `docs/chapters/`) |
+| `make site-build` | `make notebooks`, copy `diagrams/*.svg` to `docs/diagrams/`, then `mkdocs build --strict` into `site/` |
+| `make site` | `make site-build`, then serve `site/` on <http://127.0.0.1:8000> |
+| `make clean` | remove generated files, including the demo store `.data/` (keeps `.venv`) |
+| `make bench` | `tutorial bench` |
+| `make setup` | system packages, `.venv`, the package with its dev extras, the npm packages |
+| `make lint` / `make format` | ruff, the import contracts and mypy / ruff's fixes |
+| `make unit` | the pytest suite alone |
+""",
+}
+"""Every subcommand, in the order ``tutorial --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help)
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
         command.arguments(p)
         p.set_defaults(run=command.run)
     return parser

@@ -46,14 +46,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: The versions every access below was checked against: ``(first, last)`` inclusive,
-#: compared on ``(major, minor)``. ``tests/test_compat.py`` fails outside them.
 CHECKED: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "aiosqlite": ((0, 20), (0, 22)),
     "python-engineio": ((4, 13), (4, 15)),
     "python-socketio": ((5, 16), (5, 18)),
     "aiohttp": ((3, 9), (3, 14)),
 }
+"""The versions every access below was checked against: ``(first, last)`` inclusive, compared
+on ``(major, minor)``. ``tests/test_compat.py`` fails outside them.
+"""
 
 
 def version_checked(distribution: str) -> bool:
@@ -115,8 +116,12 @@ def engineio_sessions(eio: Any) -> list[Any]:
     return list(eio.sockets.values())
 
 
-#: What [queue_packet][tutorial.compat.queue_packet] did.
-QUEUED, GONE, SLOW = "queued", "gone", "slow"
+QUEUED = "queued"
+"""[queue_packet][tutorial.compat.queue_packet] put the packet on the session's queue."""
+GONE = "gone"
+"""[queue_packet][tutorial.compat.queue_packet] found the session closed or unknown."""
+SLOW = "slow"
+"""[queue_packet][tutorial.compat.queue_packet] found a session that missed its pings."""
 
 
 def queue_packet(eio: Any, eio_sid: str, packet: Any, now: float | None = None) -> str:
@@ -198,9 +203,10 @@ def engineio_of_sid(sio: Any, sid: str, namespace: str = "/") -> str | None:
 
 # -- aiohttp --------------------------------------------------------------------------------
 
-#: RFC 6455 section 1.3: these 16 bytes, base64-encoded, are the sample key
-#: ``dGhlIHNhbXBsZSBub25jZQ==``, whose accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
 SAMPLE_NONCE = b"the sample nonce"
+"""RFC 6455 section 1.3: these 16 bytes, base64-encoded, are the sample key
+``dGhlIHNhbXBsZSBub25jZQ==``, whose accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
+"""
 
 
 class _SampleNonceOs(types.ModuleType):
@@ -234,12 +240,13 @@ def sample_websocket_key() -> Iterator[None]:
     """
     import aiohttp.client as client_module
 
-    real = client_module.os
-    client_module.os = _SampleNonceOs()  # type: ignore[assignment]
+    namespace = vars(client_module)
+    real = namespace["os"]
+    namespace["os"] = _SampleNonceOs()
     try:
         yield
     finally:
-        client_module.os = real
+        namespace["os"] = real
 
 
 __all__ = [

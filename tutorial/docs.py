@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from tutorial.protocol import catalog, states
@@ -29,9 +31,107 @@ def generated_docs() -> dict[str, str]:
     }
 
 
-def write_generated_docs(root: Path) -> list[Path]:
+CLI_INTRO = """\
+# The `tutorial` command
+
+Generated from the command's own parser (`tutorial/cli.py`) by `tutorial docs`; do not
+edit by hand. A test fails when this page and the parser disagree.
+
+Installed with the package (inside `.venv`: `.venv/bin/tutorial`); `python -m tutorial`
+is the same command. Every subcommand prints its own help with `--help`. The exit status
+is 0 on success; errors in the arguments exit with status 2 and a usage message.
+"""
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {a.dest: a.help or "" for a in action._choices_actions}
+    return {}
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    formatter = argparse.HelpFormatter(parser.prog, width=88)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    usage = formatter.format_help().strip().removeprefix("usage: ")
+    return "\n".join(line.removeprefix(" " * 7) for line in usage.split("\n"))
+
+
+def _default(action: argparse.Action) -> str:
+    if action.required:
+        return "required"
+    if isinstance(action, argparse._StoreTrueAction):
+        return "off"
+    if action.default is None or action.default == argparse.SUPPRESS:
+        return ""
+    return f"`{action.default}`"
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    rows = ["| argument | default | meaning |", "|---|---|---|"]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        if action.option_strings:
+            name = " ".join(action.option_strings)
+            if action.nargs != 0:
+                name += f" {action.metavar or action.dest.upper()}"
+        else:
+            name = action.metavar or action.dest
+            if action.choices:
+                name = f"{{{','.join(map(str, action.choices))}}}"
+        help_text = (action.help or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | {_default(action)} | {help_text} |")
+    return rows if len(rows) > 2 else []
+
+
+def cli_page(parser: argparse.ArgumentParser, notes: Mapping[str, str]) -> str:
+    """``docs/reference/cli.md``: every subcommand of ``parser`` (its help, description,
+    usage and arguments), then the hand-written ``notes`` of each, by command path."""
+    lines = [CLI_INTRO, "```text", _usage(parser), "```", ""]
+    lines += ["| subcommand | what it does |", "|---|---|"]
+    helps = _helps(parser)
+    commands: list[tuple[str, argparse.ArgumentParser, str]] = []
+
+    def walk(p: argparse.ArgumentParser, path: str, help_text: str) -> None:
+        subs = _subparsers(p)
+        if not subs:
+            commands.append((path, p, help_text))
+            return
+        sub_helps = _helps(p)
+        for name, sub in subs.items():
+            walk(sub, f"{path} {name}", sub_helps.get(name, help_text))
+
+    for name, sub in _subparsers(parser).items():
+        walk(sub, name, helps.get(name, ""))
+    for path, _, help_text in commands:
+        anchor = "tutorial-" + path.replace(" ", "-")
+        lines.append(f"| [`{path}`](#{anchor}) | {help_text} |")
+    lines.append("")
+    for path, sub, help_text in commands:
+        lines += [f"## `tutorial {path}`", ""]
+        lines += [sub.description or help_text[:1].upper() + help_text[1:] + ".", ""]
+        lines += ["```text", _usage(sub), "```", ""]
+        options = _options(sub)
+        if options:
+            lines += [*options, ""]
+        if path in notes:
+            lines += [notes[path].strip(), ""]
+    if "" in notes:
+        lines += [notes[""].strip(), ""]
+    return "\n".join(lines)
+
+
+def write_generated_docs(root: Path, pages: Mapping[str, str] | None = None) -> list[Path]:
     written = []
-    for rel, content in generated_docs().items():
+    for rel, content in (pages if pages is not None else generated_docs()).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

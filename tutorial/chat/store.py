@@ -2,8 +2,9 @@
 
 Two real back ends share the schema and the semantics:
 
-* :class:`SQLiteStore` (the embedded default), a file opened through aiosqlite;
-* :class:`PostgresStore`, a PostgreSQL server reached through asyncpg.
+* [SQLiteStore][tutorial.chat.store.SQLiteStore] (the embedded default), a file opened through
+aiosqlite;
+* [PostgresStore][tutorial.chat.store.PostgresStore], a PostgreSQL server reached through asyncpg.
 
 ``open_store(url)`` picks one from a URL: ``sqlite:///path/chat.db`` or
 ``postgresql://user@host/db``. The promises every back end keeps:
@@ -21,7 +22,8 @@ Two real back ends share the schema and the semantics:
 Group commit (SQLite): appends that arrive while a transaction is being written wait,
 then the next transaction takes all of them at once (one ``BEGIN IMMEDIATE`` ...
 ``COMMIT``, one trip to the database thread). Every promise above holds per message;
-a failure fails every caller of that transaction with :class:`StoreUnavailable`, and
+a failure fails every caller of that transaction with
+[StoreUnavailable][tutorial.chat.store.StoreUnavailable], and
 nothing of it is stored.
 """
 
@@ -168,11 +170,12 @@ class Store(ABC):
         """Start ``append`` now; appends begun in turn get seqs in that order (per room).
 
         This default runs one append per room at a time (a FIFO lock); a store that
-        queues its writes in order (:class:`SQLiteStore`) overrides it.
+        queues its writes in order ([SQLiteStore][tutorial.chat.store.SQLiteStore]) overrides it.
         """
         locks: dict[str, asyncio.Lock] | None = getattr(self, "_append_locks", None)
         if locks is None:
-            locks = self._append_locks = {}
+            locks = {}
+            self._append_locks = locks
         lock = locks.get(room_id)
         if lock is None:
             lock = locks[room_id] = asyncio.Lock()

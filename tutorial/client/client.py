@@ -2,14 +2,17 @@
 
 What this adds to the library, and why each part exists:
 
-* **An explicit state machine** (:mod:`tutorial.protocol.states`). python-socketio's own
+* **An explicit state machine** ([tutorial.protocol.states][tutorial.protocol.states]).
+python-socketio's own
   reconnection is off; this class runs its own loop (exponential backoff with jitter,
   a retry limit, then FAILED), so every transition is real and recorded in
-  :attr:`ChatClient.history`.
-* **Error classification** (:mod:`tutorial.client.recovery`): a network failure is
+  ``ChatClient.history``.
+* **Error classification** ([tutorial.client.recovery][tutorial.client.recovery]): a network
+failure is
   retried, an auth failure ends in ERROR → DISCONNECTED with ``login_required`` set,
   a server rejection is handed to the caller, a rate limit pauses the outbox.
-* **An outbox**: :meth:`ChatClient.send` while not CONNECTED queues; the queue flushes
+* **An outbox**: [ChatClient.send][tutorial.client.client.ChatClient.send] while not CONNECTED
+queues; the queue flushes
   in order once connected. Each message has a ``clientMsgId``, so a resend after a lost
   ack is stored and delivered once (the server deduplicates).
 * **Offsets**: the last contiguous ``seq`` seen per room. They ride in the CONNECT
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import random
 import time
@@ -105,8 +109,8 @@ class ClientOptions:
     seed: int | None = None  # for reproducible jitter
 
 
-#: Short waits, no jitter: a scenario or a test finishes in seconds, the same way twice.
 QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
+"""Short waits, no jitter: a scenario or a test finishes in seconds, the same way twice."""
 
 
 def fast_options(**overrides: Any) -> ClientOptions:
@@ -126,7 +130,7 @@ def fast_options(**overrides: Any) -> ClientOptions:
 
 class ChatClient:
     """A chat client for one user. Use ``async with ChatClient(url, ...)`` or call
-    :meth:`connect` and :meth:`close`."""
+    ``connect`` and ``close``."""
 
     def __init__(
         self,
@@ -240,8 +244,10 @@ class ChatClient:
 
     async def _emit_local(self, event: str, payload: Any) -> None:
         self.events.append((self._elapsed(), event, payload))
-        calls = [lambda cb=cb: cb(payload) for cb in self._listeners.get(event, [])]
-        calls += [lambda cb=cb: cb(event, payload) for cb in self._listeners.get("*", [])]
+        calls: list[Callable[[], Any]] = [
+            functools.partial(cb, payload) for cb in self._listeners.get(event, [])
+        ]
+        calls += [functools.partial(cb, event, payload) for cb in self._listeners.get("*", [])]
         for call in calls:
             result = call()
             if asyncio.iscoroutine(result):
@@ -309,7 +315,8 @@ class ChatClient:
     async def connect(self) -> None:
         """DISCONNECTED → CONNECTING → CONNECTED, or → ERROR → DISCONNECTED and raise.
 
-        Raises :class:`LoginRequired` for bad credentials, :class:`ChatError` otherwise.
+        Raises [LoginRequired][tutorial.client.client.LoginRequired] for bad credentials,
+        [ChatError][tutorial.client.client.ChatError] otherwise.
         """
         self._closing = False
         self.login_required = False
@@ -371,7 +378,7 @@ class ChatClient:
         await self._move(State.FAILED, f"max retries ({self.options.max_retries}) exceeded")
 
     async def reset(self) -> None:
-        """FAILED → DISCONNECTED (the seed's manual reset); call :meth:`connect` next."""
+        """FAILED → DISCONNECTED (the seed's manual reset); call ``connect`` next."""
         await self._move(State.DISCONNECTED, "manual reset")
 
     async def close(self) -> None:
@@ -534,7 +541,8 @@ class ChatClient:
         """Queue a message in the outbox; returns a future resolved with the ack.
 
         Works in any state: the outbox flushes, in order, whenever the client is
-        CONNECTED. The future fails with :class:`ChatError` if the server rejects the
+        CONNECTED. The future fails with [ChatError][tutorial.client.client.ChatError] if the
+        server rejects the
         message for good (not in room, too long).
         """
         loop = asyncio.get_running_loop()

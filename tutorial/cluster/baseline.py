@@ -25,15 +25,16 @@ def build_app(redis_url: str | None = None, name: str = "baseline") -> web.Appli
     app = web.Application()
     sio.attach(app)
 
-    @sio.on("join")
     async def join(sid: str, room: str) -> dict[str, Any]:
         await sio.enter_room(sid, room)
         return {"ok": True}
 
-    @sio.on("send")
     async def send(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         await sio.emit("msg", data, room=data["roomId"])
         return {"ok": True}
+
+    sio.on("join", join)
+    sio.on("send", send)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "name": name})

@@ -9,7 +9,8 @@ one machine's monotonic clock) as p50/p95/p99. Each target runs ``--repeat`` tim
 
 Side by side, same load:
 
-1. **baseline**: a bare python-socketio broadcast server (:mod:`tutorial.cluster.baseline`);
+1. **baseline**: a bare python-socketio broadcast server
+([tutorial.cluster.baseline][tutorial.cluster.baseline]);
 2. **teaching server**, one process, tracing off (auth, validation, per-room seq,
    SQLite group commit, broadcasts in seq order, each encoded once);
 3. the same with **tracing on** (server spans recorded into a Trace);

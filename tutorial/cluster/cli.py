@@ -1,6 +1,6 @@
 """``tutorial cluster up`` and ``tutorial bench``: their arguments and what they run.
 
-:mod:`tutorial.cli` registers them; this module registers nothing by being imported.
+[tutorial.cli][tutorial.cli] registers them; this module registers nothing by being imported.
 """
 
 from __future__ import annotations

@@ -23,17 +23,17 @@ from tutorial.protocol.layers import Layer
 from tutorial.render.sequence import PRESETS, sequence_diagram
 from tutorial.trace.model import Lifeline, Trace, TraceEvent
 
-#: The layer views the panel offers.
 LAYERS: tuple[str, ...] = ("chat", "packets", "frames")
-#: The diagram shows at most this many events (the latest), so it stays readable.
+"""The layer views the panel offers."""
 MAX_EVENTS = 40
+"""The diagram shows at most this many events (the latest), so it stays readable."""
 MAX_LABEL = 56
-#: A client lifeline here is the browser showing the panel.
 BROWSER = {"client": "this browser"}
+"""A client lifeline here is the browser showing the panel."""
 
 
-#: In a chat label, these keys of a payload come first (a label is cut at MAX_LABEL).
 FIRST_KEYS = ("user", "text", "ok", "roomId", "seq")
+"""In a chat label, these keys of a payload come first (a label is cut at MAX_LABEL)."""
 
 
 def _compact(value: Any) -> str:
@@ -94,7 +94,7 @@ def render_svg(
     graph = sequence_diagram(
         trace, layers=layer, max_label=max_label, show_legend=False, captions=BROWSER
     )
-    svg = graph.pipe(format="svg", encoding="utf-8")
+    svg: str = graph.pipe(format="svg", encoding="utf-8")
     # Keep the <svg> element only (no XML prolog, DOCTYPE or comments).
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else svg

@@ -15,10 +15,10 @@ from typing import Any
 from tutorial.protocol.layers import Layer
 from tutorial.trace.model import Trace, TraceEvent
 
-#: The server's lifeline in the live trace.
 SERVER_LIFELINE = "server"
-#: What the live trace keeps: events per client session, and sessions.
+"""The server's lifeline in the live trace."""
 KEEP_EVENTS = 2000
+"""What the live trace keeps: events per client session, and sessions."""
 KEEP_SESSIONS = 200
 
 
@@ -28,7 +28,7 @@ class LiveTrace(Trace):
     The wiretap only calls ``add_lifeline``, ``record`` and ``elapsed``.
     Each client lifeline keeps its last ``keep_events`` events (the server lifeline is
     shared: an event belongs to its client end); at most ``keep_sessions`` client
-    lifelines are kept, the oldest are forgotten first. :meth:`ignore` drops a
+    lifelines are kept, the oldest are forgotten first. ``ignore`` drops a
     lifeline for good (the ``/trace`` connections). ``subscribe`` calls back,
     synchronously, on every event recorded for a lifeline.
     """

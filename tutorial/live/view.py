@@ -1,7 +1,7 @@
 """The ``/trace`` namespace: each page follows its own chat session's diagram.
 
 The page asks for the diagram of its own session on the ``/trace`` namespace, over a
-*second* Engine.IO connection (``io("/trace", {forceNew: true, transports: ["websocket"]})``)::
+*second* Engine.IO connection (``io("/trace", {forceNew: true, transports: ["websocket"]})``):
 
     CONNECT /trace  auth = {eio: <main connection's engine id>, token, layer}
     <- diagram {svg, layer, user, lifeline, shown, in_layer, events, rows}  (pushed)
@@ -44,8 +44,8 @@ from tutorial.trace.wiretap import Wiretap
 log = logging.getLogger("tutorial.live")
 
 TRACE_NAMESPACE = "/trace"
-#: At most one push per viewer in this many seconds; a burst becomes one push.
 PUSH_INTERVAL = 0.3
+"""At most one push per viewer in this many seconds; a burst becomes one push."""
 OFF_CODE = "live_trace_off"
 OFF_MESSAGE = "Live tracing is off. Start the server with: tutorial serve --live-trace"
 

@@ -4,7 +4,8 @@ Every event of the seed's diagram 3 ("Event Types and Routing") is listed here o
 with its direction, its payload fields and the error codes it can produce. The server
 validates incoming payloads against this table, the teaching client reads its event
 names from it, and ``docs/reference/events.md`` is generated from it
-(:func:`markdown_table`). Nothing else spells an event name as a literal.
+([markdown_table][tutorial.protocol.catalog.markdown_table]). Nothing else spells an event name as
+a literal.
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """Check the arguments a client sent with ``event`` against the catalog.
 
     A valid call carries exactly one JSON object. Returns that object with only the
-    catalog's fields kept; raises :class:`PayloadError` with the right code otherwise.
+    catalog's fields kept; raises [PayloadError][tutorial.protocol.catalog.PayloadError] with the
+    right code otherwise.
     """
     spec = CLIENT_EVENTS.get(event)
     if spec is None:
@@ -364,7 +366,7 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} must be a {f.type_name}"
             )
-        if f.type is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is out of range"
             )
@@ -375,7 +377,11 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
             )
         if f.max_length is not None and isinstance(value, str) and len(value) > f.max_length:
             raise PayloadError(ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is too long")
-        if f.pattern is not None and not _pattern(f.pattern).fullmatch(value):
+        if (
+            f.pattern is not None
+            and isinstance(value, str)
+            and not _pattern(f.pattern).fullmatch(value)
+        ):
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD,
                 f"{event}: field {f.name} must match {f.pattern}",

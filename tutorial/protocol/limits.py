@@ -18,40 +18,44 @@ The decoders, the server and the docs read these; nothing else spells a limit's 
 
 from __future__ import annotations
 
-#: Characters in one chat message (``send-message``'s ``text``).
 MAX_TEXT_LENGTH = 2000
+"""Characters in one chat message (``send-message``'s ``text``)."""
 
-#: Integers a client may send: JSON's safe range (what a JavaScript client can represent;
-#: it also fits every database's BIGINT).
 MAX_SAFE_INTEGER = 2**53 - 1
+"""Integers a client may send: JSON's safe range (what a JavaScript client can represent; it
+also fits every database's BIGINT).
+"""
 
-#: How deeply a Socket.IO payload's arrays and objects may nest: nesting is how one
-#: packet can exhaust a stack.
 MAX_DEPTH = 32
+"""How deeply a Socket.IO payload's arrays and objects may nest: nesting is how one packet
+can exhaust a stack.
+"""
 
-#: The largest acknowledgment id: the largest integer a JavaScript peer counts exactly.
 MAX_ACK_ID = 2**53 - 1
+"""The largest acknowledgment id: the largest integer a JavaScript peer counts exactly."""
 
-#: Binary attachments one Socket.IO packet may announce.
 MAX_ATTACHMENTS = 1000
+"""Binary attachments one Socket.IO packet may announce."""
 
-#: Event names socket.io-parser refuses: they are the library's own events. A client
-#: that sends an EVENT with one of them gets ``invalid_payload``; the decoder marks it.
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
+"""Event names socket.io-parser refuses: they are the library's own events. A client that
+sends an EVENT with one of them gets ``invalid_payload``; the decoder marks it.
+"""
 
-#: Bytes in one HTTP body or WebSocket message: a chat event is at most a few KiB; 64 KiB
-#: leaves room for a polling batch.
 MAX_HTTP_BUFFER_SIZE = 64 * 1024
+"""Bytes in one HTTP body or WebSocket message: a chat event is at most a few KiB; 64 KiB
+leaves room for a polling batch.
+"""
 
-#: Unreadable packets a connection may send before the server disconnects it.
 MAX_PROTOCOL_STRIKES = 10
+"""Unreadable packets a connection may send before the server disconnects it."""
 
-#: The RFC 6455 decoder refuses frames and messages larger than this.
 MAX_FRAME_SIZE = 16 * 1024 * 1024
+"""The RFC 6455 decoder refuses frames and messages larger than this."""
 
-#: The RESP decoder refuses a line (simple string, length prefix) longer than this.
 MAX_RESP_LINE = 64 * 1024
-#: and a bulk string longer than this (Redis's own limit).
+"""The RESP decoder refuses a line (simple string, length prefix) longer than this."""
 MAX_RESP_BULK = 512 * 1024 * 1024
+"""and a bulk string longer than this (Redis's own limit)."""

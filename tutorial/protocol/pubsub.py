@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-#: The channel python-socketio's ``AsyncRedisManager`` uses by default.
 CHANNEL = "socketio"
+"""The channel python-socketio's ``AsyncRedisManager`` uses by default."""
 
 
 def payload_text(value: Any) -> str | None:

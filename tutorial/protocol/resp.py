@@ -5,7 +5,7 @@ bulk strings (``*3\r\n$7\r\nPUBLISH\r\n$8\r\nsocketio\r\n$N\r\n<json>\r\n``),
 and pub/sub messages come back as arrays (RESP2) or out-of-band pushes (RESP3, which
 redis-py 5+ negotiates with ``HELLO 3``). From the spec
 (https://redis.io/docs/latest/develop/reference/protocol-spec/), the first byte says the
-type::
+type:
 
     +  simple string   -  error          :  integer        $  bulk string
     *  array           _  null           #  boolean        ,  double
@@ -34,7 +34,7 @@ class RespProtocolError(ValueError):
 
 
 class SimpleString(str):
-    """``+OK``: a simple string (a :class:`str`, told apart from a bulk string's bytes)."""
+    """``+OK``: a simple string (a ``str``, told apart from a bulk string's bytes)."""
 
 
 class RespError(str):
@@ -61,21 +61,23 @@ _AGGREGATES = {ord("*"), ord(">"), ord("~"), ord("%"), ord("|")}
 
 
 class RespDecoder:
-    """Feed bytes, get whole :class:`RespMessage` values back; split anywhere, same result.
+    """Feed bytes, get whole [RespMessage][tutorial.protocol.resp.RespMessage] values back; split
+    anywhere, same result.
 
     Values: bulk string → ``bytes`` (null bulk → ``None``), simple string →
-    :class:`SimpleString`, error → :class:`RespError`, integer → ``int``, array →
-    ``list`` (null array → ``None``), push → :class:`Push`, map → ``list`` of
+    [SimpleString][tutorial.protocol.resp.SimpleString], error →
+    [RespError][tutorial.protocol.resp.RespError], integer → ``int``, array →
+    ``list`` (null array → ``None``), push → [Push][tutorial.protocol.resp.Push], map → ``list`` of
     ``(key, value)`` pairs, null → ``None``, boolean → ``bool``, double → ``float``.
     A line that does not start with a type byte is an inline command (``PING\\r\\n``):
     a list of its words as ``bytes``.
     """
 
     def __init__(self, *, inline: bool = True) -> None:
-        #: False: a line without a type byte is an error (Redis never sends inline).
         self.inline = inline
-        #: Set when bytes that are not RESP arrived; the decoder then stops.
+        """False: a line without a type byte is an error (Redis never sends inline)."""
         self.error: RespProtocolError | None = None
+        """Set when bytes that are not RESP arrived; the decoder then stops."""
         self._buffer = bytearray()
 
     @property
@@ -85,7 +87,7 @@ class RespDecoder:
 
     def feed(self, data: bytes) -> list[RespMessage]:
         """The whole messages completed by ``data``. Bytes that are not RESP end the
-        stream: the messages before them are returned, :attr:`error` is set, and
+        stream: the messages before them are returned, ``error`` is set, and
         everything fed afterwards is ignored."""
         if self.error is not None:
             return []

@@ -1,7 +1,7 @@
 """Socket.IO v5 packets, carried in Engine.IO MESSAGE packets.
 
 From the protocol (https://socket.io/docs/v4/socket-io-protocol/), a packet is encoded
-as (one line on the wire)::
+as (one line on the wire):
 
     <packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>]
     [JSON-stringified payload without binary]
@@ -24,7 +24,8 @@ So ``42["send-message",{"text":"hi"}]`` is an EVENT on ``/``; ``2/admin,3["x"]``
 EVENT on ``/admin`` that asks for ack 3; ``51-["upload",{"_placeholder":true,"num":0}]``
 a BINARY_EVENT whose one attachment follows as a binary Engine.IO message.
 
-Decoding never raises: what breaks the format becomes a :class:`DecodeError`.
+Decoding never raises: what breaks the format becomes a
+[DecodeError][tutorial.protocol.layers.DecodeError].
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class SioPacketType(IntEnum):
 @dataclass(frozen=True)
 class SioPacket:
     """One Socket.IO packet. ``data`` is the decoded JSON payload (``None`` if absent);
-    ``binary`` holds the attachments once they have all arrived (see :class:`SioDecoder`).
+    ``binary`` holds the attachments once they have all arrived
+    (see [SioDecoder][tutorial.protocol.socketio.SioDecoder]).
     """
 
     type: SioPacketType

@@ -24,14 +24,14 @@ from typing import Any, Protocol
 class SpanKind(StrEnum):
     """What the server is telling."""
 
-    #: One of the seed's numbered steps, done by the server on its own.
     STEP = "step"
-    #: A change to the room state (join, member list): seed diagram 4, steps 3 and 4.
+    """One of the seed's numbered steps, done by the server on its own."""
     ROOMS = "rooms"
-    #: A failure the server is about to answer with an ``error`` event.
+    """A change to the room state (join, member list): seed diagram 4, steps 3 and 4."""
     ERROR = "error"
-    #: A chat event the server is about to send (the wire shows it too).
+    """A failure the server is about to answer with an ``error`` event."""
     APP = "app"
+    """A chat event the server is about to send (the wire shows it too)."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Protocol-level data, like the event catalog: the teaching client moves along it and
 the renderer draws it, and neither imports the other.
 
-:data:`TRANSITIONS` is the single source of truth: the teaching client refuses any
+``TRANSITIONS`` is the single source of truth: the teaching client refuses any
 move that is not in it, and the state diagram is drawn from it. The first eight rows
 are the seed's "State Transitions" list, word for word; the last two are drawn in the
 seed's picture but not listed (``seed=False``): a user who closes a live connection,
@@ -79,7 +79,8 @@ class IllegalTransition(RuntimeError):
 
 
 def transition(source: State, target: State) -> Transition:
-    """The table row for ``source → target``; raises :class:`IllegalTransition` if none."""
+    """The table row for ``source → target``; raises
+    [IllegalTransition][tutorial.protocol.states.IllegalTransition] if none."""
     try:
         return _TABLE[(source, target)]
     except KeyError:

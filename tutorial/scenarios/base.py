@@ -1,24 +1,25 @@
 """What every scenario shares: a stage (server, wiretap, spans, clients) and its result.
 
 A scenario is an ``async def run(...) -> ScenarioResult`` that starts real components,
-tells the story of one seed diagram, and stops everything, even on error::
+tells the story of one seed diagram, and stops everything, even on error:
 
     async with Stage("event-flow", deterministic=True) as stage:
         alice = await stage.client("alice")
         ...
         return stage.result(figures={...})
 
-:class:`Stage` starts a teaching server on port 0 with a temporary SQLite file (or
-uses the server it is given), a :class:`~tutorial.trace.wiretap.Wiretap` in front of
-it, and a :class:`~tutorial.trace.spans.ServerSpans` hook, all recording into one
-:class:`~tutorial.trace.model.Trace`. Clients connect through the tap, one at a time,
+[Stage][tutorial.scenarios.base.Stage] starts a teaching server on port 0 with a temporary SQLite
+file (or
+uses the server it is given), a [Wiretap][tutorial.trace.wiretap.Wiretap] in front of
+it, and a [ServerSpans][tutorial.trace.spans.ServerSpans] hook, all recording into one
+[Trace][tutorial.trace.model.Trace]. Clients connect through the tap, one at a time,
 each on its own named lifeline.
 
 **Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
 byte: the teaching client sends RFC 6455's sample key
-(:func:`~tutorial.compat.sample_websocket_key`),
+([sample_websocket_key][tutorial.compat.sample_websocket_key]),
 clients get fixed ``clientMsgId`` values, and the trace is passed through
-:func:`~tutorial.trace.normalise.stable_trace` (canonical order of simultaneous
+[stable_trace][tutorial.trace.normalise.stable_trace] (canonical order of simultaneous
 deliveries, normalised sids, ids, times and tokens, frames re-masked with the RFC's
 sample masking key). Figures are normalised with the same numbering.
 """
@@ -26,6 +27,7 @@ sample masking key). Figures are normalised with the same numbering.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import tempfile
 import time
@@ -69,8 +71,8 @@ class ScenarioResult:
     extras: dict[str, Callable[[ScenarioResult], graphviz.Digraph]] = field(default_factory=dict)
     deterministic: bool = False
     seconds: float = 0.0
-    #: Which events the scenario's own sequence view keeps (None: all of its layers).
     focus: Callable[[TraceEvent], bool] | None = None
+    """Which events the scenario's own sequence view keeps (None: all of its layers)."""
 
     def story_trace(self) -> Trace:
         """Only the events that carry a step number: the seed diagram's rows."""
@@ -140,7 +142,7 @@ class Harness:
         return ServerConfig.for_demo(self.workdir(), **{**self._config, **overrides})
 
     def options(self, **kw: Any) -> ClientOptions:
-        """Client options for a stage (:func:`~tutorial.client.client.fast_options`)."""
+        """Client options for a stage ([fast_options][tutorial.client.client.fast_options])."""
         return fast_options(**kw)
 
     def msg_id(self, client: ChatClient) -> str | None:
@@ -295,7 +297,7 @@ class Stage(Harness):
         for other in self.clients:
             if other is client or other.user not in ack.get("members", []):
                 continue
-            await other.wait_until(lambda o=other: user in o.members.get(room, []))
+            await other.wait_until(functools.partial(_is_member, other, room, user))
         return ack
 
     async def send(self, client: ChatClient, room: str, text: str) -> dict[str, Any]:
@@ -303,7 +305,7 @@ class Stage(Harness):
         ack = await client.send(room, text, client_msg_id=self.msg_id(client))
         for other in self.clients:
             if room in other.offsets and other.state.value == "CONNECTED":
-                await other.wait_until(lambda o=other: ack["seq"] <= o.offsets.get(room, 0))
+                await other.wait_until(functools.partial(_has_seq, other, room, ack["seq"]))
         return ack
 
     def mark(self) -> int:
@@ -333,6 +335,14 @@ class Stage(Harness):
             seconds=self.seconds(),
             **kw,
         )
+
+
+def _is_member(client: ChatClient, room: str, user: str | None) -> bool:
+    return user in client.members.get(room, [])
+
+
+def _has_seq(client: ChatClient, room: str, seq: int) -> bool:
+    return seq <= client.offsets.get(room, 0)
 
 
 def not_a_carrier(event: TraceEvent) -> bool:

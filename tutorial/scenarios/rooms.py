@@ -1,6 +1,6 @@
 """Chapter 4, seed diagram 4: rooms, their members, and the join-room sequence.
 
-The seed's cast joins the seed's rooms (:data:`tutorial.chat.demo.SEED_MEMBERSHIP`),
+The seed's cast joins the seed's rooms (``tutorial.chat.demo.SEED_MEMBERSHIP``),
 so alice, bob, charlie and diana end up in several rooms at once. eve asks for
 ``private-chat`` and is refused (``error forbidden``). One join is the seed's
 "User Join Room Sequence", numbered as the seed numbers it: ``joiner`` switches from
@@ -13,7 +13,7 @@ so alice, bob, charlie and diana end up in several rooms at once. eve asks for
 6. Notify others ``user-joined`` (to the room's other members, from the wire)
 
 ``figures["snapshot"]`` is the server's live ``rooms_snapshot()`` at the end: the
-seed's picture, drawn by :func:`tutorial.render.rooms.rooms_diagram`.
+seed's picture, drawn by [tutorial.render.rooms.rooms_diagram][tutorial.render.rooms.rooms_diagram].
 """
 
 from __future__ import annotations

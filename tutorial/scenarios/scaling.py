@@ -1,8 +1,8 @@
 """Chapter 6, seed diagram 6: several servers, one Redis carrying broadcasts between them.
 
 ``servers`` teaching servers run in this process (port 0 each, one shared SQLite file),
-each behind its own :class:`~tutorial.trace.wiretap.Wiretap` for its clients and with
-its own :class:`~tutorial.trace.redistap.RedisTap` between it and one real
+each behind its own [Wiretap][tutorial.trace.wiretap.Wiretap] for its clients and with
+its own [RedisTap][tutorial.trace.redistap.RedisTap] between it and one real
 ``redis-server`` (python-socketio's ``AsyncRedisManager``, channel ``socketio``).
 Clients are spread round robin, as a load balancer would: alice on server-1, bob on
 server-2, charlie on server-3, diana on server-1 again... All join ``general``.
@@ -25,13 +25,14 @@ received what on the wire (``received``). A client that got a later message with
 the earlier one holds it back, waiting for the missing ``seq`` (``held_back``).
 
 Chapter 6 also runs the multi-process version, behind nginx with sticky sessions:
-:class:`tutorial.cluster.Cluster`.
+``tutorial.cluster.Cluster``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -154,10 +155,10 @@ class ScalingStage(Harness):
             config = self.server_config(redis_url=redis_url, name=sid)
             server = ChatServer(config, span=spans)
             self.servers[sid] = server
-            await server.start()
+            port = await server.start()
             tap = Wiretap(
                 self.trace,
-                ("127.0.0.1", server.port),
+                ("127.0.0.1", port),
                 server_lifeline=sid,
                 server_label=f"Server {i}",
             )
@@ -213,9 +214,7 @@ class ScalingStage(Harness):
         servers subscribed before the first publish, so each gets every one)."""
         taps = list(self.redis_taps.values())
         for rtap in taps:
-            await rtap.wait_until(
-                lambda r=rtap: len(r.pushed) >= sum(len(t.published) for t in taps), WAIT
-            )
+            await rtap.wait_until(functools.partial(_caught_up, rtap, taps), WAIT)
 
     async def connect(self, user: str) -> ChatClient:
         tap = self.taps[self.home[user]]
@@ -241,7 +240,7 @@ class ScalingStage(Harness):
             for other in joined:
                 if other in self.reaches(user):
                     c = self.clients[other]
-                    await c.wait_until(lambda c=c: user in c.members.get(ROOM, []), WAIT)
+                    await c.wait_until(functools.partial(_is_member, c, ROOM, user), WAIT)
 
     async def send(self, user: str, text: str) -> dict[str, Any]:
         client = self.clients[user]
@@ -262,6 +261,15 @@ class ScalingStage(Harness):
             await self.trace.wait_for(lambda e: is_delivery(e, user, text), WAIT)
         except TimeoutError:
             raise TimeoutError(f"{text!r} did not reach {user}") from None
+
+
+def _caught_up(rtap: RedisTap, taps: Sequence[RedisTap]) -> bool:
+    """``rtap``'s server was pushed every adapter message any server published."""
+    return len(rtap.pushed) >= sum(len(t.published) for t in taps)
+
+
+def _is_member(client: ChatClient, room: str, user: str) -> bool:
+    return user in client.members.get(room, [])
 
 
 def delivery_text(event: TraceEvent) -> str | None:
@@ -368,7 +376,8 @@ class ScalingNormaliser(StableNormaliser):
 
 
 def stable(trace: Trace, normaliser: ScalingNormaliser) -> Trace:
-    """:func:`stable_trace`, plus Redis commands re-encoded with normalised payloads
+    """[stable_trace][tutorial.trace.normalise.stable_trace], plus Redis commands re-encoded with
+    normalised payloads
     (a normalised JSON has another length: the RESP length prefix must follow)."""
     normal = stable_trace(trace, "", normaliser)
     events = []

@@ -2,7 +2,8 @@
 
 A real teaching client meets a real fault, and every move of its state machine is
 recorded (``figures["history"]``), drawn on the transition table
-(:func:`tutorial.render.states.state_diagram`), and the wire is traced as usual.
+([tutorial.render.states.state_diagram][tutorial.render.states.state_diagram]), and the wire is
+traced as usual.
 
 ========================  ==============================================================
 ``fault``                 what happens, and the path the client takes
@@ -46,7 +47,7 @@ async def run(
     deterministic: bool = False,
     server: ChatServer | None = None,
 ) -> ScenarioResult:
-    """Drive the client through ``fault`` (one of :data:`FAULTS`)."""
+    """Drive the client through ``fault`` (one of ``FAULTS``)."""
     if fault not in FAULTS:
         raise ValueError(f"fault {fault!r}: choose from {list(FAULTS)}")
     if server is not None and fault in ("restart", "down"):
@@ -134,7 +135,7 @@ async def _silence(stage: Stage, client: ChatClient) -> None:
 def _figures(client: ChatClient, deterministic: bool) -> dict[str, Any]:
     history = []
     for r in client.history:
-        row = {
+        row: dict[str, Any] = {
             "from": str(r.source),
             "to": str(r.target),
             "trigger": str(r.trigger),

@@ -1,10 +1,13 @@
 """The Trace model: lifelines and a timeline of events, pure data, no I/O.
 
-A :class:`Trace` is what a scenario records and what the renderers draw: an ordered
-list of :class:`Lifeline` (the columns of a sequence diagram) and an ordered list of
-:class:`TraceEvent` (the rows). The wiretap records wire events (with their exact
+A [Trace][tutorial.trace.model.Trace] is what a scenario records and what the renderers draw: an
+ordered
+list of [Lifeline][tutorial.trace.model.Lifeline] (the columns of a sequence diagram) and an
+ordered list of
+[TraceEvent][tutorial.trace.model.TraceEvent] (the rows). The wiretap records wire events
+(with their exact
 bytes), the server records its own steps as notes, and a trace can be written to and
-read from a documented, versioned JSON form (``docs/reference/trace-format.md``)::
+read from a documented, versioned JSON form (``docs/reference/trace-format.md``):
 
     trace = Trace()
     trace.add_lifeline("client", "Client", "client")

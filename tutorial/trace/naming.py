@@ -35,27 +35,29 @@ from tutorial.protocol.engineio import EioPacket, EioPacketType
 from tutorial.protocol.http import HttpRequest
 from tutorial.protocol.socketio import SioPacket, SioPacketType
 
-#: Where Engine.IO requests go; other requests (the page, static files) are not a session.
 ENGINEIO_PATH = "/socket.io/"
-#: The lifeline of plain HTTP requests in ``per_request`` mode, and its label.
+"""Where Engine.IO requests go; other requests (the page, static files) are not a session.
+"""
 WEB_LIFELINE = "web"
+"""The lifeline of plain HTTP requests in ``per_request`` mode, and its label."""
 WEB_LABEL = "page & static files"
 
-#: What [for_request][tutorial.trace.naming.Lifelines.for_request] answers when the
-#: connection keeps its lifeline.
 KEEP = "\0keep"
+"""What [for_request][tutorial.trace.naming.Lifelines.for_request] answers when the
+connection keeps its lifeline.
+"""
 
 
 class Lifelines:
     """The naming state of one tap: queued names, learned sids, automatic numbers."""
 
     def __init__(self, default_name: str | None = None, *, per_request: bool = False) -> None:
-        #: The lifeline of a new session when no name is queued (None: ``client-N``).
         self.default_name = default_name
-        #: Choose the lifeline at every HTTP request (a browser's pooled connections).
+        """The lifeline of a new session when no name is queued (None: ``client-N``)."""
         self.per_request = per_request
-        #: Engine.IO and Socket.IO sids -> lifeline id, learned from the wire.
+        """Choose the lifeline at every HTTP request (a browser's pooled connections)."""
         self.sid_names: dict[str, str] = {}
+        """Engine.IO and Socket.IO sids -> lifeline id, learned from the wire."""
         self._names: deque[tuple[str, str | None]] = deque()
         self._auto = 0
 

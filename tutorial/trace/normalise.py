@@ -27,6 +27,7 @@ simultaneous deliveries in column order and re-encodes every WebSocket frame wit
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -92,8 +93,6 @@ def _rule(name: str, pattern: str, description: str, **kw: Any) -> Rule:
 
 _TOKEN = r"[A-Za-z0-9_-]"
 
-#: Applied in this order to labels, string fields (recursively), lifeline ids and
-#: labels, and raw bytes that are valid UTF-8 (other raw bytes are kept as they are).
 TEXT_RULES: tuple[Rule, ...] = (
     _rule("sid-json", r'"sid"\s*:\s*"(?P<value>[^"]+)"', 'The "sid" JSON value', numbered="sid"),
     _rule("sid-query", r"[?&]sid=(?P<value>[^&\s\"'#]+)", "The sid= query parameter",
@@ -119,13 +118,15 @@ TEXT_RULES: tuple[Rule, ...] = (
     _rule("ws-accept", r"(?im)^Sec-WebSocket-Accept:[ \t]*(?P<value>[A-Za-z0-9+/=]+)",
           "The Sec-WebSocket-Accept value: the RFC 6455 sample answer", fixed=SAMPLE_WS_ACCEPT),
 )  # fmt: skip
+"""Applied in this order to labels, string fields (recursively), lifeline ids and labels, and
+raw bytes that are valid UTF-8 (other raw bytes are kept as they are).
+"""
 
-#: The old name of ``TEXT_RULES``.
 NORMALISATION_RULES = TEXT_RULES
+"""The old name of ``TEXT_RULES``."""
 
 _ID_VALUE = re.compile(rf"{_TOKEN}*\d{_TOKEN}*")
 
-#: Field keys (any case) whose value is replaced whole; the first rule that applies wins.
 KEY_RULES: tuple[KeyRule, ...] = (
     KeyRule("sid", str, "a session id: numbered sid", numbered="sid"),
     KeyRule("id", str, "a message id holding a digit: numbered msg", numbered="msg",
@@ -139,21 +140,23 @@ KEY_RULES: tuple[KeyRule, ...] = (
             match=re.compile(r"-?\d{13}")),
     KeyRule("port", int, "a port: 0", fixed=0),
 )  # fmt: skip
+"""Field keys (any case) whose value is replaced whole; the first rule that applies wins."""
 
-#: What deterministic traces add to the text rules: the chat's signed login token (it
-#: holds a time of one-second resolution, so two tokens are equal or not depending on
-#: the clock: all become ``TOKEN``), and the port in a "connect call failed" message.
 STABLE_TEXT_RULES: tuple[Rule, ...] = (
     _rule("token-json", r'"token"\s*:\s*"(?P<value>[^"]+)"',
           'The "token" JSON value (a signed, timed login token)', fixed=FIXED_TOKEN),
     _rule("address-port", r"\('127\.0\.0\.1', (?P<value>\d+)\)",
           "The port of a Python socket address ('127.0.0.1', port)", fixed="PORT"),
 )  # fmt: skip
+"""What deterministic traces add to the text rules: the chat's signed login token (it holds a
+time of one-second resolution, so two tokens are equal or not depending on the clock: all
+become ``TOKEN``), and the port in a "connect call failed" message.
+"""
 
-#: What deterministic traces add to the key rules: a ``token`` field.
 STABLE_KEY_RULES: tuple[KeyRule, ...] = (
     KeyRule("token", str, "a signed, timed login token", fixed=FIXED_TOKEN),
 )
+"""What deterministic traces add to the key rules: a ``token`` field."""
 
 _PLACEHOLDER = re.compile(r"(?:sid|msg)-\d+")
 _MIN_BARE = 6  # known values at least this long are replaced wherever they appear
@@ -175,7 +178,7 @@ class Normaliser:
         key_rules: tuple[KeyRule, ...] = KEY_RULES,
     ) -> None:
         self.rules = rules
-        self.key_rules = {}
+        self.key_rules: dict[str, list[KeyRule]] = {}
         for rule in key_rules:
             self.key_rules.setdefault(rule.key, []).append(rule)
         self.numbers: dict[str, dict[str, str]] = {"sid": {}, "msg": {}}
@@ -225,7 +228,7 @@ class Normaliser:
     def text(self, s: str) -> str:
         """``s`` with every text rule applied, then every known value replaced."""
         for rule in self.rules:
-            s = rule.pattern.sub(lambda m, rule=rule: self._substitute(rule, m), s)
+            s = rule.pattern.sub(functools.partial(self._substitute, rule), s)
         if self._bare is not None:
             s = self._bare.sub(lambda m: self._known[m.group(0)], s)
         return s
@@ -243,7 +246,7 @@ class Normaliser:
             if not rule.applies(v):
                 continue
             if rule.part is not None:
-                v = rule.part.sub(lambda m, rule=rule: _replace_group(m, str(rule.fixed)), v)
+                v = rule.part.sub(functools.partial(_replace_group, new=str(rule.fixed)), v)
                 break
             return self.number(rule.numbered, v) if rule.numbered else rule.fixed
         if isinstance(v, str):

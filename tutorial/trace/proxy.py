@@ -33,8 +33,8 @@ from typing import Generic, Self, TypeVar
 
 from tutorial.protocol.layers import C2S, S2C, Direction
 
-#: Bytes read from a socket at a time.
 CHUNK = 65536
+"""Bytes read from a socket at a time."""
 
 
 @dataclass
@@ -56,8 +56,8 @@ class LoopbackProxy(Generic[R]):
         self.upstream = upstream
         self.host = host
         self.port = port
-        #: Every connection relayed so far, in order.
         self.connections: list[R] = []
+        """Every connection relayed so far, in order."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -1,12 +1,12 @@
 """The Redis tap: a TCP proxy between one chat server and Redis that records the
-Socket.IO adapter's traffic into a :class:`Trace` (seed diagram 6).
+Socket.IO adapter's traffic into a [Trace][tutorial.trace.model.Trace] (seed diagram 6).
 
 python-socketio's ``AsyncRedisManager`` carries every broadcast between servers on one
 Redis pub/sub channel, ``socketio``: the server that emits ``PUBLISH``-es a JSON
 message (``{"method": "emit", "event": ..., "room": ..., "data": ..., "host_id":
 ...}``), and Redis pushes it to every subscribed server as ``message socketio <json>``.
 Each server then delivers it to its own clients in that room. A scenario puts one tap
-in front of Redis per server, so every byte on tap *i* is server *i*'s::
+in front of Redis per server, so every byte on tap *i* is server *i*'s:
 
     tap = RedisTap(trace, upstream=("127.0.0.1", redis.port), client_lifeline="server-1")
     await tap.start()
@@ -91,18 +91,19 @@ class RedisTap(LoopbackProxy[RedisConnection]):
         self.channel = channel
         trace.add_lifeline(client_lifeline, client_label or client_lifeline, "server")
         trace.add_lifeline(lifeline, label, "redis")
-        #: False: keep relaying and counting, record nothing in the trace.
         self.recording = True
-        #: Adapter payloads (JSON text) the server published / Redis pushed, in order,
-        #: whether recording or not.
+        """False: keep relaying and counting, record nothing in the trace."""
         self.published: list[str] = []
+        """Adapter payloads (JSON text) the server published / Redis pushed, in order,
+        whether recording or not.
+        """
         self.pushed: list[str] = []
-        #: Channels the server's subscription was confirmed for.
         self.subscribed: set[str] = set()
-        #: What was left out of the trace: command names, "reply", "subscribe".
+        """Channels the server's subscription was confirmed for."""
         self.skipped: Counter[str] = Counter()
-        #: Exceptions caught while recording (the relayed bytes were not affected).
+        """What was left out of the trace: command names, "reply", "subscribe"."""
         self.failures: list[str] = []
+        """Exceptions caught while recording (the relayed bytes were not affected)."""
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------

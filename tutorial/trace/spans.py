@@ -2,7 +2,7 @@
 
 The teaching server calls its span hooks with a [Span][tutorial.protocol.spans.Span] at
 the inner steps of a handler. [ServerSpans][tutorial.trace.spans.ServerSpans] is such a
-hook::
+hook:
 
     spans = ServerSpans(trace, rooms_lifeline="rooms", sid_names=tap.sid_names)
     server = ChatServer(config, span=spans)
@@ -102,8 +102,8 @@ class ServerSpans:
         self.rooms = rooms_lifeline
         self.sid_names: Mapping[str, str] = sid_names if sid_names is not None else {}
         self.include_app = include_app
-        #: False: the hook records nothing (the server runs as usual).
         self.enabled = True
+        """False: the hook records nothing (the server runs as usual)."""
         self.failures: list[str] = []
         trace.add_lifeline(server_lifeline, server_label, "server")
         if rooms_lifeline is not None:

@@ -1,6 +1,6 @@
 """The wiretap: a TCP proxy that records every byte it relays into a trace.
 
-A scenario puts it between the clients and the server::
+A scenario puts it between the clients and the server:
 
     tap = Wiretap(trace, upstream=("127.0.0.1", server.port))
     await tap.start()
@@ -42,8 +42,8 @@ from tutorial.trace.proxy import LoopbackProxy, Relayed
 
 log = logging.getLogger("tutorial.trace.wiretap")
 
-#: How long a connection may outlive the first of its sides to finish (seconds).
 LINGER = 2.0
+"""How long a connection may outlive the first of its sides to finish (seconds)."""
 
 
 @dataclass
@@ -57,6 +57,10 @@ class TappedConnection(Relayed):
     decoding: bool = True  # False after the decoder itself failed
     held: bool = False  # fault injection: server -> client bytes are held back
     release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _released(conn: TappedConnection) -> None:
+    await conn.release.wait()
 
 
 class Wiretap(LoopbackProxy[TappedConnection]):
@@ -83,10 +87,10 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         self.server_lifeline = server_lifeline
         self.server_label = server_label
         self.names = Lifelines(default_name, per_request=per_request)
-        #: Exceptions caught while recording (the relayed bytes were not affected).
         self.failures: list[str] = []
-        #: False: keep relaying, record nothing (e.g. while a scenario tears down).
+        """Exceptions caught while recording (the relayed bytes were not affected)."""
         self.recording = True
+        """False: keep relaying, record nothing (e.g. while a scenario tears down)."""
 
     @property
     def url(self) -> str:
@@ -155,7 +159,7 @@ class Wiretap(LoopbackProxy[TappedConnection]):
     def gate(self, conn: TappedConnection, direction: Direction) -> Awaitable[None] | None:
         if direction is S2C and conn.held:
             conn.release.clear()
-            return conn.release.wait()
+            return _released(conn)
         return None
 
     def linger(self, conn: TappedConnection) -> float | None:
