@@ -341,11 +341,13 @@ def diagram_rows(
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
 ) -> tuple[list[Lifeline], list[Row]]:
-    """The columns and rows :func:`sequence_diagram` draws for these arguments.
+    """The columns and rows [sequence_diagram][tutorial.render.sequence.sequence_diagram] draws
+    for these arguments.
 
     Row ``k`` is drawn with SVG class ``seq_row seq_row_k`` on its arrow segments,
     label and note, so that a page can find, highlight and click each arrow; its
-    ``events`` are the very :class:`TraceEvent` objects of ``trace`` it shows.
+    ``events`` are the very [TraceEvent][tutorial.trace.model.TraceEvent] objects of ``trace`` it
+    shows.
     """
     wanted = resolve_layers(layers)
     events = [e for e in trace.events if e.layer in wanted]
@@ -358,7 +360,8 @@ def diagram_rows(
 
 
 def _tag(k: int, part: str) -> dict[str, str]:
-    """SVG id and classes of one part of row ``k`` (see :func:`diagram_rows`)."""
+    """SVG id and classes of one part of row ``k``
+    (see [diagram_rows][tutorial.render.sequence.diagram_rows])."""
     return {"id": f"row{k}_{part}", "class": f"seq_row seq_row_{k}"}
 
 
