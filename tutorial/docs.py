@@ -84,7 +84,7 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
             if action.nargs != 0:
                 name += f" {action.metavar or action.dest.upper()}"
         else:
-            name = action.metavar or action.dest
+            name = str(action.metavar or action.dest)
             if action.choices:
                 name = f"{{{','.join(map(str, action.choices))}}}"
         help_text = (action.help or "").replace("|", "\\|")
@@ -156,7 +156,8 @@ def write_site_inspections(docs: Path, diagrams: Path) -> list[Path]:
     runs), and the inspector's script and style in ``docs/assets/``.
 
     The JSON is the same document the notebook widget shows
-    (:func:`tutorial.render.stepper.document`); the page only lays it out.
+    ([tutorial.render.stepper.document][tutorial.render.stepper.document]); the page only lays it
+    out.
     """
     from tutorial.render import stepper
     from tutorial.trace.model import Trace
