@@ -18,12 +18,19 @@ def make_config(tmp_path: Path, **overrides: Any) -> ServerConfig:
     return ServerConfig.for_demo(tmp_path, **overrides)
 
 
+def as_served(config: ServerConfig) -> ChatServer:
+    """A chat server built as ``tutorial serve`` builds it: the live diagram off, so
+    ``/trace`` says how to turn it on (what a browser page meets)."""
+    srv = ChatServer(config)
+    live.attach(srv, enabled=False)
+    return srv
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
     """A running demo server (the seed's cast and rooms), as ``tutorial serve --demo`` runs
     it: the live diagram off, so ``/trace`` says how to turn it on."""
-    srv = ChatServer(make_config(tmp_path))
-    live.attach(srv, enabled=False)
+    srv = as_served(make_config(tmp_path))
     await srv.start()
     try:
         yield srv

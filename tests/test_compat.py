@@ -227,3 +227,27 @@ async def test_aiohttps_websocket_client_sends_the_sample_key_only_inside_the_co
     assert keys[0] == "dGhlIHNhbXBsZSBub25jZQ=="
     assert keys[1] != keys[0]
     assert client_module.os.urandom is __import__("os").urandom
+
+
+# -- argparse (the standard library) ---------------------------------------------------------
+
+
+def test_argparse_is_read_through_the_seam() -> None:
+    """compat.argparse_actions / _subcommands / _usage: ArgumentParser._actions,
+    _SubParsersAction._choices_actions, _mutually_exclusive_groups (the standard library)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="demo")
+    parser.add_argument("--flag", action="store_true", help="a flag")
+    sub = parser.add_subparsers(dest="command")
+    one = sub.add_parser("one", help="the first")
+    one.add_argument("path")
+    sub.add_parser("two", help="the second")
+    assert [a.dest for a in compat.argparse_actions(parser)] == ["help", "flag", "command"]
+    assert [(n, h) for n, _, h in compat.argparse_subcommands(parser)] == [
+        ("one", "the first"),
+        ("two", "the second"),
+    ]
+    assert compat.argparse_subcommands(one) == []
+    assert compat.argparse_usage(parser) == "demo [-h] [--flag] {one,two} ..."
+    assert compat.argparse_usage(one) == "demo one [-h] path"

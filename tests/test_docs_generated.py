@@ -28,17 +28,15 @@ def test_every_error_code_and_event_is_in_the_events_page() -> None:
 
 
 def test_the_cli_page_names_every_option_of_every_subcommand() -> None:
-    import argparse
-
+    from tutorial import compat
     from tutorial.cli import build_parser
 
     page = (ROOT / "docs/reference/cli.md").read_text(encoding="utf-8")
     parsers = [build_parser()]
     while parsers:
         parser = parsers.pop()
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers += action.choices.values()
+        parsers += [sub for _, sub, _ in compat.argparse_subcommands(parser)]
+        for action in compat.argparse_actions(parser):
             for option in action.option_strings:
                 if option not in ("-h", "--help"):
                     assert f"`{option}" in page, option

@@ -25,6 +25,11 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   Engine.IO session to its Socket.IO sid.
 * [sample_websocket_key][tutorial.compat.sample_websocket_key] (the ``os`` reference
   of ``aiohttp.client``): deterministic traces send the RFC 6455 sample key.
+* [argparse_actions][tutorial.compat.argparse_actions],
+  [argparse_subcommands][tutorial.compat.argparse_subcommands] and
+  [argparse_usage][tutorial.compat.argparse_usage] (the standard library's
+  ``ArgumentParser._actions`` and ``_SubParsersAction``): ``docs/reference/cli.md`` is
+  generated from the command's parser, which argparse offers no public way to read.
 
 Each access is checked by ``tests/test_compat.py`` against the versions in
 [CHECKED][tutorial.compat.CHECKED]: the test runs the access for real and fails, naming
@@ -36,8 +41,10 @@ them. To add an access: write the function here, add its library's range to
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import sys
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -51,6 +58,7 @@ CHECKED: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "python-engineio": ((4, 13), (4, 15)),
     "python-socketio": ((5, 16), (5, 18)),
     "aiohttp": ((3, 9), (3, 14)),
+    "python": ((3, 11), (3, 13)),  # argparse, in the standard library
 }
 """The versions every access below was checked against: ``(first, last)`` inclusive, compared
 on ``(major, minor)``. ``tests/test_compat.py`` fails outside them.
@@ -60,6 +68,9 @@ on ``(major, minor)``. ``tests/test_compat.py`` fails outside them.
 def version_checked(distribution: str) -> bool:
     """Whether the installed ``distribution`` is within [CHECKED][tutorial.compat.CHECKED]."""
     first, last = CHECKED[distribution]
+    if distribution == "python":
+        major, minor = sys.version_info[:2]
+        return first <= (major, minor) <= last
     major, minor = (int(x) for x in version(distribution).split(".")[:2])
     return first <= (major, minor) <= last
 
@@ -249,12 +260,54 @@ def sample_websocket_key() -> Iterator[None]:
         namespace["os"] = real
 
 
+# -- argparse (the standard library) -----------------------------------------------------
+
+
+def argparse_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every argument ``parser`` accepts, in the order they were added (help included).
+
+    Reaches: ``ArgumentParser._actions``; checked with Python 3.11-3.13.
+    """
+    return list(parser._actions)
+
+
+def argparse_subcommands(
+    parser: argparse.ArgumentParser,
+) -> list[tuple[str, argparse.ArgumentParser, str]]:
+    """``(name, parser, help)`` of each subcommand of ``parser``, in the order added.
+
+    Reaches: ``argparse._SubParsersAction`` and its ``_choices_actions``; checked with
+    Python 3.11-3.13.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            return [(name, sub, helps.get(name, "")) for name, sub in action.choices.items()]
+    return []
+
+
+def argparse_usage(parser: argparse.ArgumentParser, width: int = 88) -> str:
+    """``parser``'s usage line(s) at a fixed ``width`` (not the terminal's), without the
+    ``usage:`` prefix.
+
+    Reaches: ``ArgumentParser._actions`` and ``._mutually_exclusive_groups``; checked
+    with Python 3.11-3.13.
+    """
+    formatter = argparse.HelpFormatter(parser.prog, width=width)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    usage = formatter.format_help().strip().removeprefix("usage: ")
+    return "\n".join(line.removeprefix(" " * 7) for line in usage.split("\n"))
+
+
 __all__ = [
     "CHECKED",
     "GONE",
     "QUEUED",
     "SAMPLE_NONCE",
     "SLOW",
+    "argparse_actions",
+    "argparse_subcommands",
+    "argparse_usage",
     "engineio_of_sid",
     "engineio_sessions",
     "install_websocket_class",

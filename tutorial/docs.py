@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
+from tutorial import compat
 from tutorial.protocol import catalog, states
 
 
@@ -43,31 +44,10 @@ is 0 on success; errors in the arguments exit with status 2 and a usage message.
 """
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {a.dest: a.help or "" for a in action._choices_actions}
-    return {}
-
-
-def _usage(parser: argparse.ArgumentParser) -> str:
-    formatter = argparse.HelpFormatter(parser.prog, width=88)
-    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
-    usage = formatter.format_help().strip().removeprefix("usage: ")
-    return "\n".join(line.removeprefix(" " * 7) for line in usage.split("\n"))
-
-
 def _default(action: argparse.Action) -> str:
     if action.required:
         return "required"
-    if isinstance(action, argparse._StoreTrueAction):
+    if action.nargs == 0 and action.const is True:  # a flag (store_true)
         return "off"
     if action.default is None or action.default == argparse.SUPPRESS:
         return ""
@@ -76,9 +56,9 @@ def _default(action: argparse.Action) -> str:
 
 def _options(parser: argparse.ArgumentParser) -> list[str]:
     rows = ["| argument | default | meaning |", "|---|---|---|"]
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
-            continue
+    for action in compat.argparse_actions(parser):
+        if action.dest == "help" or isinstance(action.choices, Mapping):
+            continue  # --help, and the subcommands (each has its own section)
         if action.option_strings:
             name = " ".join(action.option_strings)
             if action.nargs != 0:
@@ -95,22 +75,20 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
 def cli_page(parser: argparse.ArgumentParser, notes: Mapping[str, str]) -> str:
     """``docs/reference/cli.md``: every subcommand of ``parser`` (its help, description,
     usage and arguments), then the hand-written ``notes`` of each, by command path."""
-    lines = [CLI_INTRO, "```text", _usage(parser), "```", ""]
+    lines = [CLI_INTRO, "```text", compat.argparse_usage(parser), "```", ""]
     lines += ["| subcommand | what it does |", "|---|---|"]
-    helps = _helps(parser)
     commands: list[tuple[str, argparse.ArgumentParser, str]] = []
 
     def walk(p: argparse.ArgumentParser, path: str, help_text: str) -> None:
-        subs = _subparsers(p)
+        subs = compat.argparse_subcommands(p)
         if not subs:
             commands.append((path, p, help_text))
             return
-        sub_helps = _helps(p)
-        for name, sub in subs.items():
-            walk(sub, f"{path} {name}", sub_helps.get(name, help_text))
+        for name, sub, sub_help in subs:
+            walk(sub, f"{path} {name}", sub_help or help_text)
 
-    for name, sub in _subparsers(parser).items():
-        walk(sub, name, helps.get(name, ""))
+    for name, sub, help_text in compat.argparse_subcommands(parser):
+        walk(sub, name, help_text)
     for path, _, help_text in commands:
         anchor = "tutorial-" + path.replace(" ", "-")
         lines.append(f"| [`{path}`](#{anchor}) | {help_text} |")
@@ -118,7 +96,7 @@ def cli_page(parser: argparse.ArgumentParser, notes: Mapping[str, str]) -> str:
     for path, sub, help_text in commands:
         lines += [f"## `tutorial {path}`", ""]
         lines += [sub.description or help_text[:1].upper() + help_text[1:] + ".", ""]
-        lines += ["```text", _usage(sub), "```", ""]
+        lines += ["```text", compat.argparse_usage(sub), "```", ""]
         options = _options(sub)
         if options:
             lines += [*options, ""]
