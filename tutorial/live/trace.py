@@ -25,7 +25,8 @@ KEEP_SESSIONS = 200
 class LiveTrace(Trace):
     """A bounded trace for a long-running server, kept per client lifeline.
 
-    The wiretap only calls ``add_lifeline``, ``record`` and ``elapsed``.
+    The wiretap only calls ``add_lifeline``, ``record`` and ``elapsed``; every recorded
+    event is kept in its client's bucket instead of one list.
     Each client lifeline keeps its last ``keep_events`` events (the server lifeline is
     shared: an event belongs to its client end); at most ``keep_sessions`` client
     lifelines are kept, the oldest are forgotten first. ``ignore`` drops a
@@ -53,36 +54,8 @@ class LiveTrace(Trace):
     def _client_of(self, source: str, target: str) -> str:
         return target if source == self.server_lifeline else source
 
-    def record(
-        self,
-        source: str,
-        target: str,
-        layer: Layer | str,
-        label: str,
-        *,
-        fields: Mapping[str, Any] | None = None,
-        raw: bytes | None = None,
-        kind: str = "message",
-        step: int | None = None,
-        phase: str | None = None,
-        status: str | None = None,
-        t: float | None = None,
-    ) -> TraceEvent:
-        event = self.new_event(
-            source,
-            target,
-            layer,
-            label,
-            fields=fields,
-            raw=raw,
-            kind=kind,
-            step=step,
-            phase=phase,
-            status=status,
-            t=t,
-        )
-        self._store(self._client_of(source, target), event)
-        return event
+    def _append(self, event: TraceEvent) -> None:
+        self._store(self._client_of(event.source, event.target), event)
 
     def note_for(
         self,

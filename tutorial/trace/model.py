@@ -220,11 +220,15 @@ class Trace:
             status=status,
             t=t,
         )
+        self._append(event)
+        return event
+
+    def _append(self, event: TraceEvent) -> None:
+        """Keep a recorded event (a bounded trace keeps it elsewhere) and wake waiters."""
         with self._lock:
             self._events.append(event)
         if self._waiters:
             self._wake(event)
-        return event
 
     async def wait_for(
         self, predicate: Callable[[TraceEvent], bool], timeout: float = 5.0
