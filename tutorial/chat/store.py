@@ -90,6 +90,10 @@ class Message:
     text: str
     client_msg_id: str
 
+    def row(self) -> tuple[str, str, int, int, str, str, str]:
+        """The values of a ``messages`` row, in the order of its columns."""
+        return (self.id, self.room_id, self.seq, self.ts, self.user, self.text, self.client_msg_id)
+
     def to_event(self) -> dict[str, Any]:
         return {
             "roomId": self.room_id,
@@ -299,18 +303,7 @@ def _commit_batch(
                     item.text,
                     item.client_msg_id,
                 )
-                conn.execute(
-                    SQL.INSERT,
-                    (
-                        message.id,
-                        message.room_id,
-                        message.seq,
-                        message.ts,
-                        message.user,
-                        message.text,
-                        message.client_msg_id,
-                    ),
-                )
+                conn.execute(SQL.INSERT, message.row())
                 seen[key] = message
                 outcomes.append(AppendResult(message, duplicate=False))
             conn.execute("COMMIT")
@@ -565,16 +558,7 @@ class PostgresStore(Store):
                     message = Message(
                         uuid.uuid4().hex, room_id, int(seq), now_ms(), user, text, client_msg_id
                     )
-                    await con.execute(
-                        numbered(SQL.INSERT),
-                        message.id,
-                        message.room_id,
-                        message.seq,
-                        message.ts,
-                        message.user,
-                        message.text,
-                        message.client_msg_id,
-                    )
+                    await con.execute(numbered(SQL.INSERT), *message.row())
                 return AppendResult(message, duplicate=False)
             except asyncpg.UniqueViolationError:
                 # The same (user, clientMsgId) committed by another server meanwhile.
