@@ -54,3 +54,21 @@ async def browser() -> AsyncIterator[Any]:
 
 # The site checks need a built site (`make site-build`); `make site-test` runs them.
 collect_ignore = [] if os.environ.get("TUTORIAL_SITE_TESTS") else ["site"]
+
+
+@pytest.fixture
+async def custom_server(tmp_path: Path) -> AsyncIterator[Any]:
+    """A factory of demo servers with config overrides, each in its own directory."""
+    started: list[ChatServer] = []
+
+    async def make(**overrides: object) -> ChatServer:
+        srv = ChatServer(make_config(tmp_path / f"custom{len(started)}", **overrides))
+        await srv.start()
+        started.append(srv)
+        return srv
+
+    try:
+        yield make
+    finally:
+        for srv in started:
+            await srv.stop()

@@ -144,12 +144,14 @@ async def test_a_packet_queued_on_a_session_reaches_its_client(
 async def test_an_undecodable_frame_closes_the_connection_through_the_installed_class(
     server: ChatServer, raw_socket: RawSocket
 ) -> None:
-    """compat.install_websocket_class: AsyncServer._async, async_drivers.aiohttp.WebSocket."""
+    """compat.install_engineio_hooks: AsyncServer._async, async_drivers.aiohttp.WebSocket
+    (the queue, the transport and the address: tests/test_engineio_hooks.py)."""
     from engineio.async_drivers import aiohttp as driver
 
     installed = server.sio.eio._async["websocket"]
     assert issubclass(installed, driver.WebSocket) and installed is not driver.WebSocket
     assert inspect.iscoroutinefunction(driver.WebSocket.wait)
+    assert server.sio.eio.create_queue == server.send_policy.make_queue
     await raw_socket.send("x")  # not an Engine.IO packet
     await asyncio.wait_for(raw_socket.closed(), 5)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,10 +47,51 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
+        "--origin",
         "--cors-origin",
+        dest="origin",
         action="append",
         default=None,
-        help="allow this browser origin (repeatable); default: same origin only",
+        metavar="URL",
+        help="a browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
+        "default: the page's own origin when its host is an IP address or localhost",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="believe X-Forwarded-For/-Proto/-Host only from this proxy address or network "
+        "(repeatable); default: from nobody",
+    )
+    p.add_argument(
+        "--stats-token",
+        default=None,
+        metavar="TOKEN",
+        help="/stats also answers 'Authorization: Bearer TOKEN' (default: loopback only)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's headers, and a polling POST's body "
+        "(default 10)",
+    )
+    p.add_argument(
+        "--max-send-queue",
+        type=int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="bytes held for a connection that does not read; past it the connection is "
+        "closed with code 1008 (default 1048576)",
+    )
+    p.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=10,
+        metavar="N",
+        help="connections one user may have open on this server (default 10)",
     )
     p.add_argument("--redis", default=None, help="redis://HOST:PORT to share broadcasts")
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
@@ -65,11 +108,21 @@ async def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         db_url=args.db,
         demo=args.demo,
-        cors_allowed_origins=args.cors_origin,
+        cors_allowed_origins=args.origin,
         redis_url=args.redis,
         name=args.name,
+        read_timeout=args.read_timeout,
+        max_send_queue=args.max_send_queue,
+        max_connections_per_user=args.max_connections_per_user,
+        trusted_proxies=args.trusted_proxy,
+        stats_token=args.stats_token or os.environ.get("TUTORIAL_STATS_TOKEN") or None,
     )
-    server = ChatServer(config)
+    _raise_open_files_limit()
+    try:
+        server = ChatServer(config)
+    except ValueError as exc:  # a bad --origin, --trusted-proxy or limit
+        print(f"tutorial serve: {exc}", file=sys.stderr, flush=True)
+        return 2
     live.attach(server, enabled=args.live_trace)
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
@@ -80,6 +133,36 @@ async def _serve(args: argparse.Namespace) -> int:
     await stop_signal().wait()
     await server.stop()
     return 0
+
+
+# Below this many file descriptors a burst of half-open connections (slowloris) can
+# leave no room for real clients during the header timeout.
+MIN_OPEN_FILES = 4096
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard limit (1024 is a common default).
+
+    Each connection holds a descriptor until the header timeout closes it; with 1024 a
+    thousand half-open connections are enough to refuse everybody else meanwhile.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < MIN_OPEN_FILES:
+        print(
+            f"warning: only {soft} open files allowed (ulimit -n); raise the hard limit "
+            f"to {MIN_OPEN_FILES} or more for a server that faces the internet",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _user_args(p: argparse.ArgumentParser) -> None:
@@ -200,13 +283,28 @@ COMMANDS: tuple[Command, ...] = (
 #: What ``docs/reference/cli.md`` says beyond the parser, by command path.
 CLI_NOTES: dict[str, str] = {
     "serve": """
+Limits without an option (set them in `ServerConfig` when embedding the server):
+64 KiB per polling body or WebSocket message; 2,000 characters per message; 20
+events at once, then 10 a second, per user (`rate_limited` with `retryAfter`);
+16 rooms per connection (`too_many_rooms`); 5 password checks at once, then 5 a
+minute, per user name, and 20 at once, then 20 a minute, per source address (wrong
+passwords only; `rate_limited`); a connection that gets 20 refusals faster than 2 a
+second, or 10 unreadable packets in a minute, is disconnected. What each limit
+protects, and how they were measured: [Limits](../explanation/limits.md).
+
+A bad value (an origin that is not `http(s)://host[:port]`, a proxy that is not an
+address, a timeout of 0) is one line on standard error and exit status 2. At start
+the server raises its soft limit on open files to the hard limit and warns if it is
+still below 4096. `--cors-origin` is the old name of `--origin`; the stats token may
+also come from `TUTORIAL_STATS_TOKEN`.
+
 Besides Socket.IO on `/socket.io/`, the server answers:
 
 | path | answer |
 |---|---|
 | `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
 | `/healthz` | `{"ok": true, "name": NAME}` |
-| `/stats` | `{"name", "users", "rooms", "connections"}`: who is connected to this server |
+| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token` |
 
 `--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
 name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),
@@ -220,8 +318,14 @@ Example, as `make serve` runs it:
 .venv/bin/tutorial serve --demo --live-trace --host 127.0.0.1 --port 3000
 ```
 
-Leave `--cors-origin` unset unless a page on another origin must connect: allowing
-`*` opens the server to cross-site WebSocket hijacking.
+Behind a reverse proxy or under a DNS name, list the page's public origin and the
+proxy, so that origins, client addresses and `/stats` are judged right:
+
+```bash
+.venv/bin/tutorial serve --origin https://chat.example.org --trusted-proxy 127.0.0.1
+```
+
+Never use `--origin '*'`: it opens the server to cross-site WebSocket hijacking.
 """,
     "user-add": """
 To be able to log in, the name must match `[a-z][a-z0-9_-]{1,31}`; the password is

@@ -6,9 +6,10 @@ or undocumented name is worth it, the access lives here, and nowhere else:
 * [run_in_connection_thread][tutorial.compat.run_in_connection_thread] (aiosqlite
   ``Connection._execute``, ``._conn``): the SQLite group commit runs a whole
   transaction in one trip to the database thread.
-* [install_websocket_class][tutorial.compat.install_websocket_class] (python-engineio
-  ``AsyncServer._async``, ``async_drivers.aiohttp.WebSocket``): close cleanly on a
-  frame engineio cannot decode.
+* [install_engineio_hooks][tutorial.compat.install_engineio_hooks] (python-engineio
+  ``AsyncServer._async``, ``async_drivers.aiohttp.WebSocket``, ``create_queue``): close
+  cleanly on a frame engineio cannot decode, know each WebSocket's transport, bound each
+  socket's send queue, see each client's own address.
 * [engineio_sessions][tutorial.compat.engineio_sessions] (python-engineio
   ``AsyncServer.sockets``): close every session when the server stops.
 * [queue_packet][tutorial.compat.queue_packet] (python-engineio ``AsyncSocket.queue``,
@@ -95,28 +96,59 @@ async def run_in_connection_thread(db: Any, fn: Callable[..., T], *args: Any) ->
 # -- python-engineio ----------------------------------------------------------------------
 
 
-def install_websocket_class(eio: Any, accept: Callable[[Any], bool]) -> type:
-    """Make ``eio`` (an ``engineio.AsyncServer`` in aiohttp mode) treat every WebSocket
-    frame that ``accept(frame)`` refuses as the end of the connection.
+def install_engineio_hooks(
+    eio: Any,
+    *,
+    accept_frame: Callable[[Any], bool],
+    on_websocket: Callable[[Any, Any], None],
+    translate: Callable[[Any, dict[str, Any]], None],
+    queue_factory: Callable[..., Any],
+) -> None:
+    """Put the server's pieces into python-engineio (an ``AsyncServer`` in aiohttp mode).
 
-    python-engineio decodes each frame outside its error handling: an undecodable frame
-    escapes as an exception (a traceback in aiohttp's log, no CLOSE, a session that
-    lingers until the ping timeout). Its aiohttp driver's ``WebSocket.wait()`` answering
-    ``None`` makes engineio close the session at once and run ``disconnect``.
+    * WebSocket frames ``accept_frame(frame)`` refuses end the connection: python-engineio
+      decodes each frame outside its error handling, and its aiohttp driver's
+      ``WebSocket.wait()`` answering ``None`` makes it close the session at once and run
+      ``disconnect``. On a WebSocket's first frame, ``on_websocket(socket, transport)``
+      gets the Engine.IO socket and the aiohttp transport under it.
+    * ``translate(request, environ)`` completes every request's environ (the driver's
+      ``translate_request`` writes ``127.0.0.1`` as everybody's address).
+    * Every new socket's queue comes from ``queue_factory`` (``AsyncServer.create_queue``,
+      a public method, replaced on this instance).
 
-    Reaches: ``AsyncServer._async`` (the driver table) and
-    ``engineio.async_drivers.aiohttp.WebSocket``; checked with python-engineio 4.13-4.15.
-    Returns the class installed.
+    Reaches: ``AsyncServer._async`` (the driver table: ``websocket``,
+    ``translate_request``), ``engineio.async_drivers.aiohttp.WebSocket`` and its
+    ``handler.__self__`` (the socket) and ``environ["aiohttp.request"]``; checked with
+    python-engineio 4.13-4.15.
     """
     from engineio.async_drivers import aiohttp as driver
 
     class GuardedWebSocket(driver.WebSocket):  # type: ignore[misc]
-        async def wait(self) -> Any:
-            frame = await super().wait()
-            return frame if accept(frame) else None
+        _told = False
 
-    eio._async = {**eio._async, "websocket": GuardedWebSocket}
-    return GuardedWebSocket
+        async def wait(self) -> Any:
+            if not self._told:
+                self._told = True
+                socket = getattr(self.handler, "__self__", None)
+                request = getattr(self, "environ", {}).get("aiohttp.request")
+                if socket is not None and request is not None:
+                    on_websocket(socket, request.transport)
+            frame = await super().wait()
+            return frame if accept_frame(frame) else None
+
+    driver_translate = eio._async["translate_request"]
+
+    def translate_request(request: Any) -> dict[str, Any]:
+        environ: dict[str, Any] = driver_translate(request)
+        translate(request, environ)
+        return environ
+
+    eio._async = {
+        **eio._async,
+        "websocket": GuardedWebSocket,
+        "translate_request": translate_request,
+    }
+    eio.create_queue = queue_factory
 
 
 def engineio_sessions(eio: Any) -> list[Any]:
@@ -310,7 +342,7 @@ __all__ = [
     "argparse_usage",
     "engineio_of_sid",
     "engineio_sessions",
-    "install_websocket_class",
+    "install_engineio_hooks",
     "queue_packet",
     "run_in_connection_thread",
     "sample_websocket_key",

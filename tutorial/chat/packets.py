@@ -21,6 +21,8 @@ from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 
 from tutorial import compat
+from tutorial.chat.httpguard import body_reader
+from tutorial.chat.sendqueue import SendQueue, SendQueuePolicy
 from tutorial.protocol.limits import MAX_DEPTH, RESERVED_EVENTS
 
 MALFORMED_EVENT = "__malformed__"
@@ -109,7 +111,7 @@ def engineio_frame_ok(frame: Any) -> bool:
     """Whether python-engineio can decode this WebSocket frame without raising.
 
     The server closes a connection cleanly on any other frame
-    ([install_websocket_class][tutorial.compat.install_websocket_class]): python-engineio
+    ([install_engineio_hooks][tutorial.compat.install_engineio_hooks]): python-engineio
     decodes each frame outside its error handling, so an empty frame or one like ``x``
     would escape as an exception (a traceback in aiohttp's log, no CLOSE, a session
     lingering until the ping timeout), and an unknown type like ``9abc`` would log a
@@ -131,29 +133,40 @@ def engineio_frame_ok(frame: Any) -> bool:
     return frame[0] in "0123456"
 
 
-async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str = "/") -> None:
-    """``await sio.emit(event, data, room=room)``, with less work per recipient.
+async def broadcast(
+    sio: Any,
+    event: str,
+    data: Any,
+    room: str,
+    namespace: str = "/",
+    skip_sid: str | None = None,
+) -> None:
+    """``await sio.emit(event, data, room=room, skip_sid=skip_sid)``, with less work per
+    recipient.
 
     python-socketio's ``AsyncManager.emit`` encodes the packet once, then creates one
     task per recipient to put it on that socket's queue, and waits for all of them.
     Here the same encoded Engine.IO packet goes straight onto each socket's queue (what
     each of those tasks would do): the bytes on the wire and their order per socket
     are the same, minus a task per delivery. A manager that reaches other servers
-    (Redis) must publish, so it gets the library's emit.
+    (Redis) must publish, so it gets the library's emit. Each socket's queue is a
+    [SendQueue][tutorial.chat.sendqueue.SendQueue]: the per-connection bound holds here too.
     """
     manager = sio.manager
     if type(manager) is not AsyncManager:
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     encoded = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data]).encode()
     if isinstance(encoded, list):  # binary attachments: not a chat payload, but be exact
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
     eio = sio.eio
     now = time.time()
     slow = []
-    for _sid, eio_sid in manager.get_participants(namespace, room):
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid == skip_sid:
+            continue
         # GONE: the library logs "Cannot send" and skips it too. SLOW: the library's
         # send closes a client that went quiet.
         if compat.queue_packet(eio, eio_sid, pkt, now) == compat.SLOW:
@@ -161,3 +174,40 @@ async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str =
     for eio_sid in slow:
         with contextlib.suppress(Exception):
             await eio.send_packet(eio_sid, pkt)
+
+
+def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
+    """Our pieces in python-engineio (through the seam, [tutorial.compat][]).
+
+    * every WebSocket frame python-engineio could not decode closes the connection
+      cleanly ([engineio_frame_ok][tutorial.chat.packets.engineio_frame_ok]), and a
+      WebSocket's transport is told to its send queue (unsent bytes count too);
+    * every socket's queue is a [SendQueue][tutorial.chat.sendqueue.SendQueue], bounded
+      in bytes;
+    * a request's environ carries the client's address in ``REMOTE_ADDR`` (the driver
+      writes ``127.0.0.1`` for everybody) and, for a POST, the body
+      [HttpGuard][tutorial.chat.httpguard.HttpGuard] already read within its time bound
+      as ``wsgi.input``.
+    """
+    compat.install_engineio_hooks(
+        eio,
+        accept_frame=engineio_frame_ok,
+        on_websocket=_bind_send_queue,
+        translate=_translate,
+        queue_factory=policy.make_queue,
+    )
+    policy.eio = eio
+
+
+def _bind_send_queue(socket: Any, transport: Any) -> None:
+    """Tell the socket's [SendQueue][tutorial.chat.sendqueue.SendQueue] its transport."""
+    queue = getattr(socket, "queue", None)
+    if isinstance(queue, SendQueue):
+        queue.socket = socket
+        queue.policy.attach_transport(socket, transport)
+
+
+def _translate(request: Any, environ: dict[str, Any]) -> None:
+    environ["REMOTE_ADDR"] = request.remote or ""
+    if request.method == "POST":
+        environ["wsgi.input"] = body_reader(request)

@@ -10,9 +10,13 @@ aiosqlite;
 ``postgresql://user@host/db``. The promises every back end keeps:
 
 * ``append`` assigns the room's next ``seq`` and stores the message in one
-  transaction, committed before it returns: what the server acknowledges is on disk.
-* ``(user, client_msg_id)`` is unique: appending the same message twice returns the
-  first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
+  transaction, committed and flushed to disk (fsync) before it returns: what the
+  server acknowledges survives a crash of the process *and* a power cut. (SQLite runs
+  with ``synchronous=FULL``; PostgreSQL with its default ``synchronous_commit=on``.)
+* ``(room, user, client_msg_id)`` is unique: appending the same message twice returns
+  the first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
+  The same ``client_msg_id`` in another room is another message: a client may number
+  its messages per room.
 * ``seq`` is per room, starts at 1 and has no gaps, even with several servers writing
   (the counter lives in the ``rooms`` row, which the database locks for us).
 * ``begin_append`` starts an append at once and returns its future: appends begun one
@@ -69,9 +73,13 @@ CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL,
     client_msg_id TEXT NOT NULL,
     UNIQUE (room_id, seq),
-    UNIQUE (user_name, client_msg_id)
+    UNIQUE (room_id, user_name, client_msg_id)
 );
 """
+
+# Stores made before the dedup key included the room: (user_name, client_msg_id) was
+# unique across rooms. Opening one moves it to the key above (see _migrate_*).
+_OLD_DEDUP_COLUMNS = ("user_name", "client_msg_id")
 
 
 class StoreUnavailable(Exception):
@@ -238,7 +246,9 @@ class SQL:
     ROOM = "SELECT id, private FROM rooms WHERE id = ?"
     MEMBERS = "SELECT user_name FROM room_members WHERE room_id = ?"
     ROOM_IDS = "SELECT id FROM rooms ORDER BY id"
-    FIND = f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?"
+    FIND = (
+        f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND user_name = ? AND client_msg_id = ?"
+    )
     NEXT_SEQ = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
     INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     SINCE = f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -275,13 +285,13 @@ def _commit_batch(
     raises, which fails every caller of it.
     """
     outcomes: list[AppendResult | StoreUnavailable] = []
-    seen: dict[tuple[str, str], Message] = {}
+    seen: dict[tuple[str, str, str], Message] = {}
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             ts = now_ms()
             for item in batch:
-                key = (item.user, item.client_msg_id)
+                key = (item.room_id, item.user, item.client_msg_id)
                 known = seen.get(key)
                 if known is None:
                     row = conn.execute(SQL.FIND, key).fetchone()
@@ -339,11 +349,43 @@ class SQLiteStore(Store):
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a committed transaction survives a crash of this process.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every COMMIT fsyncs the WAL, so an acknowledged message survives a power
+        # cut, not only a crash of this process (NORMAL in WAL mode promises only that).
+        # The group commit keeps it to one fsync per batch of appends.
+        await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
+        await self._migrate_sqlite()
+
+    async def _migrate_sqlite(self) -> None:
+        """Rebuild ``messages`` with the per-room dedup key if it has the old one.
+
+        SQLite cannot drop a table constraint: the table is copied into a new one with
+        the current definition, in one transaction.
+        """
+        async with self.db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+        ) as c:
+            row = await c.fetchone()
+        definition = " ".join(str(row[0]).split()) if row else ""
+        if "UNIQUE (user_name, client_msg_id)" not in definition:
+            return
+        create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS messages") :]
+        create = create.replace("IF NOT EXISTS messages", "messages_new", 1)
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(create.strip().rstrip(";"))
+                await self.db.execute(
+                    f"INSERT INTO messages_new ({_COLUMNS}) SELECT {_COLUMNS} FROM messages"
+                )
+                await self.db.execute("DROP TABLE messages")
+                await self.db.execute("ALTER TABLE messages_new RENAME TO messages")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
 
     async def close(self) -> None:
         writer = self._writer
@@ -476,6 +518,7 @@ class PostgresStore(Store):
                 await con.execute("SELECT pg_advisory_lock(7270001)")
                 try:
                     await con.execute(SCHEMA)
+                    await _migrate_postgres(con)
                 finally:
                     await con.execute("SELECT pg_advisory_unlock(7270001)")
         except (OSError, asyncpg.PostgresError) as exc:
@@ -547,7 +590,7 @@ class PostgresStore(Store):
         find = numbered(SQL.FIND)
 
         async def run(con: Any) -> AppendResult:
-            existing = await con.fetchrow(find, user, client_msg_id)
+            existing = await con.fetchrow(find, room_id, user, client_msg_id)
             if existing is not None:
                 return AppendResult(_message(existing), duplicate=True)
             try:
@@ -561,8 +604,8 @@ class PostgresStore(Store):
                     await con.execute(numbered(SQL.INSERT), *message.row())
                 return AppendResult(message, duplicate=False)
             except asyncpg.UniqueViolationError:
-                # The same (user, clientMsgId) committed by another server meanwhile.
-                row = await con.fetchrow(find, user, client_msg_id)
+                # The same (room, user, clientMsgId) committed by another server meanwhile.
+                row = await con.fetchrow(find, room_id, user, client_msg_id)
                 return AppendResult(_message(row), duplicate=True)
 
         result: AppendResult = await self._run(run)
@@ -584,6 +627,25 @@ def _history(room_id: str, since: int | None, limit: int) -> tuple[str, tuple[An
     if since is not None:
         return SQL.SINCE, (room_id, since, limit)
     return SQL.LAST, (room_id, limit)
+
+
+async def _migrate_postgres(con: Any) -> None:
+    """Move an old ``UNIQUE (user_name, client_msg_id)`` to the per-room dedup key."""
+    rows = await con.fetch(
+        "SELECT c.conname, array_agg(a.attname::text ORDER BY k.ord) AS columns "
+        "FROM pg_constraint c "
+        "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+        "WHERE c.conrelid = 'messages'::regclass AND c.contype = 'u' "
+        "GROUP BY c.conname"
+    )
+    for row in rows:
+        if tuple(row["columns"]) == _OLD_DEDUP_COLUMNS:
+            await con.execute(
+                f'ALTER TABLE messages DROP CONSTRAINT "{row["conname"]}", '
+                "ADD CONSTRAINT messages_room_id_user_name_client_msg_id_key "
+                "UNIQUE (room_id, user_name, client_msg_id)"
+            )
 
 
 def open_store(url: str) -> Store:

@@ -370,6 +370,12 @@ class ChatClient:
                 await self._move(State.CONNECTED, f"reconnected after {attempt + 1} attempt(s)")
                 self._start_flush()
                 return
+            if code == ErrorCode.RATE_LIMITED.value:
+                # Throttled (too many re-joins or logins): wait as told, then retry.
+                wait = (self._refusal or {}).get("retryAfter")
+                if isinstance(wait, int | float) and wait > 0:
+                    await asyncio.sleep(min(float(wait), 60.0))
+                continue
             if code != "network" and classify(code).classification is not Classification.TEMPORARY:
                 # The server answered but refused us: retrying will not help.
                 self.login_required = classify(code).classification is Classification.USER_ACTION

@@ -103,6 +103,8 @@ class Cluster:
             self.redis.url if self.redis else None,
             log_dir=self.dir,
             demo=self.demo,
+            # nginx runs on 127.0.0.1: its X-Forwarded-For names the real client.
+            extra_args=["--trusted-proxy", "127.0.0.1"],
         )
         self.nginx = NginxProcess(
             [s.port for s in self.servers], sticky=self.sticky, fail_timeout=self.fail_timeout

@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     MESSAGE_TOO_LONG = "message_too_long"
     RATE_LIMITED = "rate_limited"
     STORE_UNAVAILABLE = "store_unavailable"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_ROOMS = "too_many_rooms"
 
 
 ERROR_MEANINGS: dict[ErrorCode, str] = {
@@ -63,9 +65,14 @@ ERROR_MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "The room is private and the user is not one of its members.",
     ErrorCode.NOT_IN_ROOM: "The user has not joined this room.",
     ErrorCode.MESSAGE_TOO_LONG: "The message text is longer than the server allows.",
-    ErrorCode.RATE_LIMITED: "Too many events too fast; wait `retryAfter` seconds.",
+    ErrorCode.RATE_LIMITED: "Too many events, or too many wrong passwords, too fast; wait "
+    "`retryAfter` seconds.",
     ErrorCode.STORE_UNAVAILABLE: "The message store is down; nothing was acknowledged, "
     "retry later.",
+    ErrorCode.TOO_MANY_CONNECTIONS: "This user already has as many connections to this "
+    "server as it allows; close one (another tab) and retry.",
+    ErrorCode.TOO_MANY_ROOMS: "This connection is already in as many rooms as the server "
+    "allows; leave one first.",
 }
 
 ROOM_ID_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
@@ -143,7 +150,12 @@ EVENTS: tuple[EventSpec, ...] = (
             FieldSpec("token", str, False, "Signed token from an earlier ack", max_length=1000),
         ),
         ack=("ok", "user", "token"),
-        errors=(ErrorCode.AUTH_FAILED, ErrorCode.INVALID_PAYLOAD, ErrorCode.RATE_LIMITED),
+        errors=(
+            ErrorCode.AUTH_FAILED,
+            ErrorCode.INVALID_PAYLOAD,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_CONNECTIONS,
+        ),
         requires_auth=False,
         one_of=(("username", "password"), ("token",)),
         replies=(Event.CONNECT_CONFIRMED,),
@@ -165,6 +177,7 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.ROOM_NOT_FOUND,
             ErrorCode.FORBIDDEN,
             ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_ROOMS,
         ),
         replies=(Event.ROOM_JOINED, Event.USER_JOINED, Event.USER_LEFT),
     ),
