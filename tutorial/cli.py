@@ -279,8 +279,8 @@ COMMANDS: tuple[Command, ...] = (
         "trace (SCENARIO.json) and its diagram (SCENARIO.dot, SCENARIO.svg).",
     ),
 )
+"""Every subcommand, in the order ``tutorial --help`` lists them."""
 
-#: What ``docs/reference/cli.md`` says beyond the parser, by command path.
 CLI_NOTES: dict[str, str] = {
     "serve": """
 Limits without an option (set them in `ServerConfig` when embedding the server):
@@ -381,7 +381,7 @@ The `Makefile` wraps the commands above; `make help` lists every target.
 | `make unit` | the pytest suite alone |
 """,
 }
-"""Every subcommand, in the order ``tutorial --help`` lists them."""
+"""What ``docs/reference/cli.md`` says beyond the parser, by command path."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -577,8 +577,7 @@ def _digits(raw: bytes, pos: int) -> int:
 
 def annotate_sio(raw: bytes) -> Annotated:
     """One Socket.IO packet, in the order of its wire format:
-
-    <packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>][JSON]
+    ``<packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>][JSON]``.
     """
     c = _Cursor(raw)
     decoded: list[tuple[str, str]] = []
