@@ -74,21 +74,13 @@ def _jsonable(value: Any) -> Any:
 
 def fields_of(event: Any) -> dict[str, Any]:
     """The decoded fields of one wire event: small, JSON-able, one level deep mostly."""
-    if isinstance(event, HttpRequest):
-        out: dict[str, Any] = {
-            "method": event.method,
-            "target": event.target,
-            "headers": [[k, v] for k, v in event.headers],
-        }
-        if event.body:
-            out["body_length"] = len(event.body)
-        return out
-    if isinstance(event, HttpResponse):
-        out = {
-            "status": event.status,
-            "reason": event.reason,
-            "headers": [[k, v] for k, v in event.headers],
-        }
+    if isinstance(event, HttpRequest | HttpResponse):
+        out: dict[str, Any] = (
+            {"method": event.method, "target": event.target}
+            if isinstance(event, HttpRequest)
+            else {"status": event.status, "reason": event.reason}
+        )
+        out["headers"] = [[k, v] for k, v in event.headers]
         if event.body:
             out["body_length"] = len(event.body)
         return out
