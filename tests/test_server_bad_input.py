@@ -27,7 +27,8 @@ from rawclient import RawSocket, Recorder, unique_id
 from websockets.exceptions import ConnectionClosed
 
 from tutorial.chat.auth import TokenSigner
-from tutorial.chat.server import MAX_PROTOCOL_STRIKES, ChatServer
+from tutorial.chat.server import ChatServer
+from tutorial.protocol.limits import MAX_PROTOCOL_STRIKES
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -290,6 +291,12 @@ API_CASES = [
     pytest.param(rejected("shutdown-server", {}, "unknown_event"), id="unknown-event"),
     pytest.param(rejected("x" * 1000, {}, "unknown_event"), id="unknown-event-1000-char-name"),
     pytest.param(rejected("disconnect", {}, "invalid_payload"), id="event-named-disconnect"),
+    *(
+        # The protocol's reserved names (protocol/limits.py), one table for the decoder
+        # and the server.
+        pytest.param(rejected(name, {}, "invalid_payload"), id=f"event-named-{name}")
+        for name in ("disconnecting", "newListener", "removeListener", "connect_error")
+    ),
     pytest.param(
         rejected("connect", {"username": "bob", "password": "bob"}, "invalid_payload"),
         id="event-named-connect",

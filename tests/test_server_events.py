@@ -17,7 +17,8 @@ from rawclient import Recorder, unique_id
 
 from tutorial.chat.auth import TokenSigner
 from tutorial.chat.server import ChatServer
-from tutorial.protocol.catalog import MAX_TEXT_LENGTH, ErrorCode
+from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.limits import MAX_TEXT_LENGTH
 
 pytestmark = pytest.mark.timeout(30)
 

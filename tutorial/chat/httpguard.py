@@ -1,7 +1,8 @@
 """What every HTTP request meets before Socket.IO or a page handler sees it.
 
-An aiohttp middleware (:func:`HttpGuard.middleware`) and an origin check
-(:meth:`HttpGuard.origin_allowed`, python-engineio's ``cors_allowed_origins`` callable):
+An aiohttp middleware (``HttpGuard.middleware``) and an origin check
+([origin_allowed][tutorial.chat.httpguard.HttpGuard.origin_allowed], python-engineio's
+``cors_allowed_origins`` callable):
 
 * **Forwarded headers only from a trusted proxy.** ``X-Forwarded-For``, ``-Proto`` and
   ``-Host`` are believed only when the TCP peer is one of ``--trusted-proxy``; then the
@@ -24,7 +25,8 @@ An aiohttp middleware (:func:`HttpGuard.middleware`) and an origin check
   host, or with ``Authorization: Bearer <--stats-token>``.
 
 The header-read timeout itself is aiohttp's ``keepalive_timeout`` (see
-:class:`tutorial.chat.server.ChatServer`): a connection that has not sent a complete
+[tutorial.chat.server.ChatServer][tutorial.chat.server.ChatServer]): a connection that has not
+sent a complete
 request head within ``read_timeout`` seconds is closed.
 """
 

@@ -4,7 +4,7 @@ python-socketio decodes every incoming packet with its ``Packet`` class; a malfo
 one (invalid JSON, ``42[]``, an unknown packet type, an event name that is not a string)
 raises inside the library, which logs a traceback and answers nothing. The library lets
 us pass our own class as ``serializer=``: this one turns every malformed packet into an
-ordinary EVENT named :data:`MALFORMED_EVENT`, which the chat server answers with
+ordinary EVENT named ``MALFORMED_EVENT``, which the chat server answers with
 ``error {code: "invalid_payload"}`` like any other bad input.
 """
 
@@ -17,21 +17,15 @@ import time
 from typing import Any
 
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 
+from tutorial import compat
 from tutorial.chat.httpguard import body_reader
 from tutorial.chat.sendqueue import SendQueue, SendQueuePolicy
+from tutorial.protocol.limits import MAX_DEPTH, RESERVED_EVENTS
 
 MALFORMED_EVENT = "__malformed__"
-
-# Event names the server's own handlers use for the connection itself: a client that
-# sends an EVENT with one of these names must not reach those handlers.
-RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
-
-# Deeper JSON than this is refused before it reaches a handler.
-MAX_DEPTH = 32
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -50,8 +44,15 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-class DefensivePacket(sio_packet.Packet):
+class DefensivePacket(sio_packet.Packet):  # type: ignore[misc]
     """``socketio.packet.Packet`` that never raises on input from a client."""
+
+    # What the library's Packet sets (python-socketio ships no type information).
+    packet_type: int
+    namespace: str | None
+    data: Any
+    id: int | None
+    attachment_count: int
 
     def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
@@ -109,6 +110,13 @@ class DefensivePacket(sio_packet.Packet):
 def engineio_frame_ok(frame: Any) -> bool:
     """Whether python-engineio can decode this WebSocket frame without raising.
 
+    The server closes a connection cleanly on any other frame
+    ([install_engineio_hooks][tutorial.compat.install_engineio_hooks]): python-engineio
+    decodes each frame outside its error handling, so an empty frame or one like ``x``
+    would escape as an exception (a traceback in aiohttp's log, no CLOSE, a session
+    lingering until the ping timeout), and an unknown type like ``9abc`` would log a
+    traceback per frame.
+
     Binary frames always decode (as a binary MESSAGE). A text frame must start with an
     Engine.IO packet type 0-6, or be ``b`` + valid base64.
     """
@@ -123,39 +131,6 @@ def engineio_frame_ok(frame: Any) -> bool:
             return False
         return True
     return frame[0] in "0123456"
-
-
-class GuardedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket, closing cleanly on an undecodable frame.
-
-    python-engineio decodes each frame outside its error handling: an empty frame or
-    one like ``x`` escapes as an exception (a traceback in aiohttp's log, no CLOSE, and
-    the session lingers until the ping timeout), and an unknown type like ``9abc``
-    logs a traceback per frame. Answering ``None`` makes engineio treat the frame as the
-    end of the connection: the session closes at once and ``disconnect`` runs.
-    """
-
-    _bound = False
-
-    async def wait(self) -> Any:
-        if not self._bound:
-            self._bound = True
-            self._bind_send_queue()
-        frame = await super().wait()
-        return frame if engineio_frame_ok(frame) else None
-
-    def _bind_send_queue(self) -> None:
-        """Tell the socket's :class:`SendQueue` its transport: unsent bytes count too.
-
-        python-engineio hands us its socket's bound ``_websocket_handler`` method, and
-        its aiohttp driver keeps the request in ``environ["aiohttp.request"]``.
-        """
-        socket = getattr(self.handler, "__self__", None)
-        queue = getattr(socket, "queue", None)
-        request = getattr(self, "environ", {}).get("aiohttp.request")
-        if isinstance(queue, SendQueue) and request is not None:
-            queue.socket = socket
-            queue.policy.attach_transport(socket, request.transport)
 
 
 async def broadcast(
@@ -175,7 +150,7 @@ async def broadcast(
     each of those tasks would do): the bytes on the wire and their order per socket
     are the same, minus a task per delivery. A manager that reaches other servers
     (Redis) must publish, so it gets the library's emit. Each socket's queue is a
-    :class:`~tutorial.chat.sendqueue.SendQueue`: the per-connection bound holds here too.
+    [SendQueue][tutorial.chat.sendqueue.SendQueue]: the per-connection bound holds here too.
     """
     manager = sio.manager
     if type(manager) is not AsyncManager:
@@ -187,51 +162,52 @@ async def broadcast(
         return
     pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
     eio = sio.eio
-    sockets = eio.sockets
-    ping_timeout = eio.ping_timeout
     now = time.time()
     slow = []
     for sid, eio_sid in manager.get_participants(namespace, room):
         if sid == skip_sid:
             continue
-        socket = sockets.get(eio_sid)
-        if socket is None or socket.closed:
-            continue  # the library logs "Cannot send" and skips it too
-        last_ping = socket.last_ping
-        if last_ping and now - last_ping > ping_timeout:
-            slow.append(eio_sid)  # the library's send closes a client that went quiet
-            continue
-        socket.queue.put_nowait(pkt)
+        # GONE: the library logs "Cannot send" and skips it too. SLOW: the library's
+        # send closes a client that went quiet.
+        if compat.queue_packet(eio, eio_sid, pkt, now) == compat.SLOW:
+            slow.append(eio_sid)
     for eio_sid in slow:
         with contextlib.suppress(Exception):
             await eio.send_packet(eio_sid, pkt)
 
 
 def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
-    """Put our pieces into python-engineio's driver table (``eio._async``, private).
+    """Our pieces in python-engineio (through the seam, [tutorial.compat][]).
 
-    * ``websocket``: :class:`GuardedWebSocket` (clean close on undecodable frames;
-      tells the send queue its transport);
-    * ``create_queue`` (a public method, replaced on this instance): every socket's
-      queue is a :class:`~tutorial.chat.sendqueue.SendQueue`, bounded in bytes;
-    * ``translate_request``: the aiohttp driver's, plus the client's address in
-      ``REMOTE_ADDR`` (the driver writes ``127.0.0.1`` for everybody) and, for a POST,
-      the body :class:`~tutorial.chat.httpguard.HttpGuard` already read within its time
-      bound as ``wsgi.input``.
+    * every WebSocket frame python-engineio could not decode closes the connection
+      cleanly ([engineio_frame_ok][tutorial.chat.packets.engineio_frame_ok]), and a
+      WebSocket's transport is told to its send queue (unsent bytes count too);
+    * every socket's queue is a [SendQueue][tutorial.chat.sendqueue.SendQueue], bounded
+      in bytes;
+    * a request's environ carries the client's address in ``REMOTE_ADDR`` (the driver
+      writes ``127.0.0.1`` for everybody) and, for a POST, the body
+      [HttpGuard][tutorial.chat.httpguard.HttpGuard] already read within its time bound
+      as ``wsgi.input``.
     """
-    translate = eio._async["translate_request"]
-
-    def translate_request(request: Any) -> dict[str, Any]:
-        environ: dict[str, Any] = translate(request)
-        environ["REMOTE_ADDR"] = request.remote or ""
-        if request.method == "POST":
-            environ["wsgi.input"] = body_reader(request)
-        return environ
-
-    eio._async = {
-        **eio._async,
-        "websocket": GuardedWebSocket,
-        "translate_request": translate_request,
-    }
-    eio.create_queue = policy.make_queue
+    compat.install_engineio_hooks(
+        eio,
+        accept_frame=engineio_frame_ok,
+        on_websocket=_bind_send_queue,
+        translate=_translate,
+        queue_factory=policy.make_queue,
+    )
     policy.eio = eio
+
+
+def _bind_send_queue(socket: Any, transport: Any) -> None:
+    """Tell the socket's [SendQueue][tutorial.chat.sendqueue.SendQueue] its transport."""
+    queue = getattr(socket, "queue", None)
+    if isinstance(queue, SendQueue):
+        queue.socket = socket
+        queue.policy.attach_transport(socket, transport)
+
+
+def _translate(request: Any, environ: dict[str, Any]) -> None:
+    environ["REMOTE_ADDR"] = request.remote or ""
+    if request.method == "POST":
+        environ["wsgi.input"] = body_reader(request)

@@ -8,11 +8,13 @@ who opens a thousand sockets in a room costs the room one ``user-joined`` and on
 
 Two levels:
 
-* **This server** (:class:`Presence`): ``room -> user -> {sid}``. A connection joining
+* **This server** ([Presence][tutorial.chat.presence.Presence]): ``room -> user -> {sid}``. A
+connection joining
   or leaving changes the set; only the first add and the last remove of a user are
   *transitions*, and only those reach the cluster level.
 * **The cluster**: one server needs nothing more. With ``--redis`` the servers share
-  :class:`RedisPresence`: a hash per room counts, per user, the servers that have her
+  [RedisPresence][tutorial.chat.presence.RedisPresence]: a hash per room counts, per user, the
+  servers that have her
   in the room (``HINCRBY``, atomic), so the first server to add her announces
   ``user-joined`` and the last to remove her announces ``user-left``; ``members`` is
   that hash's keys, so ``room-joined`` lists the members on every server.

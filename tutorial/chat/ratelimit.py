@@ -1,15 +1,19 @@
 """Token buckets: the event rate per user, login attempts, and strikes (seed diagram 5:
 "Rate Limit Exceeded → Temporary Throttling → Queue Messages & Slow Down").
 
-* :class:`RateLimiter`: one bucket per key. Each event takes one token; tokens come
+* [RateLimiter][tutorial.chat.ratelimit.RateLimiter]: one bucket per key. Each event takes one
+token; tokens come
   back at ``rate`` per second up to ``capacity``. An empty bucket answers how long to
   wait, which the server sends as ``retryAfter``. A bucket that has refilled is the
-  same as no bucket, so :meth:`RateLimiter.sweep` drops those: the table holds only
+  same as no bucket, so [RateLimiter.sweep][tutorial.chat.ratelimit.RateLimiter.sweep] drops
+  those: the table holds only
   keys that were busy lately, whatever the number of users, names or connections seen.
-* :class:`LoginThrottle`: password checks per user name and per source address, so
+* [LoginThrottle][tutorial.chat.ratelimit.LoginThrottle]: password checks per user name and per
+source address, so
   that guessing costs the guesser time and the server no CPU (scrypt is expensive on
   purpose). Only failed checks use up attempts.
-* :class:`Strikes`: the refusals a connection collected in the last ``window``
+* [Strikes][tutorial.chat.ratelimit.Strikes]: the refusals a connection collected in the last
+``window``
   seconds. A connection that reaches ``limit`` of them is disconnected, so a client that
   ignores ``rate_limited`` and keeps flooding is cut off, while one that slips now and
   then never is.
@@ -109,8 +113,8 @@ class RateLimiter:
 class LoginThrottle:
     """Password checks allowed per user name and per source address.
 
-    :meth:`reserve` before a check takes one attempt from both buckets (or answers how
-    long to wait, taking nothing); :meth:`succeeded` gives both back, so only wrong
+    ``reserve`` before a check takes one attempt from both buckets (or answers how
+    long to wait, taking nothing); ``succeeded`` gives both back, so only wrong
     passwords use them up. With ``per_name = (5, 5 / 60)`` a name gets 5 attempts at
     once and 5 more a minute: at most 10 guesses in any minute.
     """

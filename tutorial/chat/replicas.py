@@ -10,14 +10,16 @@ A standby replays the primary's WAL a little later than the primary committed it
 standby yet. Two things keep a client correct anyway:
 
 * the per-room ``seq`` is a **read-your-writes token**: a client that knows seq *n*
-  exists (it was acked to it, or it holds a later message back) sends
-  ``join-room {since, atLeast: n}``; when the standby's answer stops short of *n*,
-  this store reads the primary instead (counted in :attr:`ReplicaReads.stale`);
+  exists (it was acked to it, or it holds a later message back) sends ``join-room
+  {since, atLeast: n}``; when the standby's answer stops short of *n*, this store reads
+  the primary instead (counted in
+  [ReplicaReads.stale][tutorial.chat.replicas.ReplicaReads.stale]);
 * a client that did not know still sees a *consistent prefix* (never a hole inside
   what it got), and the first later message shows it the gap, which it repairs.
 
-A standby that cannot be reached is skipped for :data:`RETRY_AFTER` seconds (reads
-fall back to the next one, then to the primary: :attr:`ReplicaReads.fallbacks`).
+A standby that cannot be reached is skipped for ``RETRY_AFTER`` seconds (reads fall
+back to the next one, then to the primary:
+[ReplicaReads.fallbacks][tutorial.chat.replicas.ReplicaReads.fallbacks]).
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ The policy, in one place, for every path that sends to a connection:
   (a CLOSE packet on its next GET). The server's ``disconnect`` runs as for any other
   close, and ``on_overflow`` is told (the chat server logs it and counts it).
 * **Who calls it:** python-engineio's own sends (every ``emit``) go through
-  :class:`SendQueue`, which engineio uses as each socket's queue; a path that writes
-  frames to a connection's transport itself must ask :meth:`SendQueuePolicy.admit`
+  [SendQueue][tutorial.chat.sendqueue.SendQueue], which engineio uses as each socket's queue; a
+  path that writes
+  frames to a connection's transport itself must ask
+  [SendQueuePolicy.admit][tutorial.chat.sendqueue.SendQueuePolicy.admit]
   first and skip the write when it answers ``False``.
 
 A reconnecting client loses nothing it was promised: messages are in the store, and
@@ -74,7 +76,8 @@ OverflowHook = Callable[[str, int], None]
 
 
 class SendQueuePolicy:
-    """The per-connection bound, shared by every :class:`SendQueue` of one server."""
+    """The per-connection bound, shared by every [SendQueue][tutorial.chat.sendqueue.SendQueue] of
+    one server."""
 
     def __init__(
         self,
@@ -232,7 +235,7 @@ class SendQueue(asyncio.Queue):  # type: ignore[type-arg]
     """python-engineio's per-socket outgoing queue, sized in bytes and bounded.
 
     python-engineio creates one per socket through ``create_queue``; every packet the
-    library sends goes through :meth:`put_nowait`, and the socket's writer takes them
+    library sends goes through ``put_nowait``, and the socket's writer takes them
     out with ``get``. ``None`` (the writer's stop signal) always goes through.
     """
 

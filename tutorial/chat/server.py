@@ -10,32 +10,34 @@ code so that a trace can show them:
   3. join new room, 4. update member list, 5. confirm with ``room-joined``,
   6. notify the others with ``user-joined``.
 
-Every payload is checked against the event catalog (:mod:`tutorial.protocol.catalog`);
+Every payload is checked against the event catalog
+([tutorial.protocol.catalog][tutorial.protocol.catalog]);
 every failure answers ``error {code, message, event}`` and an ack ``{ok: false, ...}``.
 
 What keeps one server up under abuse (docs/explanation/limits.md) is spread over small
-modules: :mod:`~tutorial.chat.httpguard` (origins, forwarded headers, polling bodies,
-``/stats``), :mod:`~tutorial.chat.sendqueue` (bytes held per connection),
-:mod:`~tutorial.chat.ratelimit` (events, login attempts, strikes) and
-:mod:`~tutorial.chat.presence` (presence per user, across the cluster).
+modules: [httpguard][tutorial.chat.httpguard] (origins, forwarded headers, polling bodies,
+``/stats``), [sendqueue][tutorial.chat.sendqueue] (bytes held per connection),
+[ratelimit][tutorial.chat.ratelimit] (events, login attempts, strikes) and
+[presence][tutorial.chat.presence] (presence per user, across the cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import socketio
 from aiohttp import web
 
+from tutorial import compat
 from tutorial.chat import auth, demo
 from tutorial.chat.httpguard import HttpGuard
-from tutorial.chat.live import LiveDiagrams
 from tutorial.chat.packets import (
     MALFORMED_EVENT,
     DefensivePacket,
@@ -48,12 +50,18 @@ from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, Send
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
     CLIENT_EVENTS,
-    MAX_TEXT_LENGTH,
     ROOM_ID_PATTERN,
     ErrorCode,
+    Event,
     PayloadError,
     validate,
 )
+from tutorial.protocol.limits import (
+    MAX_HTTP_BUFFER_SIZE,
+    MAX_PROTOCOL_STRIKES,
+    MAX_TEXT_LENGTH,
+)
+from tutorial.protocol.spans import Span, SpanHook, SpanKind
 
 log = logging.getLogger("tutorial.chat")
 
@@ -66,12 +74,29 @@ STATIC_DIR = Path(__file__).parent / "static"
 # * refusals of well-formed events (rate_limited, not_in_room, auth_failed, ...): a
 #   budget of REFUSAL_BURST that comes back at REFUSAL_RATE a second. A client that
 #   waits `retryAfter` never runs out; a flood of refused events does in milliseconds.
-MAX_PROTOCOL_STRIKES = 10
+# (MAX_PROTOCOL_STRIKES is in the table of limits, protocol/limits.py.)
 STRIKE_WINDOW = 60.0
 REFUSAL_BURST = 20.0
 REFUSAL_RATE = 2.0
 
-SpanHook = Callable[..., None]
+SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("serving", default=None)
+"""The Socket.IO sid whose event the running handler serves (each handler has its task)."""
+
+
+class Front(Protocol):
+    """A listener put in front of the app (the live view's wiretap).
+
+    With a front, [ChatServer.start][tutorial.chat.server.ChatServer.start] binds the
+    app to a free port on 127.0.0.1 and the front listens on the configured address,
+    relaying to it; [ChatServer.stop][tutorial.chat.server.ChatServer.stop] stops the
+    front first.
+    """
+
+    async def start(self, host: str, port: int, upstream_port: int) -> int:
+        """Listen on ``host:port`` (0: a free one) in front of ``upstream_port``; the port."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 def find_socketio_client(start: Path | None = None) -> Path | None:
@@ -96,8 +121,7 @@ class ServerConfig:
     # (``--origin``); ``["*"]`` allows any (unsafe with credentials).
     cors_allowed_origins: list[str] | str | None = None
     max_text_length: int = MAX_TEXT_LENGTH
-    # A chat event is at most a few KiB; 64 KiB leaves room for a polling batch.
-    max_http_buffer_size: int = 64 * 1024
+    max_http_buffer_size: int = MAX_HTTP_BUFFER_SIZE
     rate_capacity: float = 20.0
     rate_per_second: float = 10.0
     # -- limits under abuse (docs/explanation/limits.md) --
@@ -139,9 +163,13 @@ class ServerConfig:
     ping_timeout: float = 20.0
     name: str = "server"
     static_dir: Path | None = field(default=None)
-    # Record every byte through a wiretap on the public address, for the browser's
-    # live diagram (tutorial.chat.live). Off: no tap, no cost.
-    live_trace: bool = False
+
+    @classmethod
+    def for_demo(cls, directory: str | Path, **overrides: Any) -> ServerConfig:
+        """The demo configuration the tests, scenarios, notebooks and drills run: the
+        seed's cast, 127.0.0.1, a free port, a SQLite file in ``directory``."""
+        config = cls(host="127.0.0.1", port=0, db_url=f"sqlite:///{directory}/chat.db", demo=True)
+        return replace(config, **overrides)
 
 
 @dataclass
@@ -165,11 +193,14 @@ class ChatServer:
         config: ServerConfig | None = None,
         store: Store | None = None,
         span: SpanHook | None = None,
+        front: Front | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         self.store = store or open_store(self.config.db_url, self.config.db_read_urls)
-        # Server-side spans for traces: None (the default) costs one comparison.
-        self.span: SpanHook | None = span
+        # Observers of the server's own steps (spans): none by default, at no cost.
+        self.span_hooks: list[SpanHook] = [span] if span is not None else []
+        self.front = front
+        """A listener in front of the app (None: the app listens itself)."""
         config = self.config
         config.check()
         manager = None
@@ -221,8 +252,6 @@ class ChatServer:
         self.port: int | None = None
         self._register()
         self._add_routes()
-        # -- live diagram hook (tutorial.chat.live): the /trace namespace ------------
-        self.live = LiveDiagrams(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -251,17 +280,14 @@ class ChatServer:
             lingering_time=self.config.read_timeout,
         )
         await self._runner.setup()
-        live = self.config.live_trace
-        # -- live diagram hook: the app listens inside, the wiretap on the public address.
-        host, port = ("127.0.0.1", 0) if live else (self.config.host, self.config.port)
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
-        if live:
-            self.port = await self.live.start(upstream_port=self.port)
+        front = self.front
+        # With a front, the app listens inside and the front on the public address.
+        host, port = ("127.0.0.1", 0) if front else (self.config.host, self.config.port)
+        await web.TCPSite(self._runner, host, port).start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self.config.port
+        if front is not None:
+            self.port = await front.start(self.config.host, self.config.port, self.port)
         return self.port
 
     @property
@@ -273,24 +299,21 @@ class ChatServer:
         if self._runner is not None:
             self._stopping = True
             # 1. Stop listening, so that reconnecting clients go elsewhere.
-            await self.live.stop()  # live diagram hook: the wiretap, when there is one
-            server = self._runner.server
+            if self.front is not None:
+                await self.front.stop()
             for site in list(self._runner.sites):
-                listener = getattr(site, "_server", None)
-                if listener is not None:
-                    listener.close()
+                await site.stop()
             # 2. Presence: the users who leave with this server, announced once each to
             # the other servers' clients (not once per connection to everybody here).
             await self._withdraw_presence()
             # 3. Close every Engine.IO session: clients see "transport close" and may
             # reconnect elsewhere (a Socket.IO DISCONNECT would tell them not to).
             # wait=False: a half-open session would wait forever for its queue to drain.
-            for eio_session in list(self.sio.eio.sockets.values()):
+            for eio_session in compat.engineio_sessions(self.sio.eio):
                 with contextlib.suppress(Exception):
                     await eio_session.close(wait=False)
             with contextlib.suppress(Exception):
                 await self.sio.shutdown()
-            del server
             await self._runner.cleanup()
             self._runner = None
         await self.presence.stop()
@@ -308,16 +331,18 @@ class ChatServer:
     def _register(self) -> None:
         on = self.sio.on
         on("connect", self.on_connect)
-        on("disconnect", self.on_disconnect)
+        on(Event.DISCONNECT, self.on_disconnect)
         handlers: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
-            "authenticate": self.authenticate,
-            "join-room": self.join_room,
-            "leave-room": self.leave_room,
-            "send-message": self.send_message,
-            "typing-start": self.typing_start,
-            "typing-stop": self.typing_stop,
+            Event.AUTHENTICATE: self.authenticate,
+            Event.JOIN_ROOM: self.join_room,
+            Event.LEAVE_ROOM: self.leave_room,
+            Event.SEND_MESSAGE: self.send_message,
+            Event.TYPING_START: self.typing_start,
+            Event.TYPING_STOP: self.typing_stop,
         }
-        assert set(handlers) | {"disconnect"} == set(CLIENT_EVENTS), "catalog and handlers differ"
+        assert set(handlers) | {Event.DISCONNECT} == set(CLIENT_EVENTS), (
+            "catalog and handlers differ"
+        )
         for name, handler in handlers.items():
             on(name, self._guarded(name, handler))
         on(MALFORMED_EVENT, self.on_malformed)
@@ -381,6 +406,7 @@ class ChatServer:
         spec = CLIENT_EVENTS[event]
 
         async def run(sid: str, *args: Any) -> Any:
+            SERVING.set(sid)
             session = self.sessions.get(sid)
             if session is None:
                 return None
@@ -419,14 +445,14 @@ class ChatServer:
 
         Every refusal but ``store_unavailable`` (the server's fault) counts: unreadable
         packets and unknown events as protocol strikes, other refusals against the
-        connection's refusal budget (see :data:`REFUSAL_BURST`). Either exhausted, the
+        connection's refusal budget (see ``REFUSAL_BURST``). Either exhausted, the
         connection is cut off, so a flood of refused events ends.
         """
         error: dict[str, Any] = {"code": code.value, "message": message, "event": event}
         if retry_after is not None:
             error["retryAfter"] = round(max(retry_after, 0.001), 3)
         self._trace("error", f"error {code.value}", target=sid, fields=error)
-        await self.sio.emit("error", error, to=sid)
+        await self.sio.emit(Event.ERROR, error, to=sid)
         if code is not ErrorCode.STORE_UNAVAILABLE:
             await self._strike(sid, protocol=code in _PROTOCOL_ERRORS)
         return {"ok": False, "error": error}
@@ -448,7 +474,7 @@ class ChatServer:
         # The client learns why (Socket.IO DISCONNECT: do not reconnect at once), then
         # the connection ends: Engine.IO CLOSE, and the TCP connection within a grace
         # period even if the client reads nothing.
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        eio_sid = compat.engineio_of_sid(self.sio, sid, "/")
         self.sio.start_background_task(self._cut_off, sid, eio_sid)
 
     async def _cut_off(self, sid: str, eio_sid: str | None) -> None:
@@ -478,9 +504,30 @@ class ChatServer:
             "login_buckets": len(self.logins.names) + len(self.logins.addresses),
         }
 
-    def _trace(self, kind: str, label: str, **kw: Any) -> None:
-        if self.span is not None:
-            self.span(kind, label, **kw)
+    def add_span_hook(self, hook: SpanHook) -> Callable[[], None]:
+        """Call ``hook(span)`` at every inner step from now on; returns its remover."""
+        self.span_hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.span_hooks.remove(hook)
+
+        return remove
+
+    def _trace(
+        self,
+        kind: Literal["step", "rooms", "error", "app"],
+        label: str,
+        *,
+        step: int | None = None,
+        target: str | None = None,
+        fields: dict[str, Any] | None = None,
+        reply: bool = False,
+    ) -> None:
+        if self.span_hooks:
+            span = Span(SpanKind(kind), label, step, target, fields or {}, reply, SERVING.get())
+            for hook in list(self.span_hooks):
+                hook(span)
 
     # -- connection --------------------------------------------------------------
 
@@ -509,6 +556,7 @@ class ChatServer:
         ``auth`` may also carry ``offsets: {roomId: lastSeq}``: the server then re-joins
         those rooms and replays what the client missed (reconnection without loss).
         """
+        SERVING.set(sid)
         session = Session(sid, address=environ.get("REMOTE_ADDR") or None)
         if self._stopping:
             raise self._refuse(ErrorCode.STORE_UNAVAILABLE, "the server is shutting down")
@@ -534,7 +582,7 @@ class ChatServer:
             self.sessions[sid] = session
             return
         try:
-            payload = validate("authenticate", (credentials,))
+            payload = validate(Event.AUTHENTICATE, (credentials,))
         except PayloadError as err:
             raise self._refuse(err.code, err.message) from None
         try:
@@ -576,16 +624,17 @@ class ChatServer:
             if self._stopping or self.sessions.get(session.sid) is not session:
                 return  # gone meanwhile: nothing to re-join
             try:
-                payload = validate("join-room", ({"roomId": room_id, "since": since},))
+                payload = validate(Event.JOIN_ROOM, ({"roomId": room_id, "since": since},))
                 await self.join_room(session, payload)
             except PayloadError as err:
-                await self._fail(session.sid, "join-room", err.code, err.message)
+                await self._fail(session.sid, Event.JOIN_ROOM, err.code, err.message)
             except StoreUnavailable:
                 await self._fail(
-                    session.sid, "join-room", ErrorCode.STORE_UNAVAILABLE, "store unavailable"
+                    session.sid, Event.JOIN_ROOM, ErrorCode.STORE_UNAVAILABLE, "store unavailable"
                 )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        SERVING.set(sid)
         session = self.sessions.pop(sid, None)
         self.limiter.forget(f"sid:{sid}")  # an anonymous connection's bucket goes with it
         if session is None or session.user is None:
@@ -599,6 +648,7 @@ class ChatServer:
             await self._presence_leave(session, room_id)
 
     async def on_malformed(self, sid: str, *args: Any) -> dict[str, Any] | None:
+        SERVING.set(sid)
         session = self.sessions.get(sid)
         if session is None or session.cut_off:
             return None
@@ -618,7 +668,8 @@ class ChatServer:
     async def _check_credentials(
         self, payload: dict[str, Any], address: str | None = None
     ) -> str | None:
-        """The user the credentials prove, or None. Raises :class:`LoginThrottled`.
+        """The user the credentials prove, or None. Raises
+        [LoginThrottled][tutorial.chat.server.LoginThrottled].
 
         A password check is throttled per user name and per source address before the
         (deliberately slow) scrypt runs; a right password gives its attempt back. A token
@@ -652,19 +703,19 @@ class ChatServer:
         except LoginThrottled as throttled:
             return await self._fail(
                 session.sid,
-                "authenticate",
+                Event.AUTHENTICATE,
                 ErrorCode.RATE_LIMITED,
                 throttled.message,
                 retry_after=throttled.retry_after,
             )
         if user is None:
             return await self._fail(
-                session.sid, "authenticate", ErrorCode.AUTH_FAILED, "wrong credentials or token"
+                session.sid, Event.AUTHENTICATE, ErrorCode.AUTH_FAILED, "wrong credentials or token"
             )
         if user != session.user and self._user_full(user):
             return await self._fail(
                 session.sid,
-                "authenticate",
+                Event.AUTHENTICATE,
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 self._too_many_text(user),
             )
@@ -694,7 +745,7 @@ class ChatServer:
             "rooms": rooms,
             "token": self.tokens.issue(session.user),
         }
-        await self.sio.emit("connect-confirmed", confirmed, to=session.sid)
+        await self.sio.emit(Event.CONNECT_CONFIRMED, confirmed, to=session.sid)
 
     # -- rooms -------------------------------------------------------------------
 
@@ -743,7 +794,11 @@ class ChatServer:
         # 4. Update member list (every server's members, with Redis)
         members = await self.presence.members(room_id)
         self._trace(
-            "rooms", "Update room member list", step=4, reply=True, fields={"members": members}
+            "rooms",
+            "Update room member list",
+            step=4,
+            reply=True,
+            fields={"members": members},
         )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
         # Read from a replica when there are some; atLeast (the client's read-your-writes
@@ -755,7 +810,7 @@ class ChatServer:
             at_least=payload.get("atLeast"),
         )
         await self.sio.emit(
-            "room-joined",
+            Event.ROOM_JOINED,
             {"roomId": room_id, "members": members, "history": [m.to_event() for m in history]},
             to=session.sid,
         )
@@ -764,7 +819,7 @@ class ChatServer:
         if announce and self.sessions.get(session.sid) is session:
             await broadcast(
                 self.sio,
-                "user-joined",
+                Event.USER_JOINED,
                 {"roomId": room_id, "user": user},
                 room_id,
                 skip_sid=session.sid,
@@ -792,12 +847,16 @@ class ChatServer:
         if self._stopping or not await self.presence.left(room_id, user):
             return
         await broadcast(
-            self.sio, "user-left", {"roomId": room_id, "user": user}, room_id, skip_sid=session.sid
+            self.sio,
+            Event.USER_LEFT,
+            {"roomId": room_id, "user": user},
+            room_id,
+            skip_sid=session.sid,
         )
 
     async def _announce_left(self, room_id: str, user: str) -> None:
         """A user left with a server that died (its presence was reaped)."""
-        await broadcast(self.sio, "user-left", {"roomId": room_id, "user": user}, room_id)
+        await broadcast(self.sio, Event.USER_LEFT, {"roomId": room_id, "user": user}, room_id)
 
     async def _withdraw_presence(self) -> None:
         """Shutting down: tell the other servers' clients who leaves, once per user."""
@@ -809,7 +868,7 @@ class ChatServer:
         for room_id, user in gone:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    self.sio.emit("user-left", {"roomId": room_id, "user": user}, room=room_id),
+                    self.sio.emit(Event.USER_LEFT, {"roomId": room_id, "user": user}, room=room_id),
                     1.0,
                 )
 
@@ -859,16 +918,16 @@ class ChatServer:
             if not result.duplicate:
                 self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})
                 # Encoded once, queued to every socket of the room (same bytes as emit).
-                await broadcast(self.sio, "new-message", message.to_event(), room_id)
+                await broadcast(self.sio, Event.NEW_MESSAGE, message.to_event(), room_id)
         return {"ok": True, "id": message.id, "seq": message.seq, "duplicate": result.duplicate}
 
     async def typing_start(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-start``: relay to the other members of the room."""
-        return await self._relay_typing("typing-start", session, payload)
+        return await self._relay_typing(Event.TYPING_START, session, payload)
 
     async def typing_stop(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-stop``: relay to the other members of the room."""
-        return await self._relay_typing("typing-stop", session, payload)
+        return await self._relay_typing(Event.TYPING_STOP, session, payload)
 
     async def _relay_typing(
         self, event: str, session: Session, payload: dict[str, Any]

@@ -12,7 +12,8 @@ Redis (a master, replicas, three Sentinels) → database (a primary and hot stan
         await cluster.promote_replica(0) # after stop_database(): the documented promotion
         await cluster.snapshot()         # every part with its live counts (the diagram)
 
-Every part is a real process on 127.0.0.1 and a free port; :meth:`Cluster.stop` (also
+Every part is a real process on 127.0.0.1 and a free port;
+[Cluster.stop][tutorial.cluster.cluster.Cluster.stop] (also
 on error, also when start fails half-way) leaves no process and no temporary file.
 
 Defaults follow ``tutorial cluster up``: TLS at nginx, Redis with 2 replicas and 3
@@ -21,12 +22,14 @@ Sentinels, a SQLite file as the store (``postgres=True``: a PostgreSQL primary w
 
 On one machine every client comes from 127.0.0.1, and ``hash $remote_addr`` would
 send them all to one server; clients that bind distinct source addresses
-(``ClientOptions(local_addr="127.0.0.2")``, see :func:`client_address`) are spread.
+(``ClientOptions(local_addr="127.0.0.2")``, see
+[client_address][tutorial.cluster.cluster.client_address]) are spread.
 
-``taps=True`` puts a :class:`~tutorial.trace.wiretap.Wiretap` between nginx and each
-server (in this process, recording into :attr:`Cluster.trace`): behind the balancer
+``taps=True`` puts a [Wiretap][tutorial.trace.wiretap.Wiretap] between nginx and each
+server (in this process, recording into ``Cluster.trace``): behind the balancer
 the bytes are plain HTTP and Engine.IO, whatever TLS did in front of it. The taps
-name each client by the ``X-Real-IP`` nginx adds (:meth:`Cluster.name_client`).
+name each client by the ``X-Real-IP`` nginx adds
+([Cluster.name_client][tutorial.cluster.cluster.Cluster.name_client]).
 """
 
 from __future__ import annotations
@@ -71,7 +74,15 @@ def client_address(i: int) -> str:
 
 
 class Cluster:
-    """nginx + ``servers`` chat servers + Redis + a shared store; see the module doc."""
+    """nginx + ``servers`` chat servers + Redis + a shared store; see the module doc.
+
+    ``db_url=None`` shares a SQLite file in the cluster's temporary directory;
+    ``postgres=True`` starts a throwaway PostgreSQL primary
+    ([TempPostgres][tutorial.cluster.postgres.TempPostgres]) with ``pg_replicas``
+    standbys; ``redis=False`` runs the servers without the Redis manager (each server
+    then only reaches its own clients); ``sticky=False`` makes nginx round-robin;
+    ``tls=False`` serves plain HTTP; ``redis_replicas=0`` runs one plain redis-server.
+    """
 
     def __init__(
         self,
@@ -114,7 +125,8 @@ class Cluster:
         #: What the taps between nginx and the servers recorded (``taps=True``).
         self.trace = Trace()
         self.taps: list[Wiretap] = []
-        #: Source address -> client name, for the taps (see :meth:`name_client`).
+        #: Source address -> client name, for the taps (see
+        #: [name_client][tutorial.cluster.cluster.Cluster.name_client]).
         self.client_names: dict[str, str] = {}
 
     # -- addresses -------------------------------------------------------------------
@@ -133,7 +145,9 @@ class Cluster:
 
     def client_options(self, i: int | None = None, **overrides: Any) -> ClientOptions:
         """Options for a teaching client of this cluster: the CA to trust and, for
-        ``i``, its own source address :func:`client_address` (so nginx spreads them)."""
+        ``i``, its own source address
+        [client_address][tutorial.cluster.cluster.client_address] (so nginx spreads
+        them)."""
         options = ClientOptions(
             local_addr=client_address(i) if i is not None else None,
             ssl_context=self.ssl_context,
@@ -318,7 +332,7 @@ class Cluster:
         self.servers[i].kill()
 
     async def restart_server(self, i: int) -> None:
-        """Start server ``i`` again on its port (after :meth:`kill`)."""
+        """Start server ``i`` again on its port (after ``kill``)."""
         server = self.servers[i]
         server.stop()
         await asyncio.to_thread(server.start)
@@ -392,15 +406,17 @@ class Cluster:
         await asyncio.to_thread(self._standby(i).resume_replay)
 
     def promotion_command(self, i: int = 0) -> str:
-        """The shell command that promotes standby ``i`` (what :meth:`promote_replica` runs)."""
+        """The shell command that promotes standby ``i`` (what
+        [promote_replica][tutorial.cluster.cluster.Cluster.promote_replica] runs)."""
         standby = self._standby(i)
         assert standby.root is not None
-        as_postgres = "runuser -u postgres -- " if standby._as_root else ""
+        as_postgres = "runuser -u postgres -- " if standby.as_root else ""
         return f"{as_postgres}{standby.bin / 'pg_ctl'} -D {standby.data} -w promote"
 
     async def promote_replica(self, i: int = 0) -> TempStandby:
         """The documented step after losing the primary: promote standby ``i``; the
-        other standbys follow it. The servers find it by themselves (:meth:`write_url`)."""
+        other standbys follow it. The servers find it by themselves
+        ([write_url][tutorial.cluster.cluster.Cluster.write_url])."""
         standby = self._standby(i)
         await asyncio.to_thread(standby.promote)
         self.primary = standby
@@ -448,7 +464,7 @@ class Cluster:
         """Every part with what it counts right now: what the architecture diagram draws.
 
         ``{"balancer": {...}, "servers": [...], "redis": {...}, "database": {...}}``;
-        :func:`tutorial.scenarios.cluster.topology` turns it into a picture.
+        [topology][tutorial.scenarios.clusterviews.topology] turns it into a picture.
         """
         stats = await self.stats()
         balancer: dict[str, Any] = {}

@@ -1,25 +1,28 @@
 """Fault drills on the whole of seed diagram 6, checked from the wire.
 
-Each drill takes a running :class:`~tutorial.cluster.cluster.Cluster` started with
+Each drill takes a running [Cluster][tutorial.cluster.cluster.Cluster] started with
 ``taps=True`` (so every Socket.IO packet between nginx and the servers is recorded),
 gives itself a fresh room, connects teaching clients through nginx (TLS, sticky
 sessions, each from its own loopback address), breaks one part under load, and returns
-a :class:`DrillReport`: the seconds it took to recover, and the
-:func:`~tutorial.cluster.ledger.check_delivery` verdict over what crossed the wire
-(it raises :class:`~tutorial.cluster.ledger.DeliveryError` if anything acknowledged
+a [DrillReport][tutorial.cluster.drills.DrillReport]: the seconds it took to recover, and the
+[check_delivery][tutorial.cluster.ledger.check_delivery] verdict over what crossed the wire
+(it raises [DeliveryError][tutorial.cluster.ledger.DeliveryError] if anything acknowledged
 was lost, duplicated or reordered).
 
-=======================  ==========================================================
-:func:`redis_failover`   ``kill -9`` the Redis master; the Sentinels promote a
-                         replica; cross-server delivery resumes; gaps are repaired
-:func:`replica_lag`      standbys stop replaying; a join reads a stale history; the
-                         client's seq shows the gap and ``atLeast`` reads the primary
-:func:`replica_down`     stop one standby; history reads fall back
-:func:`primary_down`     stop the primary: ``store_unavailable``, the outbox holds;
-                         promote a standby; the held messages are acked, none lost
-=======================  ==========================================================
+* [redis_failover][tutorial.cluster.drills.redis_failover]: ``kill -9`` the Redis
+  master; the Sentinels promote a replica; cross-server delivery resumes; gaps are
+  repaired.
+* [replica_lag][tutorial.cluster.drills.replica_lag]: standbys stop replaying; a join
+  reads a stale history; the client's seq shows the gap and ``atLeast`` reads the
+  primary.
+* [replica_down][tutorial.cluster.drills.replica_down]: stop one standby; history reads
+  fall back.
+* [primary_down][tutorial.cluster.drills.primary_down]: stop the primary:
+  ``store_unavailable``, the outbox holds; promote a standby; the held messages are
+  acked, none lost.
 
-Drills can share one cluster: each leaves it whole again, except :func:`primary_down`,
+Drills can share one cluster: each leaves it whole again, except
+[primary_down][tutorial.cluster.drills.primary_down],
 which leaves the promoted standby as the primary (run it last).
 """
 
@@ -29,7 +32,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,14 +148,18 @@ async def all_delivered(
     clients: Sequence[ChatClient], room: str, last: int, timeout: float
 ) -> None:
     """Until every client's delivery reached seq ``last`` (gaps repaired on the way)."""
+
+    def reached(client: ChatClient) -> Callable[[], bool]:
+        return lambda: client.offsets.get(room, 0) >= last
+
     for client in clients:
         try:
-            await client.wait_until(lambda c=client: c.offsets.get(room, 0) >= last, timeout)
+            await client.wait_until(reached(client), timeout)
         except TimeoutError:
-            held = sorted(client._early.get(room, {}))
+            held = client.held_back(room)
             raise TimeoutError(
                 f"{client.name}: delivered up to seq {client.offsets.get(room)} of {last}, "
-                f"holding {held[:5]}, state {client.state}"
+                f"holding {len(held)} later messages, state {client.state}"
             ) from None
 
 
@@ -429,9 +436,10 @@ async def primary_down(
 ) -> DrillReport:
     """Stop the primary under load, then the documented promotion step.
 
-    ``pg_ctl stop`` the primary (a clean stop: it sends the standbys all its WAL
-    first). Every write now fails: senders get ``error store_unavailable`` and their
-    outbox keeps the message and retries. :meth:`Cluster.promote_replica` runs
+    ``pg_ctl stop`` the primary (a clean stop: it sends the standbys all its WAL first).
+    Every write now fails: senders get ``error store_unavailable`` and their outbox
+    keeps the message and retries.
+    [Cluster.promote_replica][tutorial.cluster.cluster.Cluster.promote_replica] runs
     ``pg_ctl promote`` on a standby; the servers' write URL lists every host with
     ``target_session_attrs=read-write``, so their next connection finds it. The held
     messages are acknowledged, and the checker proves nothing acknowledged was lost.

@@ -1,17 +1,18 @@
 """The drills' checker: what crossed the wire, and the promises it must keep.
 
-A drill's clients talk through nginx, and the taps between nginx and the servers
-record every Socket.IO packet (:class:`~tutorial.cluster.cluster.Cluster` with
-``taps=True``). :func:`read_ledger` reads one room's story from that trace alone:
+A drill's clients talk through nginx, and the taps between nginx and the servers record
+every Socket.IO packet ([Cluster][tutorial.cluster.cluster.Cluster] with ``taps=True``).
+[read_ledger][tutorial.cluster.ledger.read_ledger] reads one room's story from that
+trace alone:
 
 * every ``send-message`` a client sent (with its ``clientMsgId``), in order;
 * every ACK the server returned to it (``{ok, id, seq}``), paired by ack id;
 * every copy of a message a client received: live (``new-message``) or in a
   ``room-joined`` history (a join, a replay after reconnecting, a gap repair).
 
-:func:`check_delivery` then holds the ledger against the store and (optionally) what
-each client's application saw, and raises :class:`DeliveryError` listing every
-broken promise:
+[check_delivery][tutorial.cluster.ledger.check_delivery] then holds the ledger against
+the store and (optionally) what each client's application saw, and raises
+[DeliveryError][tutorial.cluster.ledger.DeliveryError] listing every broken promise:
 
 * **nothing acknowledged is lost**: each acked message is in the store at its acked
   seq, and reached every member on the wire (live or replayed);
@@ -129,10 +130,10 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
                 if fields.get("id") is not None:
                     pending[(e.source, e.target, int(fields["id"]))] = msg_id
         elif e.target in members and kind == "ACK" and fields.get("id") is not None:
-            msg_id = pending.pop((e.target, e.source, int(fields["id"])), None)
+            acked = pending.pop((e.target, e.source, int(fields["id"])), "")
             ack = _first_arg(fields, "data")
-            if msg_id is not None and isinstance(ack, dict) and ack.get("ok"):
-                ledger.acked[msg_id] = int(ack["seq"])
+            if acked and isinstance(ack, dict) and ack.get("ok"):
+                ledger.acked[acked] = int(ack["seq"])
                 ledger.acked_at.setdefault(msg_id, e.t)
                 ledger.acked_by.setdefault(msg_id, e.source)
         elif e.target in members and kind == "EVENT" and name == "new-message":
@@ -176,7 +177,8 @@ def check_delivery(
     delivered: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     first_seq: Mapping[str, int] | None = None,
 ) -> DeliveryReport:
-    """Raise :class:`DeliveryError` unless every promise holds; see the module doc.
+    """Raise [DeliveryError][tutorial.cluster.ledger.DeliveryError] unless every promise
+    holds; see the module doc.
 
     ``stored``: the room's history from the store (seq order). ``delivered``: what
     each client's application got (``ChatClient.messages[room]``), checked against the

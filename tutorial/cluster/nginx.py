@@ -9,7 +9,7 @@ The config carries what PITFALLS.md lists for Socket.IO behind nginx:
   which breaks HTTP long-polling);
 * ``max_fails=1 fail_timeout=...`` and ``proxy_next_upstream error timeout``: a dead
   server is skipped at once, so its clients reconnect to a survivor;
-* TLS termination (``tls=TlsFiles``, see :mod:`tutorial.cluster.tls`): nginx speaks
+* TLS termination (``tls=TlsFiles``, see [tutorial.cluster.tls][]): nginx speaks
   TLS to the clients (``https://``, ``wss://``) and plain HTTP to the servers, and tells
   them so in ``X-Forwarded-Proto``;
 * ``stub_status`` on a second, private port: the balancer's own connection counts.
@@ -144,7 +144,7 @@ def parse_stub_status(text: str) -> dict[str, int]:
 class NginxProcess:
     """``nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'`` as a child process.
 
-    With ``ca`` (a :class:`~tutorial.cluster.tls.ThrowawayCA`) it terminates TLS: the
+    With ``ca`` (a [ThrowawayCA][tutorial.cluster.tls.ThrowawayCA]) it terminates TLS: the
     certificate and key are written into nginx's own temporary directory at start and
     deleted with it at stop.
     """
@@ -229,6 +229,7 @@ class NginxProcess:
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
+                assert self.dir is not None
                 raise RuntimeError(
                     f"nginx exited:\n{tail(self.dir / 'stderr.log')}{tail(self.error_log)}"
                 )

@@ -1,5 +1,5 @@
 """A throwaway PostgreSQL cluster: ``initdb`` into a temporary directory, ``pg_ctl start``
-on a free loopback port, one database, trust authentication; removed by :meth:`stop`.
+on a free loopback port, one database, trust authentication; removed by ``stop``.
 
 ``initdb`` refuses to run as root, so as root every server binary runs as the
 ``postgres`` user (``runuser -u postgres --``) in a directory that user owns.
@@ -66,7 +66,8 @@ class TempPostgres:
         self.port = port or 0
         self.bin = find_pg_bin()
         self.root: Path | None = None
-        self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        """Running as root: every PostgreSQL command runs as the postgres user."""
 
     @property
     def url(self) -> str:
@@ -84,7 +85,7 @@ class TempPostgres:
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
-        if self._as_root:
+        if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         if check and result.returncode != 0:
@@ -95,10 +96,10 @@ class TempPostgres:
         return result
 
     def start(self) -> str:
-        """initdb, start, create the database; returns :attr:`url`."""
+        """initdb, start, create the database; returns ``url``."""
         self.root = Path(tempfile.mkdtemp(prefix="tutorial-pg-"))
         try:
-            if self._as_root:
+            if self.as_root:
                 shutil.chown(self.root, "postgres", "postgres")
             self._run(
                 str(self.bin / "initdb"),
@@ -240,10 +241,10 @@ class TempStandby(TempPostgres):
         self.primary = primary
 
     def start(self) -> str:
-        """Base backup from the primary, start, wait until it streams; returns :attr:`url`."""
+        """Base backup from the primary, start, wait until it streams; returns ``url``."""
         self.root = Path(tempfile.mkdtemp(prefix=f"tutorial-pg-{self.name}-"))
         try:
-            if self._as_root:
+            if self.as_root:
                 shutil.chown(self.root, "postgres", "postgres")
             self._run(
                 str(self.bin / "pg_basebackup"),

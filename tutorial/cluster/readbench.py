@@ -3,7 +3,7 @@
 Seed diagram 6 lists "database replication for read scaling". This measures it, side by
 side in one run: a PostgreSQL primary alone, then the same primary with ``replicas``
 streaming hot standbys that the servers read history from
-(:class:`~tutorial.chat.replicas.ReplicatedPostgresStore`).
+([ReplicatedPostgresStore][tutorial.chat.replicas.ReplicatedPostgresStore]).
 
 Each target: ``servers`` teaching servers (the rate limit lifted), a room with
 ``history`` messages, and a load generator process whose ``clients`` each ask

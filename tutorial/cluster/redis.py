@@ -261,7 +261,7 @@ class RedisHA:
         self.replica_count = replicas
         self.sentinel_count = sentinels
         self.sentinels: list[SentinelProcess] = []
-        #: Set by :meth:`kill_master`: when, and which node.
+        #: Set by [kill_master][tutorial.cluster.redis.RedisHA.kill_master]: when, and which node.
         self.killed: tuple[float, RedisProcess] | None = None
 
     @property
@@ -325,7 +325,8 @@ class RedisHA:
         return self.node(self.master_port())
 
     def kill_master(self) -> RedisProcess:
-        """``kill -9`` the current master; returns it (restart it with :meth:`rejoin`)."""
+        """``kill -9`` the current master; returns it (restart it with
+        [rejoin][tutorial.cluster.redis.RedisHA.rejoin])."""
         victim = self.master()
         self.killed = (time.monotonic(), victim)
         victim.kill()
@@ -337,7 +338,8 @@ class RedisHA:
         dead = self.killed[1].port
 
         def promoted() -> bool:
-            ports = {s.master()[1] for s in self.sentinels if s.alive and s.master()}
+            masters = [s.master() for s in self.sentinels if s.alive]
+            ports = {m[1] for m in masters if m is not None}
             return len(ports) == 1 and dead not in ports and ping("127.0.0.1", ports.pop())
 
         wait_until(promoted, timeout, "Sentinel failover", interval=0.05)

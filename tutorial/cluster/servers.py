@@ -79,7 +79,7 @@ class ServerProcess:
         return cmd + self.extra_args
 
     def spawn(self) -> None:
-        """Start the process (without waiting for it: see :meth:`wait_ready`)."""
+        """Start the process (without waiting for it: see ``wait_ready``)."""
         if not self.port:
             self.port = free_port(self.host)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -1,12 +1,14 @@
 """What the cluster's back ends are doing, counted from outside: for the live diagram.
 
-* :class:`RedisWatch` subscribes to python-socketio's channel (``socketio``) on every
+* [RedisWatch][tutorial.cluster.watch.RedisWatch] subscribes to python-socketio's
+  channel (``socketio``) on every
   Redis node and counts the adapter messages each one carries. A replica carries them
   too: Redis replicates ``PUBLISH`` to its replicas, which hand it to their own
   subscribers. It also listens to every Sentinel's event channels (``+sdown``,
   ``+odown``, ``+switch-master`` ...), with the time each event was seen: the failover
   drill draws them.
-* :func:`database_state` asks every PostgreSQL server its role, its row count and
+* [database_state][tutorial.cluster.watch.database_state] asks every PostgreSQL server
+  its role, its row count and
   (the primary, in ``pg_stat_replication``) how far each standby's replay lags.
 """
 
@@ -60,7 +62,8 @@ class RedisWatch:
         self.cluster = cluster
         self.counts: dict[str, int] = {}
         self.events: list[SentinelEvent] = []
-        #: The last barrier each node has passed on (see :meth:`barrier`).
+        #: The last barrier each node has passed on (see
+        #: [barrier][tutorial.cluster.watch.RedisWatch.barrier]).
         self.barriers: dict[str, int] = {}
         self._barrier = 0
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,9 +16,10 @@ and every WebSocket frame included, is ``application_data``: ciphertext whose on
 visible property is its length. That is the lesson of TLS termination: in front of
 the balancer a tap sees sizes; behind it, Engine.IO in clear text.
 
-:class:`RecordDecoder` takes the bytes of one direction in any chunks and returns a
-:class:`TlsRecord` per complete record (or a :class:`DecodeError`, after which it
-stops: no later byte can be placed on a record boundary).
+[RecordDecoder][tutorial.protocol.tls.RecordDecoder] takes the bytes of one direction in
+any chunks and returns a [TlsRecord][tutorial.protocol.tls.TlsRecord] per complete
+record (or a [DecodeError][tutorial.protocol.layers.DecodeError], after which it stops:
+no later byte can be placed on a record boundary).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class HandshakeType(IntEnum):
     CLIENT_KEY_EXCHANGE = 16
     FINISHED = 20
 
+
+CONTENT_TYPES = frozenset(t.value for t in ContentType)
+"""Every record type byte this decoder knows."""
+HANDSHAKE_TYPES = frozenset(t.value for t in HandshakeType)
+"""Every handshake type byte this decoder knows."""
 
 _NAMES = {
     HandshakeType.CLIENT_HELLO: "ClientHello",
@@ -100,7 +106,7 @@ class TlsRecord:
 
 
 class RecordDecoder:
-    """Bytes of one direction in, :class:`TlsRecord` out; sans-I/O."""
+    """Bytes of one direction in, [TlsRecord][tutorial.protocol.tls.TlsRecord] out; sans-I/O."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -113,7 +119,7 @@ class RecordDecoder:
         out: list[TlsRecord | DecodeError] = []
         while len(self._buffer) >= HEADER:
             kind, version, length = struct.unpack("!BHH", self._buffer[:HEADER])
-            if kind not in ContentType._value2member_map_ or version >> 8 != 3:
+            if kind not in CONTENT_TYPES or version >> 8 != 3:
                 self._failed = True
                 out.append(
                     DecodeError(
@@ -150,7 +156,7 @@ def _record(kind: ContentType, version: int, length: int, raw: bytes) -> TlsReco
         # A readable handshake record starts with a known type and a length that fits.
         msg_type = fragment[0]
         inner = int.from_bytes(fragment[1:4], "big") if len(fragment) >= 4 else -1
-        if msg_type in HandshakeType._value2member_map_ and 0 <= inner <= len(fragment) - 4:
+        if msg_type in HANDSHAKE_TYPES and 0 <= inner <= len(fragment) - 4:
             handshake = HandshakeType(msg_type)
             if handshake is HandshakeType.CLIENT_HELLO:
                 server_name = client_hello_sni(fragment[4 : 4 + inner])

@@ -1,16 +1,18 @@
 """The system's architecture, tier by tier, with live counts (seed diagrams 2 and 6).
 
-A :class:`Topology` is a plain description of what a scenario started: the Internet
-or clients, an optional load balancer, servers, Redis and a database, plus what was
-counted on the way (``edges``: ``("server1", "redis") -> "12 messages"``). The picture
-is layered top to bottom like the seed; a tier that is absent is simply left out, and
-the tiers around it are joined directly.
+A [Topology][tutorial.render.architecture.Topology] is a plain description of what a
+scenario started: the Internet or clients, an optional load balancer, servers, Redis
+and a database, plus what was counted on the way (``edges``: ``("server1", "redis")
+-> "12 messages"``). The picture is layered top to bottom like the seed; a tier that
+is absent is simply left out, and the tiers around it are joined directly.
 
 Redis and the database are one box each (diagram 2's "Redis Adapter" and "Database
-Layer"), or, given :attr:`Topology.redis_nodes` / :attr:`Topology.db_nodes`, a
-cluster of boxes (diagram 6's "Redis Cluster": a master and replicas, here with the
-Sentinels that watch them; and its "Database Cluster": a primary for writes and
-secondaries for reads), joined by the replication arrows between them.
+Layer"), or, given
+[Topology.redis_nodes][tutorial.render.architecture.Topology.redis_nodes] /
+[Topology.db_nodes][tutorial.render.architecture.Topology.db_nodes], a cluster of boxes
+(diagram 6's "Redis Cluster": a master and replicas, here with the Sentinels that watch
+them; and its "Database Cluster": a primary for writes and secondaries for reads),
+joined by the replication arrows between them.
 
 Ids: clients, servers and back-end nodes have their own; the single nodes are
 ``"internet"``, ``"balancer"``, ``"redis"`` and ``"database"``.
@@ -297,7 +299,8 @@ def architecture_diagram(
 
 
 def _lines(*texts: str) -> str:
-    """:func:`palette.lines`, with a text's own line breaks kept as lines."""
+    """[palette.lines][tutorial.render.palette.lines], with a text's own line breaks
+    kept as lines."""
     return palette.lines(*(part for text in texts for part in text.split("\n")))
 
 

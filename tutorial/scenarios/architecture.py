@@ -1,6 +1,6 @@
 """Chapter 2, seed diagram 2: the whole chat system, from a running cluster.
 
-A real :class:`~tutorial.cluster.cluster.Cluster` starts: nginx terminating TLS with
+A real [Cluster][tutorial.cluster.cluster.Cluster] starts: nginx terminating TLS with
 sticky sessions, three ``tutorial serve`` processes, one ``redis-server`` (the Redis
 adapter: cross-server messaging) and one SQLite file (the database layer). ``clients``
 teaching clients, named like the seed's browser, mobile and desktop clients
@@ -12,7 +12,7 @@ The picture is drawn from the run: each client → balancer edge carries the Soc
 packets it sent and received (counted by the wiretaps behind nginx), each balancer →
 server edge the connections that server holds, the Redis box the adapter messages it
 carried, the database the rows it stores. Chapter 6 runs the same cluster with Redis
-replicas, Sentinels and PostgreSQL standbys (:mod:`tutorial.scenarios.cluster`).
+replicas, Sentinels and PostgreSQL standbys ([tutorial.scenarios.cluster][]).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Chapter 6, seed diagram 6 whole: the running cluster, drawn from itself.
 
-A real :class:`~tutorial.cluster.cluster.Cluster` starts (nginx terminating TLS with
+A real [Cluster][tutorial.cluster.cluster.Cluster] starts (nginx terminating TLS with
 sticky sessions, three ``tutorial serve`` processes, Redis with a master, two replicas
 and three Sentinels, PostgreSQL with a primary and two streaming standbys), with a
-:class:`~tutorial.trace.tlstap.TlsTap` in front of nginx (the Internet side: TLS
+[TlsTap][tutorial.trace.tlstap.TlsTap] in front of nginx (the Internet side: TLS
 records, ciphertext) and a wiretap behind it for each server (plain Engine.IO). Three
 clients connect through all of it, one per server, join ``general``; alice says hello.
 
@@ -22,7 +22,7 @@ What the result draws:
   the message; a standby is promoted; the message is acknowledged.
 
 The load versions of these failovers, with the wire checker, are
-:mod:`tutorial.cluster.drills`.
+[tutorial.cluster.drills][].
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ from tutorial.client.recovery import Backoff
 from tutorial.cluster.cluster import Cluster
 from tutorial.render.sequence import sequence_diagram
 from tutorial.scenarios.base import ScenarioResult
-from tutorial.scenarios.clusterstage import ROOM, WAIT, ClusterStage, deterministic_trace
+from tutorial.scenarios.clusterstage import (
+    ROOM,
+    WAIT,
+    ClusterStage,
+    deterministic_trace,
+    until,
+)
 from tutorial.scenarios.clusterviews import balancer_trace, draw_architecture, relabel
 from tutorial.trace.model import Trace
 
@@ -237,7 +243,7 @@ async def database_failover_story(stage: ClusterStage, users: Sequence[str]) -> 
         await asyncio.wait_for(pending, WAIT)
         for name in (alice, bob):
             other = stage.clients[name]
-            await other.wait_until(lambda o=other: NO_PRIMARY in o.received(ROOM), WAIT)
+            await until(other, lambda o: NO_PRIMARY in o.received(ROOM))
     return _part(stage, first, {alice, bob})
 
 

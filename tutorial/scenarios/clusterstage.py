@@ -1,13 +1,17 @@
 """The stage of the cluster stories: a running cluster, tapped on both sides of nginx,
 clients placed on its servers, and the story told window by window in a canonical order.
 
-:class:`ClusterStage` wraps a :class:`~tutorial.cluster.cluster.Cluster` started with
-``taps=True`` (wiretaps between nginx and each server) and adds a
-:class:`~tutorial.trace.tlstap.TlsTap` in front of nginx. Each action (a client joins,
-sends, repairs a gap) is a *window* of the trace that ends only when every request in
-it has its ACK on the wire; :meth:`ClusterStage.story` puts each window's events in a
-canonical order (:func:`canonical`), so that a deterministic run gives the same
-picture byte for byte. :func:`deterministic_trace` normalises what still varies.
+[ClusterStage][tutorial.scenarios.clusterstage.ClusterStage] wraps a
+[Cluster][tutorial.cluster.cluster.Cluster] started with ``taps=True`` (wiretaps between
+nginx and each server) and adds a [TlsTap][tutorial.trace.tlstap.TlsTap] in front of
+nginx. Each action (a client joins, sends, repairs a gap) is a *window* of the trace
+that ends only when every request in it has its ACK on the wire;
+[ClusterStage.story][tutorial.scenarios.clusterstage.ClusterStage.story] puts each
+window's events in a canonical order
+([canonical][tutorial.scenarios.clusterstage.canonical]), so that a deterministic run
+gives the same picture byte for byte.
+[deterministic_trace][tutorial.scenarios.clusterstage.deterministic_trace] normalises
+what still varies.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +29,9 @@ import aiohttp
 from tutorial.client.client import ChatClient
 from tutorial.cluster.cluster import Cluster
 from tutorial.protocol.layers import Layer
-from tutorial.trace.model import Lifeline, Rule, Trace, TraceEvent
+from tutorial.trace.model import Lifeline, Trace, TraceEvent
+from tutorial.trace.normalise import Rule, StableNormaliser, stable_trace
 from tutorial.trace.tlstap import TlsTap
-from tutorial.trace.wiretap import StableNormaliser, stable_trace
 
 ROOM = "general"
 KINDS = ("browser", "mobile", "desktop")
@@ -35,6 +39,11 @@ WAIT = 20.0  # seconds: a wait longer than this is a failure, not a pause
 BALANCER = "nginx"
 
 # -- the stage -------------------------------------------------------------------------
+
+
+async def until(client: ChatClient, test: Callable[[ChatClient], bool]) -> None:
+    """Until ``test(client)`` holds (checked at each of its changes), at most ``WAIT``."""
+    await client.wait_until(lambda: test(client), WAIT)
 
 
 @dataclass
@@ -93,8 +102,10 @@ class ClusterStage:
             self.tls_tap = None
 
     def recording(self, on: bool) -> None:
-        for tap in [*self.cluster.taps, *([self.tls_tap] if self.tls_tap else [])]:
+        for tap in self.cluster.taps:
             tap.recording = on
+        if self.tls_tap is not None:
+            self.tls_tap.recording = on
 
     # -- placing clients -------------------------------------------------------------
 
@@ -178,7 +189,7 @@ class ClusterStage:
             await client.wait_for_event("connect-confirmed", timeout=WAIT)
             await client.join(ROOM)
             for other in others:
-                await other.wait_until(lambda o=other: user in o.members.get(ROOM, []), WAIT)
+                await until(other, lambda o: user in o.members.get(ROOM, []))
         return client
 
     async def send(self, user: str, text: str, reach: Sequence[str] | None = None) -> Any:
@@ -187,7 +198,7 @@ class ClusterStage:
             ack = await client.send(ROOM, text, client_msg_id=self.next_msg_id(user))
             for name in reach if reach is not None else list(self.clients):
                 other = self.clients[name]
-                await other.wait_until(lambda o=other: text in o.received(ROOM), WAIT)
+                await until(other, lambda o: text in o.received(ROOM))
         return ack
 
     # -- the trace, in a canonical order ------------------------------------------------
@@ -301,9 +312,11 @@ class ClusterNormaliser(StableNormaliser):
 
 
 def deterministic_trace(trace: Trace) -> Trace:
-    """:func:`stable_trace` for a cluster story. TLS records are kept only as the rows
-    :func:`collapse_tls` made (no ciphertext, no sizes): how nginx cuts its bytes into
-    records, and the session tickets it sends, change from run to run; so do the taps'
+    """[stable_trace][tutorial.trace.normalise.stable_trace] for a cluster story. TLS
+    records are kept only as the rows
+    [collapse_tls][tutorial.scenarios.clusterviews.collapse_tls] made (no ciphertext, no
+    sizes): how nginx cuts its bytes into records, and the session tickets it sends,
+    change from run to run; so do the taps'
     TCP connection numbers (the probes that placed the clients count too)."""
     kept = (
         e

@@ -1,11 +1,16 @@
 """What the cluster stories draw: story labels, the balancer's view, diagram 6's boxes.
 
-* :func:`relabel` turns Socket.IO packets into the few words a learner reads (the text,
+* [relabel][tutorial.scenarios.clusterviews.relabel] turns Socket.IO packets into the
+  few words a learner reads (the text,
   the seq, ``since``/``atLeast``, a gap, a resend from the outbox, an error code);
-* :func:`through_balancer` and :func:`collapse_tls` make the balancer a lifeline:
+* [through_balancer][tutorial.scenarios.clusterviews.through_balancer] and
+  [collapse_tls][tutorial.scenarios.clusterviews.collapse_tls] make the balancer a
+  lifeline:
   TLS records between the clients and nginx, plain Engine.IO between nginx and the
   servers;
-* :func:`topology` turns :meth:`Cluster.snapshot` into the architecture picture of
+* [topology][tutorial.scenarios.clusterviews.topology] turns
+  [Cluster.snapshot][tutorial.cluster.cluster.Cluster.snapshot] into the architecture
+  picture of
   seed diagram 6 (or diagram 2, with clients).
 """
 
@@ -70,8 +75,9 @@ def chat_label(e: TraceEvent) -> str | None:
 
 
 def relabel(trace: Trace, before: Trace | None = None) -> Trace:
-    """:func:`chat_label` on every Socket.IO event; errors and refusals drawn as errors;
-    a ``new-message`` whose seq skips one says so (``before``: the story so far, for
+    """[chat_label][tutorial.scenarios.clusterviews.chat_label] on every Socket.IO
+    event; errors and refusals drawn as errors; a ``new-message`` whose seq skips one
+    says so (``before``: the story so far, for
     the seqs each client already has)."""
     last: dict[str, int] = {}
     for e in before.events if before else ():
@@ -109,16 +115,16 @@ def _track(e: TraceEvent, last: dict[str, int], *, mark: bool) -> bool:
     if not isinstance(arg, dict):
         return False
     name = e.fields.get("event")
-    seqs = []
+    found: list[Any] = []
     if name == "new-message":
-        seqs = [arg.get("seq")]
+        found = [arg.get("seq")]
     elif name == "room-joined":
-        seqs = [m.get("seq") for m in arg.get("history") or []]
-    seqs = [s for s in seqs if isinstance(s, int)]
+        found = [m.get("seq") for m in arg.get("history") or []]
+    seqs: list[int] = [s for s in found if isinstance(s, int)]
     if not seqs:
         return False
     have = last.get(e.target, 0)
-    gap = name == "new-message" and have and seqs[0] > have + 1
+    gap = name == "new-message" and have > 0 and seqs[0] > have + 1
     if gap and mark:
         last[e.target + ":gap"] = have + 1
     last[e.target] = max(have, *seqs)
@@ -252,7 +258,8 @@ def topology(
     deterministic: bool = False,
     title_redis: str = "Redis cluster: a master, replicas, Sentinels",
 ) -> Topology:
-    """Seed diagram 6 (or, with ``clients``, diagram 2) from :meth:`Cluster.snapshot`."""
+    """Seed diagram 6 (or, with ``clients``, diagram 2) from
+    [Cluster.snapshot][tutorial.cluster.cluster.Cluster.snapshot]."""
     b = snapshot["balancer"]
     servers = snapshot["servers"]
     edges: dict[tuple[str, str], str] = {}
