@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from rawclient import Recorder, unique_id
 
@@ -436,3 +437,34 @@ async def test_the_teaching_client_waits_out_a_throttled_reconnection(
         await alice.wait_until(lambda: "general" in alice.members, 5)
     finally:
         await alice.close()
+
+
+async def test_a_polling_client_that_never_polls_is_closed_and_its_queue_dropped(
+    custom_server: MakeServer, recorders: Callable[..., Recorder]
+) -> None:
+    srv = await custom_server(max_send_queue=16 * 1024, rate_capacity=1000.0)
+    base = f"{srv.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as r:
+            sid = json.loads((await r.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        login = "40" + json.dumps({"username": "alice", "password": "alice"})
+        join = "420" + json.dumps(["join-room", {"roomId": "general"}])
+        for body in (login, join):
+            async with http.post(url, data=body) as r:
+                assert r.status == 200
+        # From here on alice never polls: everything for her waits in her queue.
+        bob = recorders(srv.url, "bob")
+        await bob.login("bob", rooms=("general",))
+        for k in range(100):
+            await bob.call(
+                "send-message", {"roomId": "general", "text": "y" * 1900, "clientMsgId": f"p{k}"}
+            )
+            if srv.send_policy.overflows:
+                break
+        assert srv.send_policy.overflows == 1
+        assert await bob.next("user-left", timeout=10) == {"roomId": "general", "user": "alice"}
+        # Her next poll gets the Engine.IO CLOSE (or finds the session gone), at once.
+        async with http.get(url) as r:
+            answer = (r.status, await r.text())
+        assert answer[0] == 400 or answer == (200, "1"), answer
