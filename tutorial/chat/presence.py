@@ -283,5 +283,5 @@ def connect_redis(url: str) -> Any:
 
         sentinels, service, options = parse_redis_sentinel_url(url)
         sentinel = aioredis.Sentinel(sentinels, **options)
-        return sentinel.master_for(service or "mymaster")
+        return sentinel.master_for(service or "socketio")  # as python-socketio defaults
     return aioredis.Redis.from_url(url)
