@@ -429,8 +429,8 @@ async def test_the_teaching_client_waits_out_a_throttled_reconnection(
                 break
         # The server drops the connection: the reconnection re-joins general through its
         # offsets, which costs a token she has not got yet.
-        (socket,) = srv.sio.eio.sockets.values()
-        srv.send_policy.transport_of(socket).abort()
+        (eio_socket,) = srv.sio.eio.sockets.values()
+        srv.send_policy.transport_of(eio_socket).abort()
         await alice.wait_for_state(State.RECONNECTING)
         await alice.wait_for_state(State.CONNECTED, timeout=10)
         assert "rate_limited" in [e.code for e in alice.errors]
@@ -468,3 +468,34 @@ async def test_a_polling_client_that_never_polls_is_closed_and_its_queue_dropped
         async with http.get(url) as r:
             answer = (r.status, await r.text())
         assert answer[0] == 400 or answer == (200, "1"), answer
+
+
+async def test_a_second_delivery_path_asks_the_same_bound_before_it_writes(
+    custom_server: MakeServer,
+) -> None:
+    # What a fast fan-out path writing pre-built frames to transports must do: ask
+    # send_policy.admit(socket, nbytes) first, and skip the write when it says no.
+    srv = await custom_server(max_send_queue=32 * 1024)
+    stalled = await NeverReader.open(srv.port, {"username": "alice", "password": "alice"}, ())
+    try:
+        (eio_socket,) = srv.sio.eio.sockets.values()
+        transport = srv.send_policy.transport_of(eio_socket)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        text = '42["new-message",{"text":"' + "z" * 1900 + '"}]'
+        frame = bytes([0x81, 126]) + len(text).to_bytes(2, "big") + text.encode()
+        written = 0
+        for _ in range(1000):
+            if not srv.send_policy.admit(eio_socket, len(frame)):
+                break
+            transport.write(frame)
+            written += 1
+        else:
+            raise AssertionError("the bound never refused a write")
+        assert srv.send_policy.overflows == 1
+        assert written * len(frame) < 32 * 1024 + 400 * 1024  # the bound, plus the kernel's
+        assert not srv.send_policy.admit(eio_socket, 1)  # closed: nothing more is admitted
+        frames = await stalled.read_all()
+        opcode, payload = frames[-1]
+        assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1008
+    finally:
+        stalled.close()
