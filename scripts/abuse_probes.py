@@ -92,6 +92,11 @@ class Server:
         return log.read_text().count(f"{name}(") if log.exists() else 0
 
     def stop(self) -> None:
+        if self.strace and self.ps is not None:
+            # Under strace the server is strace's child: stop it first, or it outlives us.
+            with contextlib.suppress(psutil.Error):
+                self.ps.terminate()
+                self.ps.wait(20)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
