@@ -1,8 +1,9 @@
-"""The drills' checker must fail on a lost, a duplicated and a reordered message.
+"""The drills' checker must fail on a lost, a duplicated and a reordered message, and on
+a user announced gone who never left.
 
-Each test feeds :func:`check_delivery` a wire trace built by hand (the same Socket.IO
+Each test feeds ``check_delivery`` a wire trace built by hand (the same Socket.IO
 fields the taps record) and a store history, with one thing wrong, and expects the
-:class:`DeliveryError` that names it. The good story passes, and so does a replay of a
+``DeliveryError`` that names it. The good story passes, and so does a replay of a
 seq the client already had (a retransmission, which the client drops).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from tutorial.chat.store import Message
-from tutorial.cluster.ledger import DeliveryError, check_delivery, read_ledger
+from tutorial.cluster.ledger import DeliveryError, check_delivery, check_presence, read_ledger
 from tutorial.protocol.layers import Layer
 from tutorial.trace.model import Trace
 
@@ -45,6 +46,10 @@ class Wire:
     def deliver(self, client: str, seq: int, msg_id: str) -> None:
         message = {"roomId": ROOM, "seq": seq, "clientMsgId": msg_id, "text": msg_id}
         self._sio(self.server[client], client, type="EVENT", event="new-message", args=[message])
+
+    def left(self, client: str, user: str, room: str = ROOM) -> None:
+        told = {"roomId": room, "user": user}
+        self._sio(self.server[client], client, type="EVENT", event="user-left", args=[told])
 
     def history(self, client: str, *messages: tuple[int, str]) -> None:
         history = [{"roomId": ROOM, "seq": s, "clientMsgId": m, "text": m} for s, m in messages]
@@ -158,3 +163,40 @@ def test_a_gap_filled_from_a_history_passes_and_is_reported_repaired() -> None:
     report = check(wire, stored((1, "alice-1"), (2, "alice-2")))
     assert report.repaired == {"bob": [1]}
     assert report.retransmissions == 1  # seq 2 came twice; bob's client drops one
+
+
+def test_each_ack_is_timed_and_placed_by_its_own_message() -> None:
+    # Two sends in flight at once: the ACKs come after both requests.
+    wire = Wire()
+    for client, msg_id in (("alice", "alice-1"), ("bob", "bob-1")):
+        payload = {"roomId": ROOM, "text": msg_id, "clientMsgId": msg_id}
+        wire._sio(client, wire.server[client], type="EVENT", event="send-message", id=1,
+                  args=[payload])  # fmt: skip
+    for client, seq in (("alice", 1), ("bob", 2)):
+        ack = {"ok": True, "id": f"id-{seq}", "seq": seq, "duplicate": False}
+        wire._sio(wire.server[client], client, type="ACK", id=1, data=[ack])
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    acks = [e.t for e in wire.trace.events if e.fields.get("type") == "ACK"]
+    assert ledger.acked == {"alice-1": 1, "bob-1": 2}
+    assert ledger.acked_at == {"alice-1": acks[0], "bob-1": acks[1]}
+    assert ledger.acked_by == {"alice-1": "server-1", "bob-1": "server-2"}
+
+
+def test_a_user_announced_gone_who_stayed_is_a_ghost_departure() -> None:
+    wire = story()
+    wire.left("alice", "bob")  # bob never left
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    with pytest.raises(DeliveryError) as caught:
+        check_presence(ledger, stayed=CLIENTS)
+    assert [p.split(" at ")[0] for p in caught.value.problems] == [
+        "ghost departure: alice was told bob left"
+    ]
+
+
+def test_a_user_who_really_left_or_left_another_room_is_no_ghost() -> None:
+    wire = story()
+    wire.left("alice", "carol")  # carol left: she is not among those who stayed
+    wire.left("bob", "alice", room="elsewhere")
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    check_presence(ledger, stayed=CLIENTS)
+    assert [(d.told, d.user) for d in ledger.departures] == [("alice", "carol")]

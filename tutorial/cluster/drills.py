@@ -7,7 +7,8 @@ sessions, each from its own loopback address), breaks one part under load, and r
 a [DrillReport][tutorial.cluster.drills.DrillReport]: the seconds it took to recover, and the
 [check_delivery][tutorial.cluster.ledger.check_delivery] verdict over what crossed the wire
 (it raises [DeliveryError][tutorial.cluster.ledger.DeliveryError] if anything acknowledged
-was lost, duplicated or reordered).
+was lost, duplicated or reordered, or if a client was told that another one, still in
+the room, had left: [check_presence][tutorial.cluster.ledger.check_presence]).
 
 * [redis_failover][tutorial.cluster.drills.redis_failover]: ``kill -9`` the Redis
   master; the Sentinels promote a replica; cross-server delivery resumes; gaps are
@@ -40,7 +41,13 @@ from tutorial.chat.store import Message, open_store
 from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.client.recovery import Backoff
 from tutorial.cluster.cluster import Cluster, client_address
-from tutorial.cluster.ledger import DeliveryReport, Ledger, check_delivery, read_ledger
+from tutorial.cluster.ledger import (
+    DeliveryReport,
+    Ledger,
+    check_delivery,
+    check_presence,
+    read_ledger,
+)
 from tutorial.protocol.layers import Layer
 from tutorial.trace.model import Trace, TraceEvent
 
@@ -171,10 +178,14 @@ def verdict(
     history: list[Message],
     first_seq: dict[str, int] | None = None,
 ) -> tuple[Ledger, DeliveryReport]:
+    """The wire's ledger of the drill, checked: every delivery promise, and nobody
+    announced gone while every client stayed in the room."""
     events = cluster.trace.events[start:]
     ledger = read_ledger(events, room, [c.name for c in clients])
     delivered = {c.name: c.messages.get(room, []) for c in clients}
-    return ledger, check_delivery(ledger, history, delivered, first_seq)
+    report = check_delivery(ledger, history, delivered, first_seq)
+    check_presence(ledger, stayed=[c.name for c in clients])
+    return ledger, report
 
 
 def _slice(cluster: Cluster, start: int, notes: list[TraceEvent]) -> Trace:

@@ -8,7 +8,8 @@ trace alone:
 * every ``send-message`` a client sent (with its ``clientMsgId``), in order;
 * every ACK the server returned to it (``{ok, id, seq}``), paired by ack id;
 * every copy of a message a client received: live (``new-message``) or in a
-  ``room-joined`` history (a join, a replay after reconnecting, a gap repair).
+  ``room-joined`` history (a join, a replay after reconnecting, a gap repair);
+* every ``user-left`` a client was told (``departures``).
 
 [check_delivery][tutorial.cluster.ledger.check_delivery] then holds the ledger against
 the store and (optionally) what each client's application saw, and raises
@@ -23,8 +24,16 @@ the store and (optionally) what each client's application saw, and raises
   increasing seqs in the order it sent them; every client delivered exactly the
   seqs it received, once each, in increasing order.
 
+[check_presence][tutorial.cluster.ledger.check_presence] holds the departures against
+the users who stayed (a drill's clients that never left): **nobody is announced gone
+who is still here** (a Redis failover once made the cluster-wide presence do that).
+
 It reads the bytes the servers really sent, not the clients' own filtered lists:
 those are checked *against* the wire.
+
+    ledger = read_ledger(trace.events[start:], room, ["alice", "bob"])
+    report = check_delivery(ledger, stored_history, delivered)   # or DeliveryError
+    check_presence(ledger, stayed=["alice", "bob"])              # or DeliveryError
 """
 
 from __future__ import annotations
@@ -57,6 +66,15 @@ class Copy:
     live: bool  # new-message (True) or inside a room-joined history (False)
 
 
+@dataclass(frozen=True)
+class Departure:
+    """A ``user-left`` that reached a client: when, who was told, who left."""
+
+    t: float
+    told: str
+    user: str
+
+
 @dataclass
 class Ledger:
     """One room's story as the wire told it."""
@@ -68,6 +86,7 @@ class Ledger:
     acked_at: dict[str, float] = field(default_factory=dict)  # clientMsgId -> time
     acked_by: dict[str, str] = field(default_factory=dict)  # clientMsgId -> server
     copies: dict[str, list[Copy]] = field(default_factory=dict)  # client -> in wire order
+    departures: list[Departure] = field(default_factory=list)  # user-left, in wire order
 
     def seqs_seen(self, client: str) -> set[int]:
         return {c.seq for c in self.copies.get(client, [])}
@@ -134,8 +153,8 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
             ack = _first_arg(fields, "data")
             if acked and isinstance(ack, dict) and ack.get("ok"):
                 ledger.acked[acked] = int(ack["seq"])
-                ledger.acked_at.setdefault(msg_id, e.t)
-                ledger.acked_by.setdefault(msg_id, e.source)
+                ledger.acked_at.setdefault(acked, e.t)
+                ledger.acked_by.setdefault(acked, e.source)
         elif e.target in members and kind == "EVENT" and name == "new-message":
             message = _first_arg(fields, "args")
             if isinstance(message, dict) and message.get("roomId") == room:
@@ -145,6 +164,10 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
             if isinstance(joined, dict) and joined.get("roomId") == room:
                 for message in joined.get("history") or []:
                     ledger.copies[e.target].append(_copy(e, message, live=False))
+        elif e.target in members and kind == "EVENT" and name == "user-left":
+            left = _first_arg(fields, "args")
+            if isinstance(left, dict) and left.get("roomId") == room:
+                ledger.departures.append(Departure(e.t, e.target, str(left.get("user"))))
     return ledger
 
 
@@ -251,3 +274,16 @@ def check_delivery(
         retransmissions=ledger.retransmissions(),
         repaired={c: r for c in sorted(ledger.copies) if (r := ledger.repaired(c))},
     )
+
+
+def check_presence(ledger: Ledger, stayed: Iterable[str]) -> None:
+    """Raise [DeliveryError][tutorial.cluster.ledger.DeliveryError] if a client was told
+    that one of ``stayed`` (users who never left the room) left it."""
+    here = set(stayed)
+    problems = [
+        f"ghost departure: {d.told} was told {d.user} left at {d.t:.2f} s"
+        for d in ledger.departures
+        if d.user in here
+    ]
+    if problems:
+        raise DeliveryError(problems)

@@ -247,9 +247,9 @@ async def database_failover_story(stage: ClusterStage, users: Sequence[str]) -> 
     return _part(stage, first, {alice, bob})
 
 
-#: Presence events are not these stories' subject; and around a Redis failover the
-#: cluster-wide presence may announce a user who never left (its heartbeat key expired
-#: while there was no master), at a moment that varies from run to run.
+#: Presence events are not these stories' subject. The drills check presence instead:
+#: nobody may be announced gone around a failover
+#: ([check_presence][tutorial.cluster.ledger.check_presence]).
 PRESENCE = ("user-joined", "user-left", "typing-start", "typing-stop")
 
 
