@@ -68,9 +68,12 @@ class Standby:
 class ReplicaReads:
     """Where history reads went: what ``/stats`` shows under ``store``."""
 
-    served: Counter[str] = field(default_factory=Counter)  # by standby name, or "primary"
-    stale: int = 0  # a standby's answer stopped short of atLeast: read the primary
-    fallbacks: int = 0  # a standby could not be reached: tried the next one
+    served: Counter[str] = field(default_factory=Counter)
+    """Reads answered, by standby name, or ``primary``."""
+    stale: int = 0
+    """A standby's answer stopped short of ``atLeast``: the primary was read instead."""
+    fallbacks: int = 0
+    """A standby could not be reached: the next one was tried."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

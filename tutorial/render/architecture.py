@@ -100,9 +100,11 @@ class Topology:
     edges: Mapping[tuple[str, str], str | int] = field(default_factory=dict)
     internet: str | None = None
     balancer_detail: tuple[str, ...] = ()
-    redis_nodes: tuple[BackendNode, ...] | list[BackendNode] = ()  # masters and replicas
+    redis_nodes: tuple[BackendNode, ...] | list[BackendNode] = ()
+    """Diagram 6's Redis cluster: the master and its replicas."""
     sentinels: tuple[BackendNode, ...] | list[BackendNode] = ()
-    db_nodes: tuple[BackendNode, ...] | list[BackendNode] = ()  # the primary first
+    db_nodes: tuple[BackendNode, ...] | list[BackendNode] = ()
+    """Diagram 6's database cluster: the primary first, then the standbys."""
 
     def redis_entry(self) -> str:
         """Where servers' Redis arrows end: the master, or the single Redis box."""
