@@ -128,7 +128,6 @@ async def _serve(args: argparse.Namespace) -> int:
         max_connections_per_user=args.max_connections_per_user,
         trusted_proxies=args.trusted_proxy,
         stats_token=args.stats_token or os.environ.get("TUTORIAL_STATS_TOKEN") or None,
-        live_trace=args.live_trace,
     )
     _raise_open_files_limit()
     try:

@@ -140,9 +140,6 @@ class ServerConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # /stats answers loopback clients, or this bearer token.
     stats_token: str | None = None
-    # The live view's wiretap relays every request from 127.0.0.1 (tutorial serve
-    # --live-trace): a loopback peer then proves nothing, and /stats asks for the token.
-    live_trace: bool = False
 
     def check(self) -> None:
         """Raise ValueError, naming the option, for a limit that cannot work."""
