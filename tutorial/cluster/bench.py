@@ -580,9 +580,22 @@ def main(args: argparse.Namespace) -> int:
     meta["load_average"] = [round(x, 2) for x in os.getloadavg()]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "bench.json"
+    measured = {"when": meta["when"], "load_average": meta["load_average"]}
     if args.reads and path.exists():  # keep the message results of an earlier full run
-        results = [Result(**r) for r in json.loads(path.read_text())["results"]]
-    record = {**meta, "results": [asdict(r) for r in results], "reads": readbench.as_json(reads)}
+        earlier = json.loads(path.read_text())
+        results = [Result(**r) for r in earlier["results"]]
+        params = {
+            **earlier.get("params", {}),
+            **{k: meta["params"][k] for k in ("read_clients", "reads_each")},
+        }
+        meta = {k: v for k, v in earlier.items() if k not in ("results", "reads", "reads_measured")}
+        meta["params"] = params
+    record = {
+        **meta,
+        "results": [asdict(r) for r in results],
+        "reads": readbench.as_json(reads),
+        "reads_measured": measured,  # the read-scaling part may be newer than the rest
+    }
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
     if not args.no_chart and not args.reads:
