@@ -11,6 +11,7 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   cleanly on a frame engineio cannot decode, know each WebSocket's transport, bound each
   socket's send queue, see each client's own address, answer permessage-deflate offers.
 * [engineio_socket][tutorial.compat.engineio_socket],
+  [engineio_socket_table][tutorial.compat.engineio_socket_table],
   [socket_state][tutorial.compat.socket_state] and
   [socket_queue][tutorial.compat.socket_queue] (python-engineio ``AsyncServer.sockets``,
   ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading``, ``.last_ping``,
@@ -194,6 +195,16 @@ def engineio_socket(eio: Any, eio_sid: str) -> Any:
     Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
     """
     return eio.sockets.get(eio_sid)
+
+
+def engineio_socket_table(eio: Any) -> dict[str, Any]:
+    """The live ``{eio_sid: engineio.AsyncSocket}`` table of the server (not a copy: for a
+    loop over many sessions; do not change it).
+
+    Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
+    """
+    table: dict[str, Any] = eio.sockets
+    return table
 
 
 def socket_queue(socket: Any) -> Any:
@@ -483,6 +494,7 @@ __all__ = [
     "engineio_of_sid",
     "engineio_sessions",
     "engineio_socket",
+    "engineio_socket_table",
     "fanout_manager",
     "install_engineio_hooks",
     "queue_packet",

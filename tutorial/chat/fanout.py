@@ -14,7 +14,9 @@ Here the frame is built once, and written to each recipient's transport at once:
    manager, so they take the same path.
 2. ``deliver`` builds the Engine.IO MESSAGE (``4`` + the packet) and its RFC 6455 text
    frame once ([text_frame][tutorial.protocol.websocket.text_frame]).
-3. For each session, the frame is **written to the transport** when all of these hold:
+3. For each session, the frame is **written to the transport** (at the end of this
+   turn of the event loop, with the other frames of the turn for that connection, in
+   one ``write``: one system call for several broadcasts) when all of these hold:
    the session is on its WebSocket (not long-polling, not mid-upgrade); that WebSocket
    did not negotiate permessage-deflate; its send queue is
    [idle][tutorial.chat.sendqueue.SendQueue.idle] (nothing queued, and its writer waits
@@ -44,6 +46,7 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -85,6 +88,9 @@ class Fanout:
         self.eio = eio
         self.policy = policy
         self.counters = FanoutCounters()
+        # Frames written in this turn of the event loop, per transport; flushed together
+        # at the end of the turn (one write, one system call, for several broadcasts).
+        self._pending: dict[Any, list[Any]] = {}
 
     async def deliver(self, encoded: str, eio_sids: list[str]) -> None:
         """Send one encoded Socket.IO packet to each of these Engine.IO sessions."""
@@ -93,44 +99,75 @@ class Fanout:
         size = len(frame)
         eio = self.eio
         policy = self.policy
+        limit = policy.max_bytes
+        websocket_of = policy.websocket_of
         counters = self.counters
+        pending = self._pending
+        sockets = compat.engineio_socket_table(eio)
+        state_of = compat.socket_state
+        WEBSOCKET, GONE = compat.WEBSOCKET, compat.GONE
         now = time.time()
         late: list[str] = []
         for eio_sid in eio_sids:
-            socket = compat.engineio_socket(eio, eio_sid)
+            socket = sockets.get(eio_sid)
             if socket is None:
                 counters.gone += 1
                 continue
-            state = compat.socket_state(eio, socket, now)
-            if state == compat.GONE:
-                counters.gone += 1
-                continue
-            if state == compat.SLOW:
-                late.append(eio_sid)
+            state = state_of(eio, socket, now)
+            if state is not WEBSOCKET:
+                if state is GONE:
+                    counters.gone += 1
+                elif state is compat.SLOW:
+                    late.append(eio_sid)
+                else:
+                    compat.socket_queue(socket).put_nowait(pkt)
+                    counters.queued += 1
                 continue
             queue = compat.socket_queue(socket)
-            if state == compat.WEBSOCKET and isinstance(queue, SendQueue) and queue.idle:
-                websocket = policy.websocket_of(socket)
-                if websocket is not None:
-                    transport, response = websocket
-                    if (
-                        transport is not None
-                        and not response.compress
-                        and not response.closed
-                        and not transport.is_closing()
-                    ):
-                        if policy.admit(socket, size):
-                            transport.write(frame)
-                            counters.written += 1
-                        else:
-                            counters.refused += 1
-                        continue
-            queue.put_nowait(pkt)
-            counters.queued += 1
+            websocket = websocket_of(socket)
+            if websocket is None or not isinstance(queue, SendQueue) or not queue.idle:
+                queue.put_nowait(pkt)
+                counters.queued += 1
+                continue
+            transport, response = websocket
+            if response.compress or response.closed or transport.is_closing():
+                queue.put_nowait(pkt)
+                counters.queued += 1
+                continue
+            corked = pending.get(transport)
+            held = transport.get_write_buffer_size() + (corked[0] if corked else 0)
+            if held + size > limit and held and not policy.admit(socket, size + held):
+                # Over the bound: the policy closed the connection (1008) and dropped
+                # what was queued; what is corked here goes too.
+                pending.pop(transport, None)
+                counters.refused += 1
+                continue
+            if corked is None:
+                if not pending:
+                    asyncio.get_running_loop().call_soon(self._flush)
+                pending[transport] = [size, frame]
+            else:
+                corked[0] += size
+                corked.append(frame)
+            counters.written += 1
         for eio_sid in late:
             # The library's send: it closes a session that went quiet.
             with contextlib.suppress(Exception):
                 await eio.send_packet(eio_sid, pkt)
+
+    def _flush(self) -> None:
+        """Write each transport's frames of this turn, in order, in one write.
+
+        Scheduled with ``call_soon`` when the first frame of a turn is corked, so it runs
+        before any writer task woken later in the turn: a packet queued after a corked
+        frame still reaches the transport after it.
+        """
+        pending, self._pending = self._pending, {}
+        for transport, corked in pending.items():
+            if transport.is_closing():
+                continue
+            with contextlib.suppress(Exception):
+                transport.write(corked[1] if len(corked) == 2 else b"".join(corked[1:]))
 
 
 __all__ = ["Fanout", "FanoutCounters", "fanout_supported"]

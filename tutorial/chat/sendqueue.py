@@ -93,7 +93,9 @@ class SendQueuePolicy:
         self.overflows = 0
         self.eio: Any = None  # python-engineio's AsyncServer, to find a queue's socket
         self._transports: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._responses: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._websockets: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -108,14 +110,11 @@ class SendQueuePolicy:
     def attach_websocket(self, socket: Any, transport: Any, response: Any) -> None:
         """The socket's WebSocket: its transport and its ``aiohttp.web.WebSocketResponse``."""
         self._transports[socket] = transport
-        self._responses[socket] = response
+        self._websockets[socket] = (transport, response)
 
     def websocket_of(self, socket: Any) -> tuple[Any, Any] | None:
         """``(transport, response)`` of an Engine.IO socket's WebSocket (None: none yet)."""
-        response = self._responses.get(socket)
-        if response is None:
-            return None
-        return self._transports.get(socket), response
+        return self._websockets.get(socket)
 
     def transport_of(self, socket: Any) -> Any:
         """The WebSocket transport of an Engine.IO socket (None for long-polling)."""

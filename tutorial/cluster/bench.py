@@ -122,6 +122,7 @@ class Result:
     errors: int
     runs: list[int] = field(default_factory=list)  # deliveries/s of every repetition
     generator: str = "python"  # the load generator: "js" (socket.io-client) or "python"
+    server_cpu_us: float | None = None  # server processes' CPU time per delivery, µs
     vs_node: float | None = None  # deliveries/s over Node's, same generator, same run
     vs_baseline: float | None = None  # over bare python-socketio's
 
@@ -139,6 +140,7 @@ class BenchServer(ServerProcess):
         self.kind = kind
         self.trace = trace
         self.fanout = fanout
+        self.profile: str | None = None  # a cProfile stats file (teaching servers)
 
     def command(self) -> list[str]:
         if self.kind == "node":
@@ -160,6 +162,8 @@ class BenchServer(ServerProcess):
             if self.trace:
                 cmd += ["--trace"]
             cmd += ["--fanout", self.fanout]
+            if self.profile:
+                cmd += ["--profile", self.profile]
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
         return cmd
@@ -187,7 +191,16 @@ async def _serve(args: argparse.Namespace) -> None:
         span = ServerSpans(Trace())
     server = ChatServer(config, span=span)
     await server.start()
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     await stop_signal().wait()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     await server.stop()
 
 
@@ -318,6 +331,18 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (``/proc/PID/stat``; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker_command(generator: str, config_path: Path) -> list[str]:
     """The command line of one load generator process."""
     if generator == "js":
@@ -354,6 +379,10 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
                 trace=target.trace,
                 fanout=target.fanout,
             )
+            if args.profile and target.kind == "teaching":
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                slug = "".join(c if c.isalnum() else "-" for c in target.name)
+                server.profile = str(Path(args.profile).resolve() / f"{slug}-{i + 1}.prof")
             servers.append(server)
             server.spawn()
         for server in servers:
@@ -403,6 +432,7 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
                 if isinstance(benchwire.decode(line), benchwire.Ready):
                     break
 
+        cpu_before = sum(process_cpu_seconds(s.pid) for s in servers)
         started = time.monotonic()
         for proc in workers:
             assert proc.stdin is not None
@@ -434,6 +464,7 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
             asyncio.gather(*(read(w, p) for w, p in enumerate(workers))), args.timeout + 60
         )
         bar.close()
+        cpu = sum(process_cpu_seconds(s.pid) for s in servers) - cpu_before
         latencies = [x for r in results for x in r.latencies]
         deliveries = sum(r.deliveries for r in results)
         finished = max((r.last for r in results), default=started)
@@ -454,6 +485,7 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
             p99_ms=round(_pct(latencies, 0.99), 2),
             errors=sum(r.errors for r in results) + (total - deliveries),
             generator=generator,
+            server_cpu_us=round(cpu / deliveries * 1e6, 2) if deliveries else None,
         )
     finally:
         for proc in workers:
@@ -494,13 +526,15 @@ def with_ratios(results: list[Result]) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     head = f"{'target':<34} {'gen':<6} {'deliveries/s':>12} {'vs Node':>8} {'vs py-sio':>9}"
-    head += f" {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}  runs (deliveries/s)"
+    head += f" {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'CPU µs':>7} {'errors':>6}"
+    head += "  runs (deliveries/s)"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r.name:<34} {r.generator:<6} {r.deliveries_per_s:>12,.0f} "
             f"{_ratio(r.vs_node):>8} {_ratio(r.vs_baseline):>9} "
-            f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} {r.errors:>6}  "
+            f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} "
+            f"{'-' if r.server_cpu_us is None else f'{r.server_cpu_us:.1f}':>7} {r.errors:>6}  "
             f"{', '.join(f'{x:,}' for x in r.runs)}"
         )
     return "\n".join(rows)
@@ -577,6 +611,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="load generator: the official JS client (js, default), python-socketio, or both",
     )
     p.add_argument("--only", action="append", help="run targets whose name contains this")
+    p.add_argument(
+        "--profile", default=None, help="teaching servers write cProfile stats to this directory"
+    )
     p.add_argument("--out", default="docs/assets", help="where bench.json and bench.png go")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.add_argument(
@@ -718,6 +755,7 @@ if __name__ == "__main__":
         parser.add_argument("--name", default="bench")
         parser.add_argument("--trace", action="store_true")
         parser.add_argument("--fanout", choices=["fast", "library"], default="fast")
+        parser.add_argument("--profile", default=None, help="write cProfile stats here")
         serve_args = parser.parse_args()
         try:
             import uvloop
