@@ -10,19 +10,22 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   ``AsyncServer._async``, ``async_drivers.aiohttp.WebSocket``, ``create_queue``): close
   cleanly on a frame engineio cannot decode, know each WebSocket's transport, bound each
   socket's send queue, see each client's own address, answer permessage-deflate offers.
-* [engineio_socket][tutorial.compat.engineio_socket],
-  [engineio_socket_table][tutorial.compat.engineio_socket_table],
-  [socket_state][tutorial.compat.socket_state] and
-  [socket_queue][tutorial.compat.socket_queue] (python-engineio ``AsyncServer.sockets``,
-  ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading``, ``.last_ping``,
-  ``.queue``): the broadcast fast path ([tutorial.chat.fanout][]) tells a WebSocket
-  session it may write to from one it must queue for.
+* [engineio_socket_table][tutorial.compat.engineio_socket_table] and
+  [socket_state][tutorial.compat.socket_state] (python-engineio ``AsyncServer.sockets``,
+  ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading``, ``.last_ping``),
+  with ``send_queue_of``: the broadcast fast path ([tutorial.chat.fanout][]) tells a
+  WebSocket session it may write to from one it must queue for.
 * [fanout_manager][tutorial.compat.fanout_manager] (python-socketio ``AsyncManager.emit``'s
   argument handling, ``BaseManager.rooms``, and ``AsyncPubSubManager._handle_emit``
   delivering through ``super().emit``): a broadcast, local or from Redis, is encoded once
   and handed to the fast path.
 * [engineio_sessions][tutorial.compat.engineio_sessions] (python-engineio
   ``AsyncServer.sockets``): close every session when the server stops.
+* [engineio_socket][tutorial.compat.engineio_socket],
+  [send_queue_of][tutorial.compat.send_queue_of] and
+  [end_engineio_socket][tutorial.compat.end_engineio_socket] (python-engineio
+  ``AsyncServer.sockets``, ``AsyncSocket.queue``, ``.closed``, ``.close``): the send-queue
+  bound finds a session's queue and ends a session whose client does not read.
 * [queue_packet][tutorial.compat.queue_packet] (python-engineio ``AsyncSocket.queue``,
   ``.closed``, ``.last_ping``): a broadcast encoded once and queued to each socket,
   one task less per delivery.
@@ -31,6 +34,9 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   ``AsyncServer.manager_initialized``, ``AsyncPubSubManager.thread``,
   ``AsyncRedisManager.redis``): subscribe to Redis before the first client connects;
   release the listener on stop.
+* [parse_redis_sentinel_url][tutorial.compat.parse_redis_sentinel_url] (python-socketio
+  ``redis_manager.parse_redis_sentinel_url``): presence reads a Sentinel URL as the
+  manager does.
 * [sid_of_engineio][tutorial.compat.sid_of_engineio] and
   [engineio_of_sid][tutorial.compat.engineio_of_sid] (python-socketio
   ``BaseManager.sid_from_eio_sid``, ``eio_sid_from_sid``): the live view maps a page's
@@ -189,8 +195,8 @@ def engineio_sessions(eio: Any) -> list[Any]:
     return list(eio.sockets.values())
 
 
-def engineio_socket(eio: Any, eio_sid: str) -> Any:
-    """The ``engineio.AsyncSocket`` of a session (None when unknown).
+def engineio_socket(eio: Any, eio_sid: str) -> Any | None:
+    """The open Engine.IO session ``eio_sid`` (an ``engineio.AsyncSocket``), or None.
 
     Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
     """
@@ -205,14 +211,6 @@ def engineio_socket_table(eio: Any) -> dict[str, Any]:
     """
     table: dict[str, Any] = eio.sockets
     return table
-
-
-def socket_queue(socket: Any) -> Any:
-    """The session's send queue (what ``create_queue`` made for it).
-
-    Reaches: ``AsyncSocket.queue``; checked with python-engineio 4.13-4.15.
-    """
-    return socket.queue
 
 
 WEBSOCKET = "websocket"
@@ -238,6 +236,31 @@ def socket_state(eio: Any, socket: Any, now: float) -> str:
     if socket.upgraded and not socket.upgrading:
         return WEBSOCKET
     return POLLING
+
+
+def send_queue_of(socket: Any) -> Any:
+    """The queue an Engine.IO session's writer takes its packets from.
+
+    Reaches: ``AsyncSocket.queue``; checked with python-engineio 4.13-4.15.
+    """
+    return getattr(socket, "queue", None)
+
+
+async def end_engineio_socket(socket: Any, *, stop_writer: bool) -> None:
+    """End one Engine.IO session now, without waiting for its client (it may not read).
+
+    The session's CLOSE is queued (``close(wait=False, abort=False)``); with
+    ``stop_writer`` (a WebSocket session) the writer's stop signal follows (``None`` on
+    its queue): the writer sends what it has and closes with code 1000.
+
+    Reaches: ``AsyncSocket.closed``, ``.close(wait=, abort=)``, ``.queue``; checked with
+    python-engineio 4.13-4.15.
+    """
+    if not socket.closed:
+        with contextlib.suppress(Exception):
+            await socket.close(wait=False, abort=False)
+    if stop_writer:
+        socket.queue.put_nowait(None)
 
 
 QUEUED = "queued"
@@ -338,6 +361,21 @@ def fanout_manager(redis_url: str | None, deliver: Deliver) -> Any:
         pass
 
     return FanoutRedisManager(redis_url)
+
+
+def parse_redis_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
+    """Split a ``redis+sentinel://`` URL the way python-socketio's Redis manager does.
+
+    Returns ``(sentinels, service, connection options)``, so that presence and the
+    manager name the same master for one URL.
+
+    Reaches: ``socketio.redis_manager.parse_redis_sentinel_url`` (undocumented); checked
+    with python-socketio 5.16-5.18.
+    """
+    from socketio.redis_manager import parse_redis_sentinel_url as parse
+
+    sentinels, service, options = parse(url)
+    return sentinels, service, options
 
 
 def start_client_manager(sio: Any) -> None:
@@ -501,7 +539,6 @@ __all__ = [
     "run_in_connection_thread",
     "sample_websocket_key",
     "sid_of_engineio",
-    "socket_queue",
     "socket_state",
     "start_client_manager",
     "stop_redis_manager",

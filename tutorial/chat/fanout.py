@@ -120,10 +120,10 @@ class Fanout:
                 elif state is compat.SLOW:
                     late.append(eio_sid)
                 else:
-                    compat.socket_queue(socket).put_nowait(pkt)
+                    compat.send_queue_of(socket).put_nowait(pkt)
                     counters.queued += 1
                 continue
-            queue = compat.socket_queue(socket)
+            queue = compat.send_queue_of(socket)
             websocket = websocket_of(socket)
             if websocket is None or not isinstance(queue, SendQueue) or not queue.idle:
                 queue.put_nowait(pkt)

@@ -141,6 +141,9 @@ class ServerConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # /stats answers loopback clients, or this bearer token.
     stats_token: str | None = None
+    # Every connection comes through a local relay (the live wiretap, `--live-trace`):
+    # a loopback peer then says nothing about the client, and /stats needs the token.
+    live_trace: bool = False
     # -- fan-out (docs/explanation/performance.md) --
     # Broadcasts write one pre-built frame to each WebSocket recipient (chat/fanout.py);
     # False: python-socketio's own emit.
@@ -228,6 +231,7 @@ class ChatServer:
             max_body=config.max_http_buffer_size,
             read_timeout=config.read_timeout,
             close_session=self._close_eio_session,
+            loopback_means_local=not config.live_trace,
         )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -953,8 +957,12 @@ class ChatServer:
         room_id: str = payload["roomId"]
         if room_id not in session.rooms:
             raise PayloadError(ErrorCode.NOT_IN_ROOM, f"not in {room_id!r}")
-        await self.sio.emit(
-            event, {"roomId": room_id, "user": session.user}, room=room_id, skip_sid=session.sid
+        await broadcast(
+            self.sio,
+            event,
+            {"roomId": room_id, "user": session.user},
+            room_id,
+            skip_sid=session.sid,
         )
         return {"ok": True}
 

@@ -95,6 +95,8 @@ class LiveView:
         on("follow", self.on_follow, namespace=TRACE_NAMESPACE)
         on("*", self.on_unknown, namespace=TRACE_NAMESPACE)
         server.front = self
+        # Every connection now arrives from the wiretap on loopback (/stats: token only).
+        server.guard.loopback_means_local = False
         server.add_span_hook(self.on_span)
 
     @property
