@@ -64,7 +64,7 @@ def test_every_target_delivers_everything_under_the_js_load_generator(tmp_path: 
     for r in results:
         assert (r["generator"], r["deliveries"], r["errors"]) == ("js", expected, 0), r
         assert r["deliveries_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0, r
-        assert r["server_cpu_us"] is not None and r["server_cpu_us"] > 0, r
+        assert r["server_cpu_us"] is not None, r  # 10 ms ticks: a tiny run may read 0
     node = next(r for r in results if r["name"] == bench.NODE_TARGET)
     base = next(r for r in results if r["name"] == bench.BASELINE_TARGET)
     assert node["vs_node"] == 1.0 and base["vs_baseline"] == 1.0

@@ -64,6 +64,8 @@ ROOM = "general"
 JS_DIR = Path(__file__).parent / "js"
 NODE_SERVER = JS_DIR / "bench_server.mjs"
 NODE_WORKER = JS_DIR / "bench_worker.mjs"
+NODE_IDLE = JS_DIR / "idle_clients.mjs"
+IDLE_PER_USER = 10  # idle connections per idle user (the server's default cap per user)
 NODE_TARGET = "Node socket.io 4"
 BASELINE_TARGET = "bare python-socketio"
 GENERATORS = ("js", "python")
@@ -123,6 +125,10 @@ class Result:
     runs: list[int] = field(default_factory=list)  # deliveries/s of every repetition
     generator: str = "python"  # the load generator: "js" (socket.io-client) or "python"
     server_cpu_us: float | None = None  # server processes' CPU time per delivery, µs
+    idle_clients: int = 0  # idle WebSocket clients held by the server during the run
+    rss_mib: float | None = None  # the server's resident memory before the idle clients
+    rss_idle_mib: float | None = None  # ... and with them connected
+    rss_per_idle_kib: float | None = None  # (rss_idle - rss) per idle connection
     vs_node: float | None = None  # deliveries/s over Node's, same generator, same run
     vs_baseline: float | None = None  # over bare python-socketio's
 
@@ -169,10 +175,21 @@ class BenchServer(ServerProcess):
         return cmd
 
 
+def raise_open_files_limit() -> None:
+    """Soft limit on open files up to the hard one (``ulimit -Hn``), as ``tutorial serve``
+    does: 10,000 idle clients need 10,000 descriptors in the server."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """The teaching server as ``tutorial serve`` runs it, minus the rate limit."""
     from tutorial.chat.server import ChatServer, ServerConfig
 
+    raise_open_files_limit()
     config = ServerConfig(
         host="127.0.0.1",
         port=args.port,
@@ -343,6 +360,41 @@ def process_cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_mib(pid: int | None) -> float:
+    """Resident memory of a process (``VmRSS`` in ``/proc/PID/status``), MiB; 0 elsewhere."""
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def hold_idle_clients(url: str, tokens: list[str], tmp: Path) -> asyncio.subprocess.Process:
+    """Start the idle clients (one Node process of ``socket.io-client``s) and wait until
+    every one is connected and logged in."""
+    path = tmp / "idle.json"
+    path.write_text(json.dumps({"url": url, "tokens": tokens, "batch": 100}))
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        str(NODE_IDLE),
+        str(path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    ready: Any = None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60 + len(tokens) / 20)
+    with contextlib.suppress(ValueError):
+        ready = json.loads(line)
+    if not (isinstance(ready, dict) and ready.get("connected") == len(tokens)):
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"the idle clients did not all connect: {line!r}")
+    return proc
+
+
 def worker_command(generator: str, config_path: Path) -> list[str]:
     """The command line of one load generator process."""
     if generator == "js":
@@ -350,7 +402,9 @@ def worker_command(generator: str, config_path: Path) -> list[str]:
     return [sys.executable, "-m", "tutorial.cluster.bench", "worker", str(config_path)]
 
 
-async def run_target(target: Target, args: argparse.Namespace, generator: str = "js") -> Result:
+async def run_target(
+    target: Target, args: argparse.Namespace, generator: str = "js", idle: int = 0
+) -> Result:
     from tqdm import tqdm
 
     from tutorial.cluster.cluster import client_address
@@ -360,10 +414,15 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
     nginx: NginxProcess | None = None
     servers: list[BenchServer] = []
     workers: list[asyncio.subprocess.Process] = []
+    idle_proc: asyncio.subprocess.Process | None = None
+    rss = rss_idle = None
     try:
         users = [f"bench{i:03d}" for i in range(args.clients)]
+        idle_users = [f"idle{i:05d}" for i in range(-(-idle // IDLE_PER_USER))]
         db_url = f"sqlite:///{tmp}/chat.db"
-        tokens = await prepare_store(db_url, users) if target.kind == "teaching" else {}
+        tokens = (
+            await prepare_store(db_url, users + idle_users) if target.kind == "teaching" else {}
+        )
         if target.redis:
             redis = RedisProcess()
             await asyncio.to_thread(redis.start)
@@ -388,6 +447,11 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
         for server in servers:
             await asyncio.to_thread(server.wait_ready, 30)
         url = servers[0].url
+        if idle:
+            rss = process_rss_mib(servers[0].pid)
+            idle_tokens = [tokens[idle_users[i // IDLE_PER_USER]] for i in range(idle)]
+            idle_proc = await hold_idle_clients(url, idle_tokens, tmp)
+            rss_idle = process_rss_mib(servers[0].pid)
         if target.nginx:
             nginx = NginxProcess([s.port for s in servers], sticky=True)
             await asyncio.to_thread(nginx.start)
@@ -486,9 +550,16 @@ async def run_target(target: Target, args: argparse.Namespace, generator: str = 
             errors=sum(r.errors for r in results) + (total - deliveries),
             generator=generator,
             server_cpu_us=round(cpu / deliveries * 1e6, 2) if deliveries else None,
+            idle_clients=idle,
+            rss_mib=round(rss, 1) if rss else None,
+            rss_idle_mib=round(rss_idle, 1) if rss_idle else None,
+            rss_per_idle_kib=(
+                round((rss_idle - rss) * 1024 / idle, 1) if idle and rss and rss_idle else None
+            ),
         )
     finally:
-        for proc in workers:
+        procs = workers + ([idle_proc] if idle_proc is not None else [])
+        for proc in procs:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
@@ -525,13 +596,14 @@ def with_ratios(results: list[Result]) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'target':<34} {'gen':<6} {'deliveries/s':>12} {'vs Node':>8} {'vs py-sio':>9}"
+    w = max([34, *(len(r.name) for r in results)])
+    head = f"{'target':<{w}} {'gen':<6} {'deliveries/s':>12} {'vs Node':>8} {'vs py-sio':>9}"
     head += f" {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'CPU µs':>7} {'errors':>6}"
     head += "  runs (deliveries/s)"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
-            f"{r.name:<34} {r.generator:<6} {r.deliveries_per_s:>12,.0f} "
+            f"{r.name:<{w}} {r.generator:<6} {r.deliveries_per_s:>12,.0f} "
             f"{_ratio(r.vs_node):>8} {_ratio(r.vs_baseline):>9} "
             f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} "
             f"{'-' if r.server_cpu_us is None else f'{r.server_cpu_us:.1f}':>7} {r.errors:>6}  "
@@ -612,6 +684,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--only", action="append", help="run targets whose name contains this")
     p.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="instead: the teaching server with and without N idle WebSocket clients "
+        "connected (RSS per connection, and the room's rate while they are held)",
+    )
+    p.add_argument(
         "--profile", default=None, help="teaching servers write cProfile stats to this directory"
     )
     p.add_argument("--out", default="docs/assets", help="where bench.json and bench.png go")
@@ -630,7 +709,24 @@ def median_run(runs: list[Result]) -> Result:
     return chosen
 
 
+async def _bench_idle(args: argparse.Namespace) -> list[Result]:
+    """The teaching server (tracing off) without, then with ``args.idle`` idle clients,
+    interleaved; the idle run's ``vs_baseline`` is its rate over the idle-free one."""
+    target = Target("teaching server, tracing off", "teaching")
+    runs: dict[int, list[Result]] = {0: [], args.idle: []}
+    for _ in range(args.repeat):
+        for idle in (0, args.idle):
+            runs[idle].append(await run_target(target, args, args.generator, idle=idle))
+    free, held = median_run(runs[0]), median_run(runs[args.idle])
+    held.name = f"{target.name}, {args.idle:,} idle clients"
+    if free.deliveries_per_s > 0:
+        held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
+    return [free, held]
+
+
 async def _bench(args: argparse.Namespace) -> list[Result]:
+    if args.idle:
+        return await _bench_idle(args)
     chosen = [
         t for t in targets(args.servers) if not args.only or any(o in t.name for o in args.only)
     ]
@@ -698,6 +794,10 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("--senders cannot exceed --clients")
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
+    if args.idle < 0:
+        raise SystemExit("--idle must be 0 or more")
+    if args.idle and args.generator == "both":
+        raise SystemExit("--idle runs under one load generator: --generator js or python")
     needs_node = (
         args.generator != "python" or not args.only or any(o in NODE_TARGET for o in args.only)
     )
@@ -729,9 +829,24 @@ def main(args: argparse.Namespace) -> int:
             "workers": args.workers,
             "repeat": args.repeat,
             "generator": args.generator,
+            "idle": args.idle,
         },
     }
     print(f"machine: {_subtitle(meta)}")
+    if args.idle:
+        free, held = results
+        print(
+            f"{args.idle:,} idle clients: the server's RSS {held.rss_mib} MiB -> "
+            f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
+            f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
+            f"{_ratio(held.vs_baseline)} its rate without them ({free.deliveries_per_s:,.0f})"
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench-idle.json").write_text(
+            json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
+        )
+        print(f"wrote {out / 'bench-idle.json'}")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(
         json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
