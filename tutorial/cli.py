@@ -111,7 +111,6 @@ async def _serve(args: argparse.Namespace) -> int:
         cors_allowed_origins=args.origin,
         redis_url=args.redis,
         name=args.name,
-        live_trace=args.live_trace,
         read_timeout=args.read_timeout,
         max_send_queue=args.max_send_queue,
         max_connections_per_user=args.max_connections_per_user,

@@ -141,9 +141,6 @@ class ServerConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # /stats answers loopback clients, or this bearer token.
     stats_token: str | None = None
-    # Every connection comes through a local relay (the live wiretap, `--live-trace`):
-    # a loopback peer then says nothing about the client, and /stats needs the token.
-    live_trace: bool = False
     # -- fan-out (docs/explanation/performance.md) --
     # Broadcasts write one pre-built frame to each WebSocket recipient (chat/fanout.py);
     # False: python-socketio's own emit.

