@@ -54,6 +54,7 @@ from tutorial.render.architecture import (
     Topology,
     architecture_diagram,
 )
+from tutorial.render.palette import lines
 from tutorial.scenarios.base import (
     QUICK_BACKOFF,
     ScenarioResult,
@@ -70,9 +71,8 @@ ROOM = "general"
 TEXT = "Hello from server-1"
 KINDS = ("browser", "mobile", "desktop")
 NOTE = (
-    "Here every server runs in this one Python process, each with its own wiretap and "
-    "Redis tap; chapter 6 also runs the multi-process version behind nginx (sticky "
-    "sessions) with tutorial.cluster.Cluster."
+    "Every server of this picture runs in one Python process, with its own wiretap and Redis tap.",
+    "tutorial.cluster.Cluster runs the same system as separate processes behind nginx.",
 )
 WAIT = 5.0  # seconds: a wait that takes longer than this is a failure, not a pause
 
@@ -624,5 +624,7 @@ def draw_architecture(result: ScenarioResult) -> graphviz.Digraph:
     g = architecture_diagram(
         topology, title=f"Seed diagram 6: {len(servers)} servers {how} (live counts)"
     )
-    g.attr(label=f["note"], labelloc="b", fontsize="10")
+    note = f["note"]
+    g.attr(label=lines(*note) if isinstance(note, list | tuple) else note, labelloc="b")
+    g.attr(fontsize="10")
     return g
