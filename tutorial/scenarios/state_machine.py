@@ -23,6 +23,7 @@ recorded (``figures["history"]``), drawn on the transition table
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tutorial.chat.server import ChatServer
@@ -30,9 +31,10 @@ from tutorial.client.client import ChatClient, ChatError
 from tutorial.client.recovery import Backoff, classify
 from tutorial.client.states import State
 from tutorial.protocol.layers import Layer
+from tutorial.render.sequence import sequence_diagram
 from tutorial.render.states import state_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, not_a_carrier, sequence_view
-from tutorial.trace.model import TraceEvent
+from tutorial.trace.model import Trace, TraceEvent
 
 FAULTS = ("restart", "down", "bad_password", "rate_limit", "timeout")
 ROOM = "general"
@@ -174,8 +176,24 @@ def _figures(client: ChatClient, deterministic: bool) -> dict[str, Any]:
 
 
 def _states(result: ScenarioResult) -> Any:
-    path = [(a, b) for a, b in result.figures["path"]]
-    return state_diagram(result.figures["state"], path)
+    """The state machine with the path taken; for a fault that does not move it (a
+    rate limit), the chat events of the burst, where the fault and its recovery show."""
+    f = result.figures
+    if "sent" in f:
+        limited = sum(1 for e in f["errors"] if e["code"] == "rate_limited")
+        title = (
+            f"fault = rate_limit: alice stays {f['state']}; rate_limited {limited}×,"
+            f" her outbox waited and resent ({len(f['received'])} of {len(f['sent'])}"
+            " delivered once)"
+        )
+        events = (e for e in result.trace.events if not_a_carrier(e) and e.layer is not Layer.EIO)
+        return sequence_diagram(
+            Trace(result.trace.lifelines, (replace(e, step=None) for e in events)),
+            layers=["sio", "app"],
+            title=title,
+        )
+    path = [(a, b) for a, b in f["path"]]
+    return state_diagram(f["state"], path)
 
 
 def _wire_row(event: TraceEvent) -> bool:
