@@ -1,0 +1,171 @@
+"""What the chapter widgets share: a picture that background work can replace, tasks
+that report their errors in the widget, a static fallback for the site, and the
+"this chat has stopped" banner.
+
+Why traits, not ``with output:``: a button's handler returns at once and the scenario
+runs in a task afterwards. Output sent from that task is routed by whatever message is
+current then (another cell, or nothing), and JupyterLab drops it. A trait change
+(``HTML.value``) is a comm message to the widget's own model: it reaches every view of
+the widget in JupyterLab 4 and Notebook 7, whenever it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from tutorial.widgets.figure import diagram_html, svg_text
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class Picture(widgets.HTML):
+    """A diagram box (:func:`~tutorial.widgets.figure.diagram_html`) whose content is
+    replaced by setting :attr:`value`: from a click handler or from background work.
+
+    Every new picture gets the next run number (``data-run``); while work is under way
+    or after it failed, the previous picture stays, dimmed, under a banner that says so.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_class("tutorial-picture")
+        self.run = 0
+        self.svg: str | None = None
+        self.caption = ""
+
+    def show(self, diagram: Any, caption: str = "") -> None:
+        self.svg = svg_text(diagram)
+        self.caption = caption
+        self.run += 1
+        self.value = diagram_html(self.svg, caption=caption, run=self.run)
+
+    def banner(self, state: str, message: str) -> None:
+        """Keep the picture (if any), dimmed, with ``message`` above it."""
+        if self.svg is None:
+            colour = "#842029" if state == "error" else "#664d03"
+            self.value = (
+                f"<div class='tutorial-diagram' data-state='{state}' data-run='{self.run}'"
+                f" style='font:13px sans-serif;color:{colour}'>{message}</div>"
+            )
+            return
+        self.value = diagram_html(
+            self.svg, caption=self.caption, state=state, run=self.run, banner=message
+        )
+
+    def html_fallback(self) -> str:
+        """The current picture as static HTML (for a page without a widget manager)."""
+        if self.svg is None:
+            return ""
+        return diagram_html(self.svg, caption=self.caption)
+
+
+def error_line(exc: BaseException) -> str:
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return html.escape(last)
+
+
+class Tasks:
+    """Background work started by a click, kept alive, its failure shown in the widget."""
+
+    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+        self.on_error = on_error
+        self.running: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
+        self.running.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.running.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.on_error(exc)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+
+class WithFallback(widgets.VBox):
+    """A widget box that also carries a static picture of itself, as ``text/html``.
+
+    JupyterLab and Notebook 7 show the widget; a page without a widget manager (the
+    static site, built from executed notebooks) shows the ``text/html`` picture, so a
+    notebook needs no second cell repeating the diagram.
+    """
+
+    def html_fallback(self) -> str:
+        return ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        fallback = self.html_fallback()
+        if bundle is not None and fallback:
+            bundle["text/html"] = fallback
+        return bundle
+
+
+class ChatStatus(widgets.HBox):
+    """The line a widget bound to a :class:`~tutorial.lab.LiveChat` shows when that chat
+    is not running: what happened, and a button that starts it again."""
+
+    def __init__(self, chat: Any, on_restarted: Callable[[], Any]) -> None:
+        self.chat = chat
+        self.on_restarted = on_restarted
+        self.message = widgets.HTML()
+        self.button = widgets.Button(description="Start again", icon="play", button_style="warning")
+        self.button.add_class("tutorial-start-again")
+        self.button.on_click(lambda _: self.tasks.spawn(self._start_again()))
+        self.tasks = Tasks(self._failed)
+        super().__init__([self.message, self.button])
+        self.add_class("tutorial-chat-status")
+        chat.watch(lambda _chat: self.update())
+        self.update()
+
+    def update(self) -> None:
+        status = self.chat.status
+        if status == "closed":
+            self.message.value = (
+                "<b style='color:#842029'>⏹ This chat has stopped</b> (its teardown cell "
+                "ran): its server and clients are closed."
+            )
+            self.layout.display = "flex"
+            self.button.layout.display = ""
+        elif status == "server stopped":
+            self.message.value = (
+                "<b style='color:#664d03'>⏸ The server is stopped</b>: the clients are "
+                "reconnecting, or gave up."
+            )
+            self.layout.display = "flex"
+            self.button.layout.display = "none"
+        else:
+            self.message.value = ""
+            self.layout.display = "none"
+
+    async def _start_again(self) -> None:
+        self.button.disabled = True
+        self.message.value = "starting a new server and clients …"
+        try:
+            await self.chat.start()
+            await _maybe_await(self.on_restarted())
+        finally:
+            self.button.disabled = False
+            self.update()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.message.value = f"<b style='color:#842029'>✗ could not start:</b> {error_line(exc)}"
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        await value
