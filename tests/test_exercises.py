@@ -93,6 +93,10 @@ async def test_the_server_answers_the_error_code_questions() -> None:
         "bob", "send-message", {"roomId": "tech-talk", "text": "hi", "clientMsgId": "x1"}
     )
     assert outcome == "not_in_room"
+    too_long = {"roomId": "general", "text": "x" * 5000, "clientMsgId": "x2"}
+    assert await exercises.ask_server_error(
+        "bob", "send-message", too_long, joined=["general"]
+    ) == ("message_too_long")
 
 
 async def test_dedup_field_is_found_by_asking_a_real_server() -> None:

@@ -42,17 +42,18 @@ def write_generated_docs(root: Path) -> list[Path]:
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
-    "<p><em>Interactive controls appear here when you run this chapter in JupyterLab "
-    "(<code>make lab</code>); the cell below shows the diagram they drew.</em></p>"
+    "<p class='tutorial-widget-note'><em>In JupyterLab (<code>make lab</code>) this is a "
+    "live widget: its controls run the scenario again and redraw. Here is the picture "
+    "it drew when the chapter ran.</em></p>"
 )
 
 
 def prepare_site_notebooks(folder: Path) -> list[Path]:
     """Make executed chapter copies fit for a static, offline site.
 
-    Widget outputs need a widget manager loaded from a CDN; on the site they become a
-    short note instead (every widget cell is followed by a cell that shows its final
-    diagram as SVG), and the saved widget state is dropped.
+    Widget outputs need a widget manager loaded from a CDN; on the site each becomes the
+    static picture the widget carries (its ``text/html`` fallback) under a short note,
+    and the saved widget state is dropped.
     """
     import nbformat
 
@@ -66,7 +67,7 @@ def prepare_site_notebooks(folder: Path) -> list[Path]:
             for output in cell.get("outputs", []):
                 data = output.get("data", {})
                 if WIDGET_MIME in data:
-                    output["data"] = {"text/html": WIDGET_NOTE}
+                    output["data"] = {"text/html": WIDGET_NOTE + data.get("text/html", "")}
         nbformat.write(nb, path)
         changed.append(path)
     return changed

@@ -233,12 +233,15 @@ def total_backoff(backoff: Backoff, retries: int, answer: Any) -> Verdict:
 # -- questions the real server answers on the spot ---------------------------------------
 
 
-async def ask_server_error(attempt_as: str, event: str, payload: dict[str, Any]) -> str:
-    """Start a throwaway demo server, send ``event`` as ``attempt_as`` (logged in, in no
-    room), and return the error code it answers (``"ok"`` if it accepted)."""
+async def ask_server_error(
+    attempt_as: str, event: str, payload: dict[str, Any], joined: Iterable[str] = ()
+) -> str:
+    """Start a throwaway demo server, send ``event`` as ``attempt_as`` (logged in, a
+    member of the rooms ``joined``), and return the error code it answers (``"ok"`` if
+    it accepted)."""
     from tutorial.lab import LiveChat, attempt
 
-    chat = LiveChat(users=(attempt_as,), rooms=())
+    chat = LiveChat(users=(attempt_as,), rooms=tuple(joined))
     try:
         await chat.start()
         return await attempt(chat.clients[attempt_as].call(event, payload))

@@ -18,7 +18,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,10 +65,14 @@ class LiveChat:
         users: Iterable[str] = ("alice", "bob"),
         rooms: Iterable[str] = ("general",),
         options: ClientOptions | None = None,
+        joins: Mapping[str, Iterable[str]] | None = None,
         **config: Any,
     ) -> None:
+        """``users`` each connect and join every room of ``rooms``; then, for each room
+        of ``joins``, the users it lists join it too (the seed's membership, say)."""
         self.users = tuple(users)
         self.rooms = tuple(rooms)
+        self.joins = {room: tuple(members) for room, members in (joins or {}).items()}
         self.options = options or fast_options()
         self._dir = Path(tempfile.mkdtemp(prefix="tutorial-lab-"))
         self.config = ServerConfig(
@@ -115,6 +119,9 @@ class LiveChat:
         _RUNNING.append(self)
         for user in self.users:
             await self.add_client(user)
+        for room, members in self.joins.items():
+            for user in members:
+                await self.clients[user].join(room)
         self._set_status("running")
         return self
 

@@ -12,9 +12,10 @@ the widget in JupyterLab 4 and Notebook 7, whenever it is sent.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import html
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import ipywidgets as widgets
@@ -65,31 +66,67 @@ class Picture(widgets.HTML):
         return diagram_html(self.svg, caption=self.caption)
 
 
+def error_details(exc: BaseException) -> str:
+    """The traceback, folded, for whoever wants to know more than the error line."""
+    text = "".join(traceback.format_exception(exc))
+    return (
+        "<details><summary>traceback</summary><pre style='font-size:11px;white-space:"
+        f"pre-wrap'>{html.escape(text)}</pre></details>"
+    )
+
+
 def error_line(exc: BaseException) -> str:
+    """One line for a learner: the error, and where in the tutorial it happened."""
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    ours = [f for f in traceback.extract_tb(exc.__traceback__) if "/tutorial/" in f.filename]
+    if ours:
+        where = ours[-1]
+        last += f" (in {where.name}, {where.filename.rsplit('/tutorial/', 1)[1]}:{where.lineno})"
     return html.escape(last)
 
 
 class Tasks:
-    """Background work started by a click, kept alive, its failure shown in the widget."""
+    """Background work started by a click, kept alive, its failure shown in the widget.
+
+    The work runs on the event loop the widget was made on: the kernel's main loop,
+    where the notebook's cells run and where a :class:`~tutorial.lab.LiveChat`'s server
+    and clients live. A click may arrive elsewhere: JupyterLab 4.6 with ipykernel 7 can
+    deliver widget messages on a kernel *subshell*, a thread with an event loop of its
+    own, and a server stopped from there fails ("attached to a different loop").
+    """
 
     def __init__(self, on_error: Callable[[BaseException], None]) -> None:
         self.on_error = on_error
-        self.running: set[asyncio.Task[Any]] = set()
+        self.running: set[asyncio.Future[Any] | concurrent.futures.Future[Any]] = set()
+        self.errors: list[BaseException] = []  # what failed, for a learner to inspect
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
 
-    def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(work)
-        self.running.add(task)
-        task.add_done_callback(self._done)
-        return task
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        guarded = self._guard(work)
+        future: asyncio.Future[Any] | concurrent.futures.Future[Any]
+        if self.loop is None or here is self.loop:
+            future = asyncio.ensure_future(guarded)
+        else:
+            future = asyncio.run_coroutine_threadsafe(guarded, self.loop)
+        self.running.add(future)
+        future.add_done_callback(self.running.discard)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.running.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
+    async def _guard(self, work: Coroutine[Any, Any, Any]) -> Any:
+        # Caught here, on the loop that ran it, with its traceback (a future handed
+        # across threads would turn a TimeoutError into a new one without it).
+        try:
+            return await work
+        except Exception as exc:
+            self.errors.append(exc)
             self.on_error(exc)
+            return None
 
     @property
     def busy(self) -> bool:

@@ -104,7 +104,11 @@ class ChatPanel(widgets.VBox):
         if text and client is not None:
             self.error.value = ""
             self.text.value = ""
-            self.tasks.spawn(client.send(self.room, text))
+            self.tasks.spawn(self._deliver(client, text))
+
+    async def _deliver(self, client: ChatClient, text: str) -> None:
+        # On the kernel's main loop (see Tasks): the outbox's future belongs there.
+        await client.send(self.room, text)
 
     def _failed(self, exc: BaseException) -> None:
         self.error.value = f"<span style='color:#842029'>✗ {error_line(exc)}</span>"

@@ -9,7 +9,7 @@ from typing import Any
 import graphviz
 import ipywidgets as widgets
 
-from tutorial.widgets.base import Picture, Tasks, WithFallback, error_line
+from tutorial.widgets.base import Picture, Tasks, WithFallback, error_details, error_line
 
 # "story" is the scenario's own picture (the seed diagram); the others draw the whole
 # trace in one layer view.
@@ -98,7 +98,7 @@ class ScenarioExplorer(WithFallback):
 
     def _failed(self, exc: BaseException) -> None:
         message = f"✗ could not run <code>{html.escape(self.name)}</code>: {error_line(exc)}"
-        self.status.value = f"<span style='color:#842029'>{message}</span>"
+        self.status.value = f"<span style='color:#842029'>{message}</span>{error_details(exc)}"
         self.picture.banner("error", message + " (the picture is from the previous run)")
 
     def diagram(self) -> graphviz.Digraph:

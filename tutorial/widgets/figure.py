@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import base64
 import html
-import itertools
 import re
+import uuid
 from typing import Any
 
 import graphviz
 
-_ids = itertools.count(1)
 _SIZE = re.compile(r'<svg[^>]*?\swidth="([\d.]+)(pt|px)?"[^>]*?\sheight="([\d.]+)(pt|px)?"', re.S)
 
 #: A diagram wider than this (CSS px at 100 %) gets the "wider than the column" hint.
@@ -69,7 +68,8 @@ def diagram_html(
     """
     svg = svg_text(diagram)
     width, height = natural_size(svg)
-    uid = f"tdg{next(_ids)}"
+    # Unique in the page: several notebooks (kernels) may share one JupyterLab page.
+    uid = f"tdg-{uuid.uuid4().hex[:12]}"
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     wide = width > COLUMN_PX
     hint = (
@@ -83,9 +83,16 @@ def diagram_html(
     caption_html = f"<div class='tdg-caption'>{caption}</div>" if caption else ""
     dim = "opacity:0.45;" if state in ("running", "stale", "error") else ""
     style = (
+        # Size containment: inside a widget (a flex item) the box must not widen the
+        # column to the picture's width; it takes the column's width and scrolls.
+        f"#{uid}{{contain:inline-size;max-width:100%}}"
         f"#{uid} .tdg-bar{{font:12px sans-serif;color:#555;margin:2px 0;display:flex;"
         "gap:10px;align-items:center;flex-wrap:wrap}"
-        f"#{uid} .tdg-bar label{{cursor:pointer}}"
+        f"#{uid} .tdg-bar label{{cursor:pointer;border:1px solid #bbb;border-radius:3px;"
+        "padding:1px 8px;background:#f6f6f6;color:#333}"
+        f"#{uid} #{uid}-full:checked ~ .tdg-bar .tdg-zoom-full,"
+        f"#{uid} #{uid}-fit:checked ~ .tdg-bar .tdg-zoom-fit"
+        "{background:#dbe9ff;border-color:#007bff;color:#003d99}"
         f"#{uid} .tdg-box{{overflow:auto;max-width:100%;border:1px solid #e3e3e3;"
         f"background:#fff;{dim}}}"
         f"#{uid} .tdg-box img{{display:block;max-width:none;height:auto}}"
@@ -104,8 +111,9 @@ def diagram_html(
         f"<input type='radio' name='{uid}-zoom' id='{uid}-full' style='display:none'{full_checked}>"
         f"<input type='radio' name='{uid}-zoom' id='{uid}-fit' style='display:none'{fit_checked}>"
         "<div class='tdg-bar'>"
-        f"<label for='{uid}-full' class='tdg-zoom-full'>🔍 100 %</label>"
-        f"<label for='{uid}-fit' class='tdg-zoom-fit'>↔ fit</label>{hint}</div>"
+        f"<label for='{uid}-full' class='tdg-zoom-full' title='natural size'>100 %</label>"
+        f"<label for='{uid}-fit' class='tdg-zoom-fit' title='fit to the column'>"
+        f"↔ fit</label>{hint}</div>"
         f"<div class='tdg-box'><img src='data:image/svg+xml;base64,{data}'"
         f" alt='{html.escape(_title(svg))}'></div></div>"
     )
