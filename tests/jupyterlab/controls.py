@@ -409,10 +409,10 @@ CONTROLS: dict[str, list[Control]] = {
                 (caption_says(f"fault='{fault}'"), *expect),
             )
             for fault, expect in (
+                ("timeout", (current_state("CONNECTED"), shows("[3]"))),
                 ("down", (current_state("DISCONNECTED"), shows("[5] manual reset"))),
                 ("bad_password", (current_state("DISCONNECTED"), shows("ERROR"))),
                 ("rate_limit", (shows("fault = rate_limit", "stays CONNECTED", "rate_limited"),)),
-                ("timeout", (current_state("CONNECTED"), shows("[3]"))),
                 ("restart", (current_state("CONNECTED"), shows("[4]"))),
             )
         ],

@@ -87,8 +87,11 @@ URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+/lab)\b")
 class JupyterLabServer:
     """``jupyter lab`` on 127.0.0.1, port 0, token off, in a private temporary world."""
 
-    def __init__(self, notebooks: Path = NOTEBOOKS, frontend: str = "lab") -> None:
+    def __init__(
+        self, notebooks: Path = NOTEBOOKS, frontend: str = "lab", jupyter: Path = JUPYTER
+    ) -> None:
         self.frontend = frontend
+        self.jupyter = jupyter
         self.dir = Path(tempfile.mkdtemp(prefix="tutorial-jupyterlab-"))
         self.root = self.dir / "notebooks"
         shutil.copytree(notebooks, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -112,7 +115,7 @@ class JupyterLabServer:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
         command = [
-            str(JUPYTER),
+            str(self.jupyter),
             self.frontend,
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
