@@ -71,8 +71,8 @@ ROOM = "general"
 TEXT = "Hello from server-1"
 KINDS = ("browser", "mobile", "desktop")
 NOTE = (
-    "Every server of this picture runs in one Python process, with its own wiretap and Redis tap.",
-    "tutorial.cluster.Cluster runs the same system as separate processes behind nginx.",
+    "Every server of this picture runs in one Python process, with its own wiretap and Redis tap.\n"
+    "tutorial.cluster.Cluster runs the same system as separate processes behind nginx."
 )
 WAIT = 5.0  # seconds: a wait that takes longer than this is a failure, not a pause
 
@@ -624,7 +624,5 @@ def draw_architecture(result: ScenarioResult) -> graphviz.Digraph:
     g = architecture_diagram(
         topology, title=f"Seed diagram 6: {len(servers)} servers {how} (live counts)"
     )
-    note = f["note"]
-    g.attr(label=lines(*note) if isinstance(note, list | tuple) else note, labelloc="b")
-    g.attr(fontsize="10")
+    g.attr(label=lines(*f["note"].split("\n")), labelloc="b", fontsize="10")
     return g

@@ -127,7 +127,10 @@ async def _burst(stage: Stage, client: ChatClient) -> dict[str, Any]:
 async def _silence(stage: Stage, client: ChatClient) -> None:
     assert stage.tap is not None
     stage.tap.hold_server_bytes()
-    await client.wait_for_state(State.RECONNECTING, timeout=5)
+    # The client notices the silence after pingInterval + pingTimeout (0.4 s), then
+    # closes its WebSocket; with the server's bytes held, aiohttp may wait for the
+    # close handshake up to its ws_close timeout (10 s) before the disconnect lands.
+    await client.wait_for_state(State.RECONNECTING, timeout=15)
     await client.wait_for_state(State.CONNECTED, timeout=5)
     stage.tap.release_server_bytes()
 
