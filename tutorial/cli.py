@@ -92,11 +92,14 @@ async def _user_add(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from tutorial.docs import prepare_site_notebooks, write_generated_docs
+    from tutorial.docs import prepare_site_notebooks, write_generated_docs, write_site_inspections
 
     if args.site_notebooks:
         for path in prepare_site_notebooks(Path(args.site_notebooks)):
             print(f"prepared {path} for the static site")
+        docs = Path(args.site_notebooks).parent
+        for path in write_site_inspections(docs, Path(args.root) / "diagrams"):
+            print(f"wrote {path} (step-through data)")
         return 0
     for path in write_generated_docs(Path(args.root)):
         print(f"wrote {path}")

@@ -40,7 +40,47 @@ def write_generated_docs(root: Path) -> list[Path]:
     return written
 
 
+#: The chapters whose recorded traces the site publishes for stepping through, in order.
+INSPECTED_SCENARIOS: tuple[str, ...] = (
+    "handshake",
+    "architecture",
+    "event-flow",
+    "rooms",
+    "state-machine",
+    "scaling",
+)
+
+
+def write_site_inspections(docs: Path, diagrams: Path) -> list[Path]:
+    """The site's step-through data: ``docs/inspector/<scenario>.json`` for each
+    chapter's recorded trace (``diagrams/<scenario>.json``, the committed deterministic
+    runs), and the inspector's script and style in ``docs/assets/``.
+
+    The JSON is the same document the notebook widget shows
+    (:func:`tutorial.render.stepper.document`); the page only lays it out.
+    """
+    from tutorial.render import stepper
+    from tutorial.trace.model import Trace
+
+    written = []
+    out = docs / "inspector"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in INSPECTED_SCENARIOS:
+        trace = Trace.from_json((diagrams / f"{name}.json").read_text(encoding="utf-8"))
+        path = out / f"{name}.json"
+        path.write_text(stepper.to_json(stepper.document(trace)), encoding="utf-8")
+        written.append(path)
+    assets = docs / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    for asset in ("inspector.js", "inspector.css"):
+        (assets / asset).write_text(stepper.asset(asset), encoding="utf-8")
+        written.append(assets / asset)
+    return written
+
+
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+INSPECTOR_MARK = 'class="trace-inspector"'
+
 WIDGET_NOTE = (
     "<p class='tutorial-widget-note'><em>In JupyterLab (<code>make lab</code>) this is a "
     "live widget: its controls run the scenario again and redraw. Here is the picture "
@@ -53,7 +93,8 @@ def prepare_site_notebooks(folder: Path) -> list[Path]:
 
     Widget outputs need a widget manager loaded from a CDN; on the site each becomes the
     static picture the widget carries (its ``text/html`` fallback) under a short note,
-    and the saved widget state is dropped.
+    and the saved widget state is dropped. The trace inspector's static form is kept as
+    it is: the site's script steps through it.
     """
     import nbformat
 
@@ -67,7 +108,11 @@ def prepare_site_notebooks(folder: Path) -> list[Path]:
             for output in cell.get("outputs", []):
                 data = output.get("data", {})
                 if WIDGET_MIME in data:
-                    output["data"] = {"text/html": WIDGET_NOTE + data.get("text/html", "")}
+                    html = data.get("text/html", "")
+                    html = "".join(html) if isinstance(html, list) else html
+                    # The inspector brings its own static form: the site's script mounts it.
+                    keep = INSPECTOR_MARK in html
+                    output["data"] = {"text/html": html if keep else WIDGET_NOTE + html}
         nbformat.write(nb, path)
         changed.append(path)
     return changed

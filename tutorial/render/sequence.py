@@ -446,6 +446,36 @@ def _p(rank: int, col: int) -> str:
     return f"p{rank}_{col}"
 
 
+def diagram_rows(
+    trace: Trace,
+    layers: str | LayerView | Iterable[Layer | str] | None = None,
+    fold_pings: bool = True,
+    *,
+    http_headers: Sequence[str] = SEED_HEADERS,
+) -> tuple[list[Lifeline], list[Row]]:
+    """The columns and rows :func:`sequence_diagram` draws for these arguments.
+
+    Row ``k`` is drawn with SVG class ``seq_row seq_row_k`` on its arrow segments,
+    label and note, so that a page can find, highlight and click each arrow; its
+    ``events`` are the very :class:`TraceEvent` objects of ``trace`` it shows.
+    """
+    wanted = resolve_layers(layers)
+    events = [e for e in trace.events if e.layer in wanted]
+    used = {e.source for e in events} | {e.target for e in events}
+    lifelines: list[Lifeline] = [lf for lf in trace.lifelines if lf.id in used or not events]
+    unknown = used - {lf.id for lf in lifelines}
+    if unknown:
+        raise ValueError(f"events name lifelines the trace does not have: {sorted(unknown)}")
+    clients = [lf.id for lf in lifelines if lf.kind == "client"]
+    rows = build_rows(events, fold_pings=fold_pings, http_headers=http_headers, clients=clients)
+    return lifelines, rows
+
+
+def _tag(k: int, part: str) -> dict[str, str]:
+    """SVG id and classes of one part of row ``k`` (see :func:`diagram_rows`)."""
+    return {"id": f"row{k}_{part}", "class": f"seq_row seq_row_{k}"}
+
+
 def sequence_diagram(
     trace: Trace,
     layers: str | LayerView | Iterable[Layer | str] | None = None,
@@ -463,16 +493,8 @@ def sequence_diagram(
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
     Lifelines with no event in the chosen layers are left out.
     """
-    wanted = resolve_layers(layers)
-    events = [e for e in trace.events if e.layer in wanted]
-    used = {e.source for e in events} | {e.target for e in events}
-    lifelines: list[Lifeline] = [lf for lf in trace.lifelines if lf.id in used or not events]
-    unknown = used - {lf.id for lf in lifelines}
-    if unknown:
-        raise ValueError(f"events name lifelines the trace does not have: {sorted(unknown)}")
+    lifelines, rows = diagram_rows(trace, layers, fold_pings, http_headers=http_headers)
     column = {lf.id: i for i, lf in enumerate(lifelines)}
-    clients = [lf.id for lf in lifelines if lf.kind == "client"]
-    rows = build_rows(events, fold_pings=fold_pings, http_headers=http_headers, clients=clients)
     n_cols = len(lifelines)
 
     g = graphviz.Digraph(name="sequence")
@@ -523,17 +545,17 @@ def sequence_diagram(
             g.edge(_p(last, c), f"f{c}", **lifeline_edge)
 
     r = 1
-    for row in rows:
+    for k, row in enumerate(rows):
         if row.kind in ("message", "pingpong"):
             with _rank(g, r, n_cols) as s:
-                _message_label(s, r, row, column, n_cols, max_label)
+                _message_label(s, r, row, column, n_cols, max_label, k)
             r += 1
             with _rank(g, r, n_cols) as s:
-                _message(s, r, row, column)
+                _message(s, r, row, column, k)
         else:
             with _rank(g, r, n_cols) as s:
                 if row.kind == "note":
-                    _note(s, r, row, column[row.source], n_cols, max_label)
+                    _note(s, r, row, column[row.source], n_cols, max_label, k)
                 else:
                     _separator(s, r, row, n_cols)
         r += 1
@@ -572,7 +594,7 @@ def _headers(g: graphviz.Digraph, lifelines: Sequence[Lifeline], prefix: str, li
             s.edge(f"{prefix}{c - 1}", f"{prefix}{c}", style="invis")
 
 
-def _note(s: graphviz.Digraph, r: int, row: Row, c: int, n_cols: int, limit: int) -> None:
+def _note(s: graphviz.Digraph, r: int, row: Row, c: int, n_cols: int, limit: int, k: int) -> None:
     style = row.style
     name = f"n{r}"
     s.node(
@@ -586,9 +608,18 @@ def _note(s: graphviz.Digraph, r: int, row: Row, c: int, n_cols: int, limit: int
         fontsize=palette.SMALL_FONT_SIZE,
         margin="0.08,0.03",
         height="0.25",
+        **_tag(k, "note"),
     )
     # A short dashed tie (heavy, so the note hugs its lifeline) to the note box.
-    s.edge(_p(r, c), name, style="dashed", color=style.color, arrowhead="none", weight="50")
+    s.edge(
+        _p(r, c),
+        name,
+        style="dashed",
+        color=style.color,
+        arrowhead="none",
+        weight="50",
+        **_tag(k, "tie"),
+    )
     if c + 1 < n_cols:
         s.edge(name, _p(r, c + 1), style="invis", weight="0")
 
@@ -626,7 +657,13 @@ def _segment(row: Row, column: Mapping[str, int]) -> int:
 
 
 def _message_label(
-    s: graphviz.Digraph, r: int, row: Row, column: Mapping[str, int], n_cols: int, limit: int
+    s: graphviz.Digraph,
+    r: int,
+    row: Row,
+    column: Mapping[str, int],
+    n_cols: int,
+    limit: int,
+    k: int,
 ) -> None:
     text = f"{_number_text(row)}{row.style.marker}{row.label}"
     name = f"l{r}"
@@ -637,13 +674,14 @@ def _message_label(
         fontcolor=row.style.color,
         height="0.15",
         margin="0.02,0.0",
+        **_tag(k, "label"),
     )
     c = _segment(row, column)
     s.edge(_p(r, c), name, style="invis")
     s.edge(name, _p(r, c + 1), style="invis")
 
 
-def _message(s: graphviz.Digraph, r: int, row: Row, column: Mapping[str, int]) -> None:
+def _message(s: graphviz.Digraph, r: int, row: Row, column: Mapping[str, int], k: int) -> None:
     src = column[row.source]
     targets = {column[t] for t in row.targets}
     base = row.style.edge_attrs()
@@ -656,7 +694,7 @@ def _message(s: graphviz.Digraph, r: int, row: Row, column: Mapping[str, int]) -
                 attrs |= {"dir": "both", "arrowtail": "normal", "arrowhead": "normal"}
             elif c + 1 not in targets:
                 attrs["arrowhead"] = "none"
-            s.edge(_p(r, c), _p(r, c + 1), **attrs)
+            s.edge(_p(r, c), _p(r, c + 1), **attrs, **_tag(k, f"r{c}"))
     if left:
         for c in range(min(left), src):
             attrs = dict(base)
@@ -666,4 +704,4 @@ def _message(s: graphviz.Digraph, r: int, row: Row, column: Mapping[str, int]) -
                 attrs |= {"dir": "back", "arrowtail": "normal"}
             else:
                 attrs["dir"] = "none"
-            s.edge(_p(r, c), _p(r, c + 1), **attrs)
+            s.edge(_p(r, c), _p(r, c + 1), **attrs, **_tag(k, f"l{c}"))
