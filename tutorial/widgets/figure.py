@@ -102,8 +102,10 @@ def diagram_html(
         f"#{uid} .tdg-error{{background:#f8d7da;color:#842029}}"
         f"#{uid} .tdg-caption{{font:13px sans-serif;color:#333;margin:2px 0}}"
     )
-    fit_checked = "" if wide else " checked"
-    full_checked = " checked" if wide else ""
+    # Natural size first, always: a page narrower than the notebook column (the site)
+    # would otherwise shrink a "narrow" diagram below readable text.
+    fit_checked = ""
+    full_checked = " checked"
     return (
         f"<div class='tutorial-diagram' id='{uid}' data-state='{state}'{run_attr}"
         f" data-width='{width}' data-height='{height}'>"
