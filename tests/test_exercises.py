@@ -9,10 +9,10 @@ import pytest
 
 from tutorial import exercises
 from tutorial.client.recovery import Backoff
-from tutorial.client.states import State
 from tutorial.exercises import RIGHT, UNANSWERED, WRONG
 from tutorial.explain import frame_bits_table, seed_view, wire_vs_seed
 from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.states import State
 
 
 def test_accept_key_check_knows_the_rfc_example() -> None:

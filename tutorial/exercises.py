@@ -2,7 +2,7 @@
 
 Every exercise has an answer cell (``answer = None``), a check cell, and a solution
 hidden in a collapsed Markdown cell, so *Run All* leaves the exercise unanswered and its
-check says so. A check returns a :class:`Verdict` in one of three states:
+check says so. A check returns a [Verdict][tutorial.exercises.Verdict] in one of three states:
 
 * **not answered yet**: ``answer`` is still ``None``;
 * **✓ right**;
@@ -27,8 +27,8 @@ from typing import Any
 
 from tutorial.chat.demo import ROOMS
 from tutorial.client.recovery import Backoff
-from tutorial.client.states import State, allowed_targets
-from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.catalog import ErrorCode, Event
+from tutorial.protocol.states import State, allowed_targets
 from tutorial.trace.model import Trace
 
 RFC_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -173,7 +173,7 @@ def new_messages_sent(trace: Trace) -> int:
         1
         for e in trace.events
         if e.layer.value == "sio"
-        and e.fields.get("event") == "new-message"
+        and e.fields.get("event") == Event.NEW_MESSAGE
         and e.fields.get("type") == "EVENT"
         and e.source.startswith("server")
     )
@@ -252,9 +252,10 @@ async def ask_server_error(
 async def dedup_field(answer: Any) -> Verdict:
     """Chapter 3: which ``send-message`` field makes the server store a resend only once.
 
-    Asked of a real server: alice sends a message, then sends it again keeping only the
-    field named in ``answer`` (every other field is new). A duplicate ack means that
-    field is what the server deduplicates on.
+    Asked of a real server: alice sends a message, then another one to the same room
+    that keeps only the field named in ``answer`` (every other field is new). A
+    duplicate ack means that field is what the server deduplicates on (per room and
+    user: the same ``clientMsgId`` in another room is another message).
     """
     if answer is None:
         return unanswered()
@@ -263,18 +264,21 @@ async def dedup_field(answer: Any) -> Verdict:
         return wrong(f"{answer!r} is not a field of send-message: one of {', '.join(fields)}")
     from tutorial.lab import LiveChat
 
-    chat = LiveChat(users=("alice",), rooms=("general", "tech-talk"))
+    chat = LiveChat(users=("alice",), rooms=("general",))
     try:
         await chat.start()
         alice = chat.clients["alice"]
         first = {"roomId": "general", "text": "first", "clientMsgId": "a-1"}
-        fresh = {"roomId": "tech-talk", "text": "second", "clientMsgId": "a-2"}
-        await alice.call("send-message", first)
-        again = await alice.call("send-message", fresh | {answer: first[answer]})
+        fresh = {"roomId": "general", "text": "second", "clientMsgId": "a-2"}
+        await alice.call(Event.SEND_MESSAGE, first)
+        again = await alice.call(Event.SEND_MESSAGE, fresh | {answer: first[answer]})
     finally:
         await chat.close()
     if again.get("duplicate"):
-        return right("the server answered duplicate: it stored the message once")
+        return right(
+            "the server answered duplicate: it stored the message once (one row per"
+            " room, user and clientMsgId)"
+        )
     return wrong(
         f"a resend with the same {answer} but a new clientMsgId was stored again (a new"
         f" seq {again.get('seq')}): the server deduplicates on another field"

@@ -1,14 +1,16 @@
 """Live components for a notebook: a real server and real clients in the kernel's loop.
 
-A chapter notebook starts a :class:`LiveChat` with top-level ``await``, plays with it,
-and closes it in its teardown cell (closing twice is harmless)::
+A chapter notebook starts a [LiveChat][tutorial.lab.LiveChat] with top-level ``await``, plays with
+it,
+and closes it in its teardown cell (closing twice is harmless):
 
     chat = await LiveChat(users=("alice", "bob")).start()
     await chat.clients["alice"].send("general", "hi")
     await chat.close()
 
-Widgets that show a live chat :meth:`LiveChat.watch` it: when it closes (the teardown
-cell ran, perhaps from *Run All*) they say so and offer to start it again, which
+Widgets that show a live chat watch it
+([LiveChat.watch][tutorial.lab.LiveChat.watch]): when it closes (the teardown cell ran,
+perhaps from *Run All*) they say so and offer to start it again, which
 ``await chat.start()`` does with fresh clients of the same users.
 """
 
@@ -75,11 +77,7 @@ class LiveChat:
         self.joins = {room: tuple(members) for room, members in (joins or {}).items()}
         self.options = options or fast_options()
         self._dir = Path(tempfile.mkdtemp(prefix="tutorial-lab-"))
-        self.config = ServerConfig(
-            host="127.0.0.1", port=0, db_url=f"sqlite:///{self._dir}/chat.db", demo=True
-        )
-        for key, value in config.items():
-            setattr(self.config, key, value)
+        self.config = ServerConfig.for_demo(self._dir, **config)
         self.server: ChatServer | None = None
         self.clients: dict[str, ChatClient] = {}
         self.port: int | None = None
@@ -88,7 +86,7 @@ class LiveChat:
         self._watchers: list[Callable[[LiveChat], Any]] = []
 
     def watch(self, callback: Callable[[LiveChat], Any]) -> None:
-        """Call ``callback(chat)`` whenever :attr:`status` changes (widgets redraw)."""
+        """Call ``callback(chat)`` whenever ``status`` changes (widgets redraw)."""
         self._watchers.append(callback)
 
     def _set_status(self, status: str) -> None:
@@ -105,8 +103,10 @@ class LiveChat:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> LiveChat:
-        """Start the server and connect every user. After :meth:`close`, this starts a
-        fresh chat (new port, empty store) with the same users and rooms."""
+        """Start the server and connect every user.
+
+        After [close][tutorial.lab.LiveChat.close], this starts a fresh chat (new port,
+        empty store) with the same users and rooms."""
         if self.status == "running":
             return self
         if self.closed:

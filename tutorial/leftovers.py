@@ -1,8 +1,9 @@
 """What a notebook left running: child processes and listening TCP ports.
 
 A chapter's teardown cell closes what the chapter started, then calls
-:func:`find_leftovers` to *check* it, so that "nothing is left running" is a finding,
-not a promise. Linux only (it reads ``/proc``); elsewhere it says it could not check.
+[find_leftovers][tutorial.leftovers.find_leftovers] to *check* it, so that "nothing is
+left running" is a finding, not a promise. Linux only (it reads ``/proc``); elsewhere it
+says it could not check.
 
 * **Processes**: every descendant of this process (a chat server, nginx, redis-server,
   PostgreSQL started by a cluster), by pid and command line.
@@ -25,7 +26,9 @@ PROC = Path("/proc")
 
 @dataclass(frozen=True)
 class Leftovers:
-    """What :func:`find_leftovers` found. True when something is still running."""
+    """What [find_leftovers][tutorial.leftovers.find_leftovers] found.
+
+    True when something is still running."""
 
     closed: int
     processes: tuple[str, ...] = ()

@@ -5,16 +5,18 @@ widget's value, so a redraw from background work (a scenario run after a click) 
 JupyterLab 4 and Notebook 7 alike. A view is displayed once; it carries a static copy
 of its picture (``text/html``) for pages without widgets, such as the website.
 
-Diagrams sit in a readable box (:mod:`tutorial.widgets.figure`): natural size in a
+Diagrams sit in a readable box ([tutorial.widgets.figure][]): natural size in a
 scroll container, with *100 %* and *fit*. ``%load_ext tutorial.widgets`` shows every
 graphviz diagram that way.
 
-========================  =============================================================
-:class:`ScenarioExplorer`  change a scenario's parameters, run it again, switch layers
-:class:`ChatPanels`        a chat window per live client (type, Enter or Send)
-:class:`StateMachineView`  one client's state machine, live, with stop/start/reset
-:class:`RoomsExplorer`     join and leave rooms for real, see the membership
-========================  =============================================================
+* [ScenarioExplorer][tutorial.widgets.explorer.ScenarioExplorer]: change a scenario's
+  parameters, run it again, switch layers;
+* [ChatPanels][tutorial.widgets.chat.ChatPanels]: a chat window per live client (type,
+  Enter or Send);
+* [StateMachineView][tutorial.widgets.states.StateMachineView]: one client's state
+  machine, live, with stop/start/reset;
+* [RoomsExplorer][tutorial.widgets.rooms.RoomsExplorer]: join and leave rooms for real,
+  see the membership.
 """
 
 from __future__ import annotations

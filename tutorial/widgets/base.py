@@ -25,9 +25,9 @@ from tutorial.widgets.figure import diagram_html, svg_text
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-class Picture(widgets.HTML):
-    """A diagram box (:func:`~tutorial.widgets.figure.diagram_html`) whose content is
-    replaced by setting :attr:`value`: from a click handler or from background work.
+class Picture(widgets.HTML):  # type: ignore[misc]
+    """A diagram box ([diagram_html][tutorial.widgets.figure.diagram_html]) whose content is
+    replaced by setting `value`: from a click handler or from background work.
 
     Every new picture gets the next run number (``data-run``); while work is under way
     or after it failed, the previous picture stays, dimmed, under a banner that says so.
@@ -89,7 +89,7 @@ class Tasks:
     """Background work started by a click, kept alive, its failure shown in the widget.
 
     The work runs on the event loop the widget was made on: the kernel's main loop,
-    where the notebook's cells run and where a :class:`~tutorial.lab.LiveChat`'s server
+    where the notebook's cells run and where a [LiveChat][tutorial.lab.LiveChat]'s server
     and clients live. A click may arrive elsewhere: JupyterLab 4.6 with ipykernel 7 can
     deliver widget messages on a kernel *subshell*, a thread with an event loop of its
     own, and a server stopped from there fails ("attached to a different loop").
@@ -133,7 +133,7 @@ class Tasks:
         return bool(self.running)
 
 
-class WithFallback(widgets.VBox):
+class WithFallback(widgets.VBox):  # type: ignore[misc]
     """A widget box that also carries a static picture of itself, as ``text/html``.
 
     JupyterLab and Notebook 7 show the widget; a page without a widget manager (the
@@ -149,12 +149,14 @@ class WithFallback(widgets.VBox):
         fallback = self.html_fallback()
         if bundle is not None and fallback:
             bundle["text/html"] = fallback
-        return bundle
+        return bundle  # type: ignore[no-any-return]
 
 
-class ChatStatus(widgets.HBox):
-    """The line a widget bound to a :class:`~tutorial.lab.LiveChat` shows when that chat
+class ChatStatus(widgets.HBox):  # type: ignore[misc]
+    """The line a widget bound to a [LiveChat][tutorial.lab.LiveChat] shows when that chat
     is not running: what happened, and a button that starts it again."""
+
+    tasks: Tasks
 
     def __init__(self, chat: Any, on_restarted: Callable[[], Any]) -> None:
         self.chat = chat

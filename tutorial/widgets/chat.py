@@ -1,4 +1,4 @@
-"""Chat windows for the live clients of a :class:`~tutorial.lab.LiveChat`."""
+"""Chat windows for the live clients of a [LiveChat][tutorial.lab.LiveChat]."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from typing import Any
 import ipywidgets as widgets
 
 from tutorial.client import ChatClient
+from tutorial.protocol.catalog import Event
 from tutorial.widgets.base import ChatStatus, Tasks, WithFallback, error_line
 
-EVENTS = ("new-message", "typing-start", "typing-stop", "user-joined", "user-left")
+EVENTS = (
+    Event.NEW_MESSAGE,
+    Event.TYPING_START,
+    Event.TYPING_STOP,
+    Event.USER_JOINED,
+    Event.USER_LEFT,
+)
 
 
-class ChatPanel(widgets.VBox):
+class ChatPanel(widgets.VBox):  # type: ignore[misc]
     """One user's window: messages, who is typing, a text box (Enter sends) and Send."""
 
     def __init__(self, chat: Any, user: str, room: str = "general") -> None:
@@ -115,7 +122,9 @@ class ChatPanel(widgets.VBox):
 
 
 class ChatPanels(WithFallback):
-    """One :class:`ChatPanel` per user of ``chat``, side by side (wrapping when narrow)."""
+    """One [ChatPanel][tutorial.widgets.chat.ChatPanel] per user of ``chat``.
+
+    Side by side, wrapping when the column is narrow."""
 
     def __init__(self, chat: Any, room: str = "general") -> None:
         self.chat = chat
@@ -136,7 +145,7 @@ class ChatPanels(WithFallback):
 
 
 def chat_panels(chat: Any, room: str = "general") -> ChatPanels:
-    """Chat windows for every user of ``chat`` (a :class:`~tutorial.lab.LiveChat`)."""
+    """Chat windows for every user of ``chat`` (a [LiveChat][tutorial.lab.LiveChat])."""
     return ChatPanels(chat, room)
 
 

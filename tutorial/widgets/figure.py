@@ -13,8 +13,9 @@ value that background work replaces) and the static site. The picture is an ``<i
 with an SVG data URI, as JupyterLab draws ``image/svg+xml`` itself, so several
 diagrams on one page never share element ids.
 
-:func:`load_ipython_extension` (``%load_ext tutorial.widgets``) makes every graphviz
-diagram a cell returns display this way.
+``%load_ext tutorial.widgets``
+([load_ipython_extension][tutorial.widgets.figure.load_ipython_extension]) makes every
+graphviz diagram a cell returns display this way.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def svg_text(diagram: Any) -> str:
     if isinstance(diagram, bytes):
         return diagram.decode("utf-8")
     if isinstance(diagram, graphviz.Source | graphviz.Digraph | graphviz.Graph):
-        return diagram.pipe(format="svg").decode("utf-8")
+        return str(diagram.pipe(format="svg").decode("utf-8"))
     raise TypeError(f"not a diagram: {type(diagram).__name__}")
 
 
@@ -127,7 +128,7 @@ def _title(svg: str) -> str:
 
 
 class Figure:
-    """A diagram shown in the readable box (see :func:`diagram_html`)."""
+    """A diagram in the readable box ([diagram_html][tutorial.widgets.figure.diagram_html])."""
 
     def __init__(self, diagram: Any, caption: str = "") -> None:
         self.svg = svg_text(diagram)

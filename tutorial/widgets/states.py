@@ -15,7 +15,7 @@ from tutorial.widgets.base import ChatStatus, Picture, Tasks, WithFallback, erro
 
 
 class StateMachineView(WithFallback):
-    """``user``'s client of ``chat`` (a :class:`~tutorial.lab.LiveChat`): the current
+    """``user``'s client of ``chat`` (a [LiveChat][tutorial.lab.LiveChat]): the current
     state filled, the path taken numbered, and the buttons to break and mend it.
 
     The buttons act on the real server: *Stop server* (the client starts reconnecting
@@ -23,6 +23,8 @@ class StateMachineView(WithFallback):
     same data: the client reconnects by itself), *Reset + connect* (from FAILED or
     DISCONNECTED: the manual reset, then a new ``connect()``).
     """
+
+    tasks: Tasks
 
     def __init__(self, chat: Any, user: str = "alice") -> None:
         self.chat = chat
