@@ -31,6 +31,7 @@ import pytest
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.jupyterlab.controls import CONTROLS, WAIT_MS, Control, View
 from tests.jupyterlab.frontend import (
+    JUPYTER,
     NOTEBOOKS,
     OUTPUT,
     VIEWPORT,
@@ -55,7 +56,8 @@ TIMINGS: dict[str, float] = {}
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[JupyterLabServer]:
-    assert CHROMIUM.exists(), "needs Debian's chromium: make setup"
+    assert CHROMIUM.exists(), f"needs Debian's chromium at {CHROMIUM}: make setup"
+    assert JUPYTER.exists(), f"needs JupyterLab in the venv ({JUPYTER}): make setup"
     with JupyterLabServer() as server:
         yield server
 

@@ -58,7 +58,11 @@ async def run(
     if fault == "rate_limit":
         config = {"rate_capacity": 3.0, "rate_per_second": 8.0}
     elif fault == "timeout":
-        config = {"ping_interval": 0.2, "ping_timeout": 0.2}
+        # Whole seconds: python-engineio 4.x advertises pingInterval as
+        # int(interval) * 1000, so 0.2 s would reach the client as 0 ms, and the client
+        # (which waits pingInterval + pingTimeout for each ping) would race the server's
+        # first ping and sometimes drop a healthy connection.
+        config = {"ping_interval": 1.0, "ping_timeout": 0.2}
     lifelines = [("alice", "alice", "client"), ("server", "Server", "server")]
     async with Stage(
         "state-machine",
@@ -129,7 +133,7 @@ async def _burst(stage: Stage, client: ChatClient) -> dict[str, Any]:
 async def _silence(stage: Stage, client: ChatClient) -> None:
     assert stage.tap is not None
     stage.tap.hold_server_bytes()
-    # The client notices the silence after pingInterval + pingTimeout (0.4 s), then
+    # The client notices the silence after pingInterval + pingTimeout (1.2 s), then
     # closes its WebSocket; with the server's bytes held, aiohttp may wait for the
     # close handshake up to its ws_close timeout (10 s) before the disconnect lands.
     await client.wait_for_state(State.RECONNECTING, timeout=15)
