@@ -48,8 +48,7 @@ async def test_a_failed_run_says_so_above_the_previous_picture() -> None:
     await explorer.run()
     clients.value = 0  # the scenario refuses it
     explorer.tasks.spawn(explorer.run())
-    while explorer.tasks.busy:
-        await asyncio.sleep(0.01)
+    await explorer.tasks.idle()
     assert "data-state='error'" in explorer.picture.value
     assert "ValueError" in explorer.status.value and "could not run" in explorer.status.value
     assert "the picture is from the previous run" in explorer.picture.value
@@ -105,8 +104,7 @@ async def test_failures_from_another_thread_keep_their_traceback() -> None:
     thread.start()
     await asyncio.wait_for(failed.wait(), 5)
     thread.join()
-    while tasks.busy:
-        await asyncio.sleep(0.01)
+    await tasks.idle()
     assert len(errors) == 1 and isinstance(errors[0], TimeoutError)
     assert errors[0].__traceback__ is not None
 
@@ -124,8 +122,7 @@ async def test_chat_panels_say_their_chat_stopped_and_start_it_again() -> None:
         assert "This chat has stopped" in panels.status.message.value
         assert panels.status.layout.display == "flex"
         panels.status.tasks.spawn(panels.status._start_again())
-        while panels.status.tasks.busy:
-            await asyncio.sleep(0.01)
+        await panels.status.tasks.idle()
         assert chat.status == "running" and panels.status.layout.display == "none"
         alice = panels.panels[0]
         assert alice.client is chat.clients["alice"]
@@ -134,6 +131,29 @@ async def test_chat_panels_say_their_chat_stopped_and_start_it_again() -> None:
         bob = chat.clients["bob"]
         await bob.wait_until(lambda: "after the restart" in bob.received("general"))
         assert "after the restart" in panels.panels[1].history_box.value
+    finally:
+        await chat.close()
+
+
+async def test_chat_windows_hold_the_new_clients_when_the_start_button_hides() -> None:
+    """The moment a restarted chat says "running" (the status line hides its button),
+    every window already sends with the new client, not the closed one."""
+    chat = await LiveChat(users=("alice", "bob")).start()
+    panels = chat_panels(chat, "general")
+    seen: list[tuple[str, str, bool]] = []
+    try:
+        await chat.close()
+        chat.watch(
+            lambda c: seen.append(
+                (
+                    c.status,
+                    panels.status.layout.display,
+                    all(p.client is c.clients.get(p.user) for p in panels.panels),
+                )
+            )
+        )
+        await chat.start()
+        assert seen == [("running", "none", True)]
     finally:
         await chat.close()
 

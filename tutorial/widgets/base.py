@@ -132,6 +132,15 @@ class Tasks:
     def busy(self) -> bool:
         return bool(self.running)
 
+    async def idle(self) -> None:
+        """Wait until every piece of work started so far has finished (or failed)."""
+        while self.running:
+            pending = [
+                f if isinstance(f, asyncio.Future) else asyncio.wrap_future(f)
+                for f in list(self.running)
+            ]
+            await asyncio.gather(*pending, return_exceptions=True)
+
 
 class WithFallback(widgets.VBox):  # type: ignore[misc]
     """A widget box that also carries a static picture of itself, as ``text/html``.

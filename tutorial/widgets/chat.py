@@ -88,6 +88,8 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         self.typing.value = f"<i>{html.escape(', '.join(others))} typing…</i>" if others else ""
 
     def _usable(self) -> ChatClient | None:
+        if self.chat.clients.get(self.user) is not self.client:
+            self.bind()  # the chat started again: send with its new client
         if self.chat.closed or self.client is None:
             self.error.value = "<span style='color:#842029'>this chat has stopped</span>"
             return None
@@ -130,6 +132,9 @@ class ChatPanels(WithFallback):
         self.chat = chat
         self.room = room
         self.panels = [ChatPanel(chat, user, room) for user in chat.users]
+        # Follow the chat's new clients as soon as it says "running" (before the status
+        # line, registered next, hides its button), not after start() has returned.
+        chat.watch(lambda _chat: self._rebind())
         self.status = ChatStatus(chat, self._rebind)
         row = widgets.HBox(self.panels, layout=widgets.Layout(flex_flow="row wrap"))
         row.layout.grid_gap = "6px"

@@ -46,11 +46,13 @@ class StateMachineView(WithFallback):
         self.reset_button.on_click(lambda _: self.tasks.spawn(self._reset_and_connect()))
         self.error = widgets.HTML()
         self.tasks = Tasks(self._failed)
+        # Follow the chat's new client as soon as it says "running" (before the status
+        # line, registered next, hides its button), not after start() has returned.
+        chat.watch(lambda _chat: self._follow())
         self.status = ChatStatus(chat, self.bind)
         buttons = widgets.HBox([self.stop_button, self.start_button, self.reset_button])
         super().__init__([self.status, buttons, self.caption, self.error, self.picture])
         self.add_class("tutorial-states")
-        chat.watch(lambda _chat: self._update_buttons())
         self.bind()
 
     @property
@@ -64,6 +66,10 @@ class StateMachineView(WithFallback):
             self.client = client
             client.on_transition(lambda record, c=client: self._on_transition(c, record))
         self._render()
+
+    def _follow(self) -> None:
+        self.bind()
+        self._update_buttons()
 
     def _on_transition(self, client: ChatClient, record: TransitionRecord) -> None:
         if client is self.client:
