@@ -212,7 +212,6 @@ class ChatServer:
             max_body=config.max_http_buffer_size,
             read_timeout=config.read_timeout,
             close_session=self._close_eio_session,
-            loopback_means_local=not config.live_trace,
         )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
