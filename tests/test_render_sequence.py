@@ -350,3 +350,15 @@ def test_a_short_trace_is_not_folded():
     rows = build_rows(_chat_room(["alice", "bob"]).events, clients=["alice", "bob"])
     assert any(r.label.startswith("eio MESSAGE") for r in rows)
     assert not any("folded" in r.label for r in rows)
+
+
+def test_a_long_trace_keeps_every_row_when_folding_is_off():
+    """The browser's live panel keeps its own window of events: nothing is folded."""
+    users = ["alice", "bob", "charlie", "diana", "eve", "frank"]
+    trace = _chat_room(users)
+    rows = build_rows(trace.events, clients=users, fold_long=False)
+    labels = [r.label for r in rows]
+    assert sum(1 for label in labels if label.startswith("eio MESSAGE")) == 2 * len(users)
+    assert not any("folded" in label for label in labels)
+    g = sequence_diagram(trace, layers="packets", fold_long=False)
+    assert "eio MESSAGE" in g.source

@@ -132,7 +132,9 @@ def kernel_ports() -> set[int]:
     zmq = sys.modules.get("zmq")
     if zmq is not None:
         for obj in gc.get_objects():
-            if isinstance(obj, zmq.Socket) and not obj.closed:
+            # type(), not isinstance(): a weakref proxy among the objects forwards
+            # __class__ and raises ReferenceError once its referent is gone.
+            if issubclass(type(obj), zmq.Socket) and not obj.closed:
                 with contextlib.suppress(Exception):
                     endpoint = obj.getsockopt(zmq.LAST_ENDPOINT).decode()
                     if endpoint.startswith("tcp://"):

@@ -200,6 +200,7 @@ def build_rows(
     fold_pings: bool = True,
     http_headers: Sequence[str] = SEED_HEADERS,
     clients: Iterable[str] = (),
+    fold_long: bool = True,
 ) -> list[Row]:
     """Turn events into rows: fold pings, merge fan-outs, add separators, number steps.
 
@@ -208,9 +209,10 @@ def build_rows(
     ([fold_carriers][tutorial.render.sequence.fold_carriers]), and a client's run that
     repeats another client's is drawn once
     ([fold_repeats][tutorial.render.sequence.fold_repeats], needs ``clients``).
+    ``fold_long=False`` keeps every row (a view that bounds its events itself).
     """
     rows = _rows(events, fold_pings=fold_pings, http_headers=http_headers)
-    if len(rows) > LONG_ROWS:
+    if fold_long and len(rows) > LONG_ROWS:
         rows = _rows(fold_carriers(events), fold_pings=fold_pings, http_headers=http_headers)
         rows = fold_repeats(rows, frozenset(clients))
     return _number(rows)
@@ -455,6 +457,7 @@ def diagram_rows(
     fold_pings: bool = True,
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
+    fold_long: bool = True,
 ) -> tuple[list[Lifeline], list[Row]]:
     """The columns and rows [sequence_diagram][tutorial.render.sequence.sequence_diagram] draws
     for these arguments.
@@ -472,7 +475,13 @@ def diagram_rows(
     if unknown:
         raise ValueError(f"events name lifelines the trace does not have: {sorted(unknown)}")
     clients = [lf.id for lf in lifelines if lf.kind == "client"]
-    rows = build_rows(events, fold_pings=fold_pings, http_headers=http_headers, clients=clients)
+    rows = build_rows(
+        events,
+        fold_pings=fold_pings,
+        http_headers=http_headers,
+        clients=clients,
+        fold_long=fold_long,
+    )
     return lifelines, rows
 
 
@@ -492,6 +501,7 @@ def sequence_diagram(
     http_headers: Sequence[str] = SEED_HEADERS,
     show_legend: bool = True,
     captions: Mapping[str, str] | None = None,
+    fold_long: bool = True,
 ) -> graphviz.Digraph:
     """Draw a trace as a sequence diagram; the DOT source is deterministic.
 
@@ -501,8 +511,13 @@ def sequence_diagram(
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
     Lifelines with no event in the chosen layers are left out. ``captions`` replaces
     the caption under a kind of lifeline's name (default: ``KIND_CAPTIONS``).
+    ``fold_long``: fold a long trace (see
+    [build_rows][tutorial.render.sequence.build_rows]); off for a view that shows a
+    bounded window of events itself, such as the browser's live panel.
     """
-    lifelines, rows = diagram_rows(trace, layers, fold_pings, http_headers=http_headers)
+    lifelines, rows = diagram_rows(
+        trace, layers, fold_pings, http_headers=http_headers, fold_long=fold_long
+    )
     column = {lf.id: i for i, lf in enumerate(lifelines)}
     n_cols = len(lifelines)
 
