@@ -103,14 +103,28 @@ async def run(
 
 
 async def _restart(stage: Stage, client: ChatClient) -> None:
-    assert stage.server is not None
+    assert stage.server is not None and stage.tap is not None
+    tap = stage.tap
     port = stage.server_port
     failures = len(client.errors)
+
+    # From the client's first refused attempt on, its next attempt waits at the tap
+    # until the server is back instead of racing the restart (on a busy machine a
+    # second or third refusal would change the picture). The hold starts inside the
+    # client's error callback, before its backoff sleep: no race.
+    def hold_after_first_refusal(_error: Any) -> None:
+        if len(client.errors) == failures + 1:
+            tap.hold_new_connections()
+
+    client.on("client-error", hold_after_first_refusal)
     await stage.server.stop()
     await client.wait_for_state(State.RECONNECTING)
     await client.wait_until(lambda: len(client.errors) > failures)  # one refused attempt
     stage.server = ChatServer(stage.server_config(port=port), span=stage.spans)
-    await stage.server.start()
+    try:
+        await stage.server.start()
+    finally:
+        tap.release_new_connections()
     await client.wait_for_state(State.CONNECTED)
     await client.wait_until(lambda: not client.rejoining)  # the server restored our room
 

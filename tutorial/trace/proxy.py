@@ -16,7 +16,9 @@ as they arrive. After copying a chunk it hands a copy to the subclass:
 5. [closed][tutorial.trace.proxy.LoopbackProxy.closed]: both sides are closed.
 
 A subclass may also hold one direction back ([gate][tutorial.trace.proxy.LoopbackProxy.gate],
-fault injection) and say how long a connection may outlive the first side to finish
+fault injection), hold a new connection before it reaches the upstream
+([connecting][tutorial.trace.proxy.LoopbackProxy.connecting]), and say how long a
+connection may outlive the first side to finish
 ([linger][tutorial.trace.proxy.LoopbackProxy.linger]). Recording must never break the
 relay: exceptions raised by the hooks are the subclass's to catch.
 [stop][tutorial.trace.proxy.LoopbackProxy.stop] closes the listener and every connection
@@ -107,6 +109,10 @@ class LoopbackProxy(Generic[R]):
         """Something to wait for before relaying the next chunk (None: go on)."""
         return None
 
+    def connecting(self, conn: R) -> Awaitable[None] | None:
+        """Something to wait for before connecting to the upstream (None: go on)."""
+        return None
+
     def linger(self, conn: R) -> float | None:
         """Seconds the other direction may still run once one has finished (None: none,
         it is cancelled at once)."""
@@ -132,6 +138,9 @@ class LoopbackProxy(Generic[R]):
         self.connections.append(conn)
         up_writer: asyncio.StreamWriter | None = None
         try:
+            wait = self.connecting(conn)
+            if wait is not None:
+                await wait
             try:
                 up_reader, up_writer = await asyncio.open_connection(*self.upstream)
             except OSError as exc:
