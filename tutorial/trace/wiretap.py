@@ -152,6 +152,7 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         self._upstream_open.clear()
 
     def release_new_connections(self) -> None:
+        """Connect the held connections to the server, and new ones at once again."""
         self._upstream_open.set()
 
     # -- counters ----------------------------------------------------------------------
