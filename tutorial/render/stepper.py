@@ -254,6 +254,36 @@ def document(
     }
 
 
+def drawn_document(
+    trace: Trace,
+    name: str,
+    svg: str,
+    rows: Sequence[Sequence[int]],
+    *,
+    description: str = "",
+    redact: bool = False,
+) -> dict[str, Any]:
+    """A document for a diagram drawn elsewhere (the browser chat's live panel): one
+    view, its ``svg`` (rows tagged ``seq_row_k``) and, for each row, the indices in
+    ``trace`` of the events it shows."""
+    steps = inspect_trace(trace)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": "",
+        "lifelines": {lf.id: lf.label for lf in trace.lifelines},
+        "events": [event_json(steps, s, redact=redact) for s in steps],
+        "views": [
+            {
+                "name": name,
+                "description": description,
+                "svg": svg,
+                "rows": [{"events": list(r), "number": None, "label": ""} for r in rows],
+            }
+        ],
+    }
+
+
 def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
@@ -289,6 +319,7 @@ __all__ = [
     "bytes_json",
     "default_views",
     "document",
+    "drawn_document",
     "static_html",
     "to_json",
 ]

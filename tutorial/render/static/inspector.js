@@ -87,12 +87,16 @@
     });
     var bar = h("div", { className: "ti-bar" }, [prev, next, play, slider, counter, hexLabel, tabs]);
     var sentence = h("p", { className: "ti-sentence", "aria-live": "polite" });
-    var diagram = h("div", { className: "ti-diagram" });
-    if (options.height) diagram.style.maxHeight = options.height + "px";
+    // options.diagram: an element of the page that already shows the view's SVG (the
+    // live panel draws its own); the inspector then only highlights and listens there.
+    var external = options.diagram || null;
+    var diagram = external || h("div", { className: "ti-diagram" });
+    if (external) external.classList.add("ti-linked");
+    if (options.height && !external) diagram.style.maxHeight = options.height + "px";
     var panel = h("div", { className: "ti-panel" });
     el.appendChild(bar);
     el.appendChild(sentence);
-    el.appendChild(diagram);
+    if (!external) el.appendChild(diagram);
     el.appendChild(panel);
 
     prev.addEventListener("click", function () { stop(); stepBy(-1); });
@@ -108,14 +112,15 @@
       if (ev.key === "ArrowRight") { stop(); stepBy(1); ev.preventDefault(); }
       if (ev.key === "ArrowLeft") { stop(); stepBy(-1); ev.preventDefault(); }
     });
-    diagram.addEventListener("click", function (ev) {
+    diagram.addEventListener("click", onDiagramClick);
+    function onDiagramClick(ev) {
       var k = rowOf(ev.target);
       if (k === null) k = rowAt(ev.clientX, ev.clientY);
       if (k !== null && views[state.view].spec.rows[k] && views[state.view].spec.rows[k].events.length) {
         stop();
         go(k);
       }
-    });
+    }
 
     function rowAt(x, y) {
       // A click between the lines of a label, or just beside an arrow: the row whose
@@ -238,9 +243,10 @@
       if (state.view === name) return;
       state.view = name;
       var v = views[name];
-      diagram.innerHTML = v.spec.svg;
+      if (!external) diagram.innerHTML = v.spec.svg;
       var svg = diagram.querySelector("svg");
-      if (svg) {
+      if (svg && !svg.getAttribute("data-ti-ready")) {
+        svg.setAttribute("data-ti-ready", "1");
         // A wider, invisible twin of each arrow segment: a thin line is hard to click.
         Array.prototype.forEach.call(svg.querySelectorAll("g.edge.seq_row path"), function (p) {
           var twin = p.cloneNode(false);
@@ -248,7 +254,7 @@
           p.parentNode.insertBefore(twin, p);
         });
         addHitAreas(svg, 0);
-        fit(svg, 0);
+        if (!external) fit(svg, 0);
       }
       slider.max = String(Math.max(0, v.steppable.length - 1));
       Array.prototype.forEach.call(tabs.children, function (b) {
@@ -431,7 +437,11 @@
     return {
       show: function (viewName, k, event) { showView(viewName); show(viewName, k, event); },
       state: state,
-      destroy: function () { stop(); el.textContent = ""; },
+      destroy: function () {
+        stop();
+        diagram.removeEventListener("click", onDiagramClick);
+        el.textContent = "";
+      },
     };
   }
 
