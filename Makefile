@@ -38,9 +38,11 @@ lab: setup ## open the tutorial notebooks in JupyterLab
 serve: setup ## the browser chat in demo mode, with its live diagram, on http://$(HOST):$(PORT)
 	$(BIN)/tutorial serve --demo --live-trace --host $(HOST) --port $(PORT)
 
-lint: setup ## ruff: lint and format check
+lint: setup ## ruff, the import contracts of the layer table, mypy
 	$(BIN)/ruff check tutorial tests
 	$(BIN)/ruff format --check tutorial tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: setup ## ruff: fix what can be fixed
 	$(BIN)/ruff check --fix tutorial tests

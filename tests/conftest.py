@@ -9,22 +9,28 @@ from typing import Any
 
 import pytest
 
+from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
 
 
-def make_config(tmp_path: Path, **overrides: object) -> ServerConfig:
-    config = ServerConfig(
-        host="127.0.0.1", port=0, db_url=f"sqlite:///{tmp_path}/chat.db", demo=True
-    )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+def make_config(tmp_path: Path, **overrides: Any) -> ServerConfig:
+    """The demo configuration, with its SQLite file in ``tmp_path``."""
+    return ServerConfig.for_demo(tmp_path, **overrides)
+
+
+def as_served(config: ServerConfig) -> ChatServer:
+    """A chat server built as ``tutorial serve`` builds it: the live diagram off, so
+    ``/trace`` says how to turn it on (what a browser page meets)."""
+    srv = ChatServer(config)
+    live.attach(srv, enabled=False)
+    return srv
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    """A running demo server (the seed's cast and rooms)."""
-    srv = ChatServer(make_config(tmp_path))
+    """A running demo server (the seed's cast and rooms), as ``tutorial serve --demo`` runs
+    it: the live diagram off, so ``/trace`` says how to turn it on."""
+    srv = as_served(make_config(tmp_path))
     await srv.start()
     try:
         yield srv
@@ -48,3 +54,21 @@ async def browser() -> AsyncIterator[Any]:
 
 # The site checks need a built site (`make site-build`); `make site-test` runs them.
 collect_ignore = [] if os.environ.get("TUTORIAL_SITE_TESTS") else ["site"]
+
+
+@pytest.fixture
+async def custom_server(tmp_path: Path) -> AsyncIterator[Any]:
+    """A factory of demo servers with config overrides, each in its own directory."""
+    started: list[ChatServer] = []
+
+    async def make(**overrides: object) -> ChatServer:
+        srv = ChatServer(make_config(tmp_path / f"custom{len(started)}", **overrides))
+        await srv.start()
+        started.append(srv)
+        return srv
+
+    try:
+        yield make
+    finally:
+        for srv in started:
+            await srv.stop()

@@ -1,9 +1,9 @@
 """The browser's live diagram, in Debian's chromium driven by Playwright.
 
-alice and bob chat in two browser contexts against a ``live_trace=True`` demo server;
-alice's panel shows the sequence diagram the server drew from the bytes its wiretap
-relayed for her session, in the three layers. Waits are explicit; nothing sleeps.
-Screenshots land in ``test-output/`` (gitignored).
+alice and bob chat in two browser contexts against a demo server with its live view
+(``tutorial serve --live-trace``); alice's panel shows the sequence diagram the server
+drew from the bytes its wiretap relayed for her session, in the three layers. Waits are
+explicit; nothing sleeps. Screenshots land in ``test-output/`` (gitignored).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from browser import BROWSER_MARKS, ChatPage, open_chat
 from conftest import make_config
 from playwright.async_api import Browser, expect
 
+from tutorial import live
 from tutorial.chat.server import ChatServer
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -40,7 +41,8 @@ class LivePage(ChatPage):
 
 @pytest.fixture
 async def live_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    srv = ChatServer(make_config(tmp_path, live_trace=True))
+    srv = ChatServer(make_config(tmp_path))
+    live.attach(srv)
     await srv.start()
     try:
         yield srv

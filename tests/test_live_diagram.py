@@ -18,7 +18,7 @@ import pytest
 import socketio
 from conftest import make_config
 
-from tutorial.chat import live
+from tutorial import live
 from tutorial.chat.server import ChatServer
 from tutorial.protocol.layers import Layer
 from tutorial.trace.model import TraceEvent
@@ -28,11 +28,14 @@ HOSTILE = "<img src=x onerror=alert(1)> & <script>alert(2)</script>"
 
 
 @pytest.fixture
-async def live_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    srv = ChatServer(make_config(tmp_path, live_trace=True))
+async def live_server(tmp_path: Path) -> AsyncIterator[live.LiveView]:
+    """A demo server with its live view, as ``tutorial serve --live-trace`` runs it."""
+    srv = ChatServer(make_config(tmp_path))
+    view = live.attach(srv)
+    assert view is not None
     await srv.start()
     try:
-        yield srv
+        yield view
     finally:
         await srv.stop()
 
@@ -115,7 +118,7 @@ def has_rows(*needles: str) -> Any:
     return lambda d: all(any(n in row for row in d["rows"]) for n in needles)
 
 
-async def test_the_trace_namespace_pushes_this_sessions_diagram(live_server: ChatServer) -> None:
+async def test_the_trace_namespace_pushes_this_sessions_diagram(live_server: live.LiveView) -> None:
     url = live_server.url
     alice, viewer = await logged_in_pair(url, "alice")
     bob = Chat()
@@ -154,8 +157,8 @@ async def test_the_trace_namespace_pushes_this_sessions_diagram(live_server: Cha
         # Only alice's session: bob's own send-message is not on her lifeline.
         assert not any('"Hi alice","clientMsgId"' in row for row in d["rows"])
         # The diagram's events are the tap's: the lifeline is alice's session only.
-        assert live_server.live.trace is not None
-        events = live_server.live.trace.events_of(d["lifeline"])
+        assert live_server.trace is not None
+        events = live_server.trace.events_of(d["lifeline"])
         assert {e.source for e in events} | {e.target for e in events} == {
             d["lifeline"],
             "server",
@@ -166,7 +169,7 @@ async def test_the_trace_namespace_pushes_this_sessions_diagram(live_server: Cha
             await c.sio.disconnect()
 
 
-async def test_the_layer_switch_changes_the_view(live_server: ChatServer) -> None:
+async def test_the_layer_switch_changes_the_view(live_server: live.LiveView) -> None:
     alice, viewer = await logged_in_pair(live_server.url, "alice")
     try:
         await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
@@ -194,7 +197,7 @@ async def test_the_layer_switch_changes_the_view(live_server: ChatServer) -> Non
             await c.sio.disconnect()
 
 
-async def test_trace_traffic_never_appears_in_the_diagram(live_server: ChatServer) -> None:
+async def test_trace_traffic_never_appears_in_the_diagram(live_server: live.LiveView) -> None:
     alice, viewer = await logged_in_pair(live_server.url, "alice", layer="frames")
     try:
         for layer in ("packets", "frames", "chat"):
@@ -204,7 +207,7 @@ async def test_trace_traffic_never_appears_in_the_diagram(live_server: ChatServe
             await viewer.until(lambda d, layer=layer: d["layer"] == layer, layer)
         await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
         await viewer.until(has_rows("room-joined"), "room-joined")
-        trace = live_server.live.trace
+        trace = live_server.trace
         assert trace is not None
         for event in trace.events:
             assert event.fields.get("namespace") != live.TRACE_NAMESPACE, event
@@ -220,7 +223,7 @@ async def test_trace_traffic_never_appears_in_the_diagram(live_server: ChatServe
             await c.sio.disconnect()
 
 
-async def test_a_hostile_message_is_escaped_in_the_svg(live_server: ChatServer) -> None:
+async def test_a_hostile_message_is_escaped_in_the_svg(live_server: live.LiveView) -> None:
     alice, viewer = await logged_in_pair(live_server.url, "alice")
     try:
         await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
@@ -239,7 +242,7 @@ async def test_a_hostile_message_is_escaped_in_the_svg(live_server: ChatServer) 
             await c.sio.disconnect()
 
 
-async def test_following_needs_the_owners_token(live_server: ChatServer) -> None:
+async def test_following_needs_the_owners_token(live_server: live.LiveView) -> None:
     alice = Chat()
     await alice.login(live_server.url, "alice")
     bob = Chat()
@@ -262,10 +265,11 @@ async def test_following_needs_the_owners_token(live_server: ChatServer) -> None
             await c.sio.disconnect()
 
 
-async def test_without_live_trace_the_namespace_says_how_to_turn_it_on(
-    server: ChatServer,
-) -> None:
-    assert server.live.tap is None
+async def test_without_live_trace_the_namespace_says_how_to_turn_it_on(tmp_path: Path) -> None:
+    server = ChatServer(make_config(tmp_path))
+    assert live.attach(server, enabled=False) is None
+    assert server.front is None
+    await server.start()
     alice = Chat()
     confirmed = await alice.login(server.url, "alice")
     viewer = Viewer()
@@ -277,10 +281,11 @@ async def test_without_live_trace_the_namespace_says_how_to_turn_it_on(
     finally:
         for c in (viewer, alice):
             await c.sio.disconnect()
+        await server.stop()
 
 
-async def test_bursts_are_coalesced(live_server: ChatServer) -> None:
-    live_server.live.push_interval = 0.5
+async def test_bursts_are_coalesced(live_server: live.LiveView) -> None:
+    live_server.push_interval = 0.5
     alice, viewer = await logged_in_pair(live_server.url, "alice")
     try:
         await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
@@ -305,8 +310,10 @@ async def test_sessions_sharing_a_keep_alive_connection_keep_their_own_lifelines
 ) -> None:
     """A browser reuses its HTTP/1.1 connections: lifelines follow sids, request by request."""
     # Short long-polls and timeouts, so that the shared connections free up quickly.
-    config = make_config(tmp_path, live_trace=True, ping_interval=0.5, ping_timeout=1.0)
+    config = make_config(tmp_path, ping_interval=0.5, ping_timeout=1.0)
     live_server = ChatServer(config)
+    view = live.attach(live_server)
+    assert view is not None
     await live_server.start()
     # Three TCP connections for two long-polling sessions (each holds one for its long
     # poll): the requests of both sessions share them.
@@ -322,8 +329,8 @@ async def test_sessions_sharing_a_keep_alive_connection_keep_their_own_lifelines
                 )
             for client in clients:
                 await client.call("join-room", {"roomId": "general"}, timeout=WAIT)
-            tap = live_server.live.tap
-            trace = live_server.live.trace
+            tap = view.tap
+            trace = view.trace
             assert tap is not None and trace is not None
             assert len(tap.connections) <= 3
             sids = [str(c.eio.sid) for c in clients]
@@ -343,7 +350,7 @@ async def test_sessions_sharing_a_keep_alive_connection_keep_their_own_lifelines
             await live_server.stop()
 
 
-async def test_follow_moves_the_viewer_to_a_new_session(live_server: ChatServer) -> None:
+async def test_follow_moves_the_viewer_to_a_new_session(live_server: live.LiveView) -> None:
     """After the chat connection reconnects (a new Engine.IO session), the page re-follows."""
     first, viewer = await logged_in_pair(live_server.url, "alice")
     second = Chat()

@@ -10,12 +10,8 @@ import shutil
 import pytest
 
 from tutorial.protocol.layers import Layer
-from tutorial.scenarios import run_scenario
-from tutorial.scenarios.base import ScenarioResult
-from tutorial.trace.model import Trace
-from tutorial.trace.redistap import (
+from tutorial.protocol.resp import (
     Push,
-    RedisTap,
     RespDecoder,
     RespError,
     RespMessage,
@@ -23,6 +19,10 @@ from tutorial.trace.redistap import (
     encode_command,
     reencode,
 )
+from tutorial.scenarios import run_scenario
+from tutorial.scenarios.base import ScenarioResult
+from tutorial.trace.model import Trace
+from tutorial.trace.redistap import RedisTap
 
 needs_redis = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed"

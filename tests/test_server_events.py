@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_config
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from rawclient import Recorder, unique_id
 
 from tutorial.chat.auth import TokenSigner
 from tutorial.chat.server import ChatServer
-from tutorial.protocol.catalog import MAX_TEXT_LENGTH, ErrorCode
+from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.limits import MAX_TEXT_LENGTH
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -44,22 +43,6 @@ async def client(server: ChatServer) -> AsyncIterator[MakeClient]:
     yield make
     for rec in made:
         await rec.close()
-
-
-@pytest.fixture
-async def custom_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
-    """A factory of demo servers with config overrides, each in its own directory."""
-    started: list[ChatServer] = []
-
-    async def make(**overrides: Any) -> ChatServer:
-        srv = ChatServer(make_config(tmp_path / f"custom{len(started)}", **overrides))
-        await srv.start()
-        started.append(srv)
-        return srv
-
-    yield make
-    for srv in started:
-        await srv.stop()
 
 
 async def expect_failure(rec: Recorder, event: str, payload: Any, code: ErrorCode) -> dict:
@@ -397,6 +380,27 @@ async def test_the_same_client_msg_id_twice_is_stored_once_and_delivered_once(
     await bob.next("new-message", match=lambda m: m["text"] == "marker")
     assert [m["text"] for m in bob.received("new-message")] == ["only once", "marker"]
     assert [m["text"] for m in alice.received("new-message")] == ["only once", "marker"]
+    assert await server.store.count_messages() == 2
+
+
+async def test_the_same_client_msg_id_in_two_rooms_is_two_messages(
+    server: ChatServer, client: MakeClient
+) -> None:
+    # A client that numbers its messages per room: m-1 in general, m-1 in tech-talk.
+    bob = client("bob")
+    await bob.login("bob", ("tech-talk",))
+    alice = client("alice")
+    await alice.login("alice", ("general", "tech-talk"))
+    in_general = await alice.call(
+        "send-message", {"roomId": "general", "text": "hi general", "clientMsgId": "m-1"}
+    )
+    in_tech = await alice.call(
+        "send-message", {"roomId": "tech-talk", "text": "hi tech", "clientMsgId": "m-1"}
+    )
+    assert in_general["duplicate"] is False and in_tech["duplicate"] is False
+    assert in_tech["seq"] == 1 and in_tech["id"] != in_general["id"]
+    got = await bob.next("new-message")
+    assert (got["roomId"], got["text"], got["clientMsgId"]) == ("tech-talk", "hi tech", "m-1")
     assert await server.store.count_messages() == 2
 
 

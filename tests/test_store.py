@@ -3,7 +3,9 @@ throwaway server, :mod:`tests.pg`).
 
 * ``seq`` is per room, starts at 1, has no gaps and no repeats, also under concurrent
   appends from several tasks, and (PostgreSQL) from two store objects = two servers;
-* exactly-once by ``(user, clientMsgId)``;
+* exactly-once by ``(room, user, clientMsgId)`` (and an old store with the
+  cross-room key is moved to it on open);
+* SQLite acknowledges only what is fsynced (``synchronous=FULL``);
 * history: the last 50, or what came after ``since``;
 * a store that is down raises :class:`StoreUnavailable`, and works again once it is back.
 """
@@ -11,6 +13,7 @@ throwaway server, :mod:`tests.pg`).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg import postgres, postgres_url  # noqa: F401
-from tutorial.chat.store import Store, StoreUnavailable, open_store
+from tutorial.chat.store import SCHEMA, SQLiteStore, Store, StoreUnavailable, open_store
 from tutorial.cluster.postgres import TempPostgres
 
 pytestmark = pytest.mark.timeout(60)
@@ -267,3 +270,93 @@ async def test_sqlite_close_writes_appends_already_begun(tmp_path: Path) -> None
         assert [m.text for m in await again.history(room)] == [f"t{i}" for i in range(5)]
     finally:
         await again.close()
+
+
+async def test_the_same_client_msg_id_in_another_room_is_another_message(
+    open_stores: OpenStore,
+) -> None:
+    # A client that numbers its messages per room (m-1, m-2 ... in each room).
+    store = await open_stores()
+    room_a, room_b = await new_room(store), await new_room(store)
+    cid = unique("m")
+    in_a = await store.append(room_a, "alice", "hello a", cid)
+    in_b = await store.append(room_b, "alice", "hello b", cid)
+    again_b = await store.append(room_b, "alice", "hello b", cid)
+    assert not in_a.duplicate and not in_b.duplicate
+    assert (in_b.message.room_id, in_b.message.seq, in_b.message.text) == (room_b, 1, "hello b")
+    assert again_b.duplicate and again_b.message == in_b.message
+    assert [m.text for m in await store.history(room_b, since=0)] == ["hello b"]
+
+
+OLD_SCHEMA = SCHEMA.replace(
+    "UNIQUE (room_id, user_name, client_msg_id)", "UNIQUE (user_name, client_msg_id)"
+)
+
+
+async def test_a_store_with_the_old_dedup_key_is_moved_to_the_per_room_key(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    assert OLD_SCHEMA != SCHEMA
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+        conn = sqlite3.connect(tmp_path / "old.db")
+        conn.executescript(OLD_SCHEMA)
+        conn.execute("INSERT INTO rooms (id) VALUES ('general'), ('tech-talk')")
+        conn.execute("INSERT INTO messages VALUES ('id1', 'general', 1, 1, 'alice', 'old', 'm-1')")
+        conn.execute("UPDATE rooms SET last_seq = 1 WHERE id = 'general'")
+        conn.commit()
+        conn.close()
+    else:
+        import asyncpg
+
+        base = request.getfixturevalue("postgres_url")
+        name = unique("old").replace("-", "_")
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        url = base.rsplit("/", 1)[0] + "/" + name
+        con = await asyncpg.connect(url)
+        try:
+            await con.execute(OLD_SCHEMA)
+            await con.execute("INSERT INTO rooms (id, last_seq) VALUES ('general', 1)")
+            await con.execute("INSERT INTO rooms (id) VALUES ('tech-talk')")
+            await con.execute(
+                "INSERT INTO messages VALUES ('id1', 'general', 1, 1, 'alice', 'old', 'm-1')"
+            )
+        finally:
+            await con.close()
+    for _ in range(2):  # opening twice: the second time there is nothing to move
+        store = open_store(url)
+        await store.open()
+        try:
+            kept = await store.history("general", since=0)
+            assert [(m.id, m.text) for m in kept] == [("id1", "old")]
+            assert (await store.append("general", "alice", "old", "m-1")).duplicate
+        finally:
+            await store.close()
+    store = open_store(url)
+    await store.open()
+    try:
+        other_room = await store.append("tech-talk", "alice", "new", "m-1")
+        assert not other_room.duplicate and other_room.message.seq == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_commits_are_flushed_to_disk_before_the_ack(tmp_path: Path) -> None:
+    # synchronous=FULL: every COMMIT (one per group-commit batch) fsyncs the WAL, so
+    # an acknowledged message survives a power cut, not only a crash of the process.
+    store = open_store(f"sqlite:///{tmp_path}/chat.db")
+    await store.open()
+    try:
+        assert isinstance(store, SQLiteStore)
+        async with store.db.execute("PRAGMA synchronous") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None and row[0] == 2  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+        async with store.db.execute("PRAGMA journal_mode") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None and row[0] == "wal"
+    finally:
+        await store.close()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tutorial.protocol import catalog
 from tutorial.protocol.layers import Layer
+from tutorial.protocol.websocket import SAMPLE_MASKING_KEY, decode_one_frame
 from tutorial.trace.inspection import family, inspect_trace
 from tutorial.trace.model import Trace
-from tutorial.trace.wiretap import SAMPLE_MASKING_KEY, parse_one_frame
 
 DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
 
@@ -36,7 +36,7 @@ def frame(
 def wire(trace: Trace, source: str, target: str, packet: bytes, *, masked: bool) -> None:
     """Record one WebSocket frame and the Engine.IO + Socket.IO packets it carries."""
     raw = frame(packet, masked=masked)
-    parsed = parse_one_frame(raw)
+    parsed = decode_one_frame(raw)
     assert parsed is not None
     trace.record(source, target, Layer.WS, str(parsed), raw=raw, fields={"opcode": "TEXT"})
     kind = "MESSAGE" if packet[:1] == b"4" else "PING"

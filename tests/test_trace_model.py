@@ -7,16 +7,12 @@ import json
 import pytest
 
 from tutorial.protocol.layers import Layer
-from tutorial.trace.model import (
+from tutorial.trace.model import FORMAT, VERSION, Lifeline, Trace, TraceEvent
+from tutorial.trace.normalise import (
     FIXED_DATE,
-    FORMAT,
     NORMALISATION_RULES,
     SAMPLE_WS_ACCEPT,
     SAMPLE_WS_KEY,
-    VERSION,
-    Lifeline,
-    Trace,
-    TraceEvent,
 )
 
 # RFC 6455 section 5.7: a masked "Hello" frame. Not UTF-8, so kept byte for byte.

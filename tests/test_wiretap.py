@@ -10,10 +10,12 @@ import pytest
 
 from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient, ClientOptions
+from tutorial.compat import sample_websocket_key
 from tutorial.protocol.layers import Layer
-from tutorial.scenarios.base import sample_websocket_key
-from tutorial.trace.model import SAMPLE_WS_ACCEPT, SAMPLE_WS_KEY, Trace
-from tutorial.trace.wiretap import SAMPLE_MASKING_KEY, Wiretap, stable_trace
+from tutorial.protocol.websocket import SAMPLE_MASKING_KEY
+from tutorial.trace.model import Trace
+from tutorial.trace.normalise import SAMPLE_WS_ACCEPT, SAMPLE_WS_KEY, stable_trace
+from tutorial.trace.wiretap import Wiretap
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""The ``tutorial`` command (also ``python -m tutorial``)."""
+"""The ``tutorial`` command (also ``python -m tutorial``).
+
+Every subcommand is listed once, in [COMMANDS][tutorial.cli.COMMANDS]: its name, its
+help line, the function that adds its arguments and the one that runs it. Nothing
+registers itself by being imported, and a module that fails to import fails the
+command loudly. ``docs/reference/cli.md`` is generated from
+[build_parser][tutorial.cli.build_parser].
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,28 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
+import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
+from tutorial.cluster import cli as cluster_cli
+from tutorial.cluster.procs import stop_signal
+from tutorial.scenarios import cli as scenarios_cli
 
-# Subcommands added by other modules register here: name -> (help, configure, run).
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-EXTRA_COMMANDS: dict[str, Command] = {}
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``tutorial NAME``."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -28,10 +47,51 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
+        "--origin",
         "--cors-origin",
+        dest="origin",
         action="append",
         default=None,
-        help="allow this browser origin (repeatable); default: same origin only",
+        metavar="URL",
+        help="a browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
+        "default: the page's own origin when its host is an IP address or localhost",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="believe X-Forwarded-For/-Proto/-Host only from this proxy address or network "
+        "(repeatable); default: from nobody",
+    )
+    p.add_argument(
+        "--stats-token",
+        default=None,
+        metavar="TOKEN",
+        help="/stats also answers 'Authorization: Bearer TOKEN' (default: loopback only)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's headers, and a polling POST's body "
+        "(default 10)",
+    )
+    p.add_argument(
+        "--max-send-queue",
+        type=int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="bytes held for a connection that does not read; past it the connection is "
+        "closed with code 1008 (default 1048576)",
+    )
+    p.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=10,
+        metavar="N",
+        help="connections one user may have open on this server (default 10)",
     )
     p.add_argument("--redis", default=None, help="redis://HOST:PORT to share broadcasts")
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
@@ -48,32 +108,67 @@ async def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         db_url=args.db,
         demo=args.demo,
-        cors_allowed_origins=args.cors_origin,
+        cors_allowed_origins=args.origin,
         redis_url=args.redis,
         name=args.name,
-        live_trace=args.live_trace,
+        read_timeout=args.read_timeout,
+        max_send_queue=args.max_send_queue,
+        max_connections_per_user=args.max_connections_per_user,
+        trusted_proxies=args.trusted_proxy,
+        stats_token=args.stats_token or os.environ.get("TUTORIAL_STATS_TOKEN") or None,
     )
-    server = ChatServer(config)
+    _raise_open_files_limit()
+    try:
+        server = ChatServer(config)
+    except ValueError as exc:  # a bad --origin, --trusted-proxy or limit
+        print(f"tutorial serve: {exc}", file=sys.stderr, flush=True)
+        return 2
+    live.attach(server, enabled=args.live_trace)
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
     if config.demo:
         print("demo users: alice bob charlie diana eve frank grace (password = name)", flush=True)
-    if config.live_trace:
+    if args.live_trace:
         print("live trace on: every byte is recorded for the page's live diagram", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_signal().wait()
     await server.stop()
     return 0
 
 
+# Below this many file descriptors a burst of half-open connections (slowloris) can
+# leave no room for real clients during the header timeout.
+MIN_OPEN_FILES = 4096
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard limit (1024 is a common default).
+
+    Each connection holds a descriptor until the header timeout closes it; with 1024 a
+    thousand half-open connections are enough to refuse everybody else meanwhile.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < MIN_OPEN_FILES:
+        print(
+            f"warning: only {soft} open files allowed (ulimit -n); raise the hard limit "
+            f"to {MIN_OPEN_FILES} or more for a server that faces the internet",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _user_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name")
-    p.add_argument("--password", required=True)
-    p.add_argument("--db", default="sqlite:///.data/chat.db")
+    p.add_argument("name", help="the user name")
+    p.add_argument("--password", required=True, help="the password (stored as a scrypt hash)")
+    p.add_argument("--db", default="sqlite:///.data/chat.db", help="the store URL, as for serve")
 
 
 async def _user_add(args: argparse.Namespace) -> int:
@@ -91,6 +186,14 @@ async def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def generated_pages() -> dict[str, str]:
+    """Every page made from the code: the catalog's, the state table's, and this
+    command's reference (``docs/reference/cli.md``), by path from the repository root."""
+    from tutorial.docs import cli_page, generated_docs
+
+    return {**generated_docs(), "docs/reference/cli.md": cli_page(build_parser(), CLI_NOTES)}
+
+
 def _docs(args: argparse.Namespace) -> int:
     from tutorial.docs import prepare_site_notebooks, write_generated_docs, write_site_inspections
 
@@ -101,49 +204,203 @@ def _docs(args: argparse.Namespace) -> int:
         for path in write_site_inspections(docs, Path(args.root) / "diagrams"):
             print(f"wrote {path} (step-through data)")
         return 0
-    for path in write_generated_docs(Path(args.root)):
+    for path in write_generated_docs(Path(args.root), generated_pages()):
         print(f"wrote {path}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tutorial", description="A Socket.IO chat system you can run, watch and break."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="run the teaching chat server")
-    _serve_args(p)
-    p.set_defaults(run=lambda a: asyncio.run(_serve(a)))
-    p = sub.add_parser("user-add", help="create or update a user in the store")
-    _user_args(p)
-    p.set_defaults(run=lambda a: asyncio.run(_user_add(a)))
-    p = sub.add_parser("docs", help="regenerate the reference pages made from the code")
+def _docs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=".", help="repository root (default .)")
     p.add_argument(
         "--site-notebooks",
         metavar="DIR",
         help="instead: make the executed notebooks in DIR fit for the offline site",
     )
-    p.set_defaults(run=_docs)
-    for name, (help_text, configure, run) in sorted(EXTRA_COMMANDS.items()):
-        p = sub.add_parser(name, help=help_text)
-        configure(p)
-        p.set_defaults(run=run)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "serve",
+        "run the teaching chat server",
+        _serve_args,
+        lambda a: asyncio.run(_serve(a)),
+        "Run the teaching chat server (python-socketio on aiohttp) until Ctrl-C or SIGTERM; "
+        "on either it disconnects every client, stops listening and closes the store.",
+    ),
+    Command(
+        "user-add",
+        "create or update a user in the store",
+        _user_args,
+        lambda a: asyncio.run(_user_add(a)),
+        "Create or update a user in the store, for running without --demo. It also "
+        "creates the open room general.",
+    ),
+    Command(
+        "docs",
+        "regenerate the reference pages made from the code",
+        _docs_args,
+        _docs,
+        "Regenerate the reference pages made from the code: docs/reference/events.md (the "
+        "event catalog), docs/reference/states.md (the client's transition table) and "
+        "docs/reference/cli.md (this command). tests/test_docs_generated.py fails while a "
+        "page is stale.",
+    ),
+    Command(
+        "bench",
+        "benchmark: baseline vs teaching server vs 1 and N servers behind nginx",
+        cluster_cli.bench_arguments,
+        cluster_cli.run_bench,
+        "The benchmark behind make bench: how many chat messages per second reach their "
+        "readers, and how late. It prints a table and writes bench.json and a chart "
+        "bench.png. It is a measurement, not a test.",
+    ),
+    Command(
+        "cluster",
+        "run diagram 6: nginx, N servers, Redis, a store",
+        cluster_cli.cluster_arguments,
+        cluster_cli.run_cluster,
+        "Seed diagram 6 as real processes on 127.0.0.1, each on a free port.",
+    ),
+    Command(
+        "diagrams",
+        "regenerate diagrams/ from deterministic runs of every scenario",
+        scenarios_cli.diagrams_arguments,
+        scenarios_cli.run_diagrams,
+        "Regenerate the committed pictures: every scenario, in deterministic mode, with its "
+        "default parameters; for each a JSON trace, a DOT file and an SVG, plus the extra "
+        "views a scenario offers (for example handshake-frames).",
+    ),
+    Command(
+        "trace",
+        "run a scenario and write its trace and diagram",
+        scenarios_cli.trace_arguments,
+        scenarios_cli.run_trace,
+        "Run one chapter's scenario (real server, wiretap, teaching clients) and write its "
+        "trace (SCENARIO.json) and its diagram (SCENARIO.dot, SCENARIO.svg).",
+    ),
+)
+"""Every subcommand, in the order ``tutorial --help`` lists them."""
+
+CLI_NOTES: dict[str, str] = {
+    "serve": """
+Limits without an option (set them in `ServerConfig` when embedding the server):
+64 KiB per polling body or WebSocket message; 2,000 characters per message; 20
+events at once, then 10 a second, per user (`rate_limited` with `retryAfter`);
+16 rooms per connection (`too_many_rooms`); 5 password checks at once, then 5 a
+minute, per user name, and 20 at once, then 20 a minute, per source address (wrong
+passwords only; `rate_limited`); a connection that gets 20 refusals faster than 2 a
+second, or 10 unreadable packets in a minute, is disconnected. What each limit
+protects, and how they were measured: [Limits](../explanation/limits.md).
+
+A bad value (an origin that is not `http(s)://host[:port]`, a proxy that is not an
+address, a timeout of 0) is one line on standard error and exit status 2. At start
+the server raises its soft limit on open files to the hard limit and warns if it is
+still below 4096. `--cors-origin` is the old name of `--origin`; the stats token may
+also come from `TUTORIAL_STATS_TOKEN`.
+
+Besides Socket.IO on `/socket.io/`, the server answers:
+
+| path | answer |
+|---|---|
+| `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
+| `/healthz` | `{"ok": true, "name": NAME}` |
+| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token` |
+
+`--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
+name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),
+`project-alpha` (bob, diana, grace). With `--live-trace` every byte goes through a
+wiretap in front of the server, for the browser page's live sequence diagram; without
+it the page's diagram panel says that live tracing is off. `--port 0` picks a free port.
+
+Example, as `make serve` runs it:
+
+```bash
+.venv/bin/tutorial serve --demo --live-trace --host 127.0.0.1 --port 3000
+```
+
+Behind a reverse proxy or under a DNS name, list the page's public origin and the
+proxy, so that origins, client addresses and `/stats` are judged right:
+
+```bash
+.venv/bin/tutorial serve --origin https://chat.example.org --trusted-proxy 127.0.0.1
+```
+
+Never use `--origin '*'`: it opens the server to cross-site WebSocket hijacking.
+""",
+    "user-add": """
+To be able to log in, the name must match `[a-z][a-z0-9_-]{1,31}`; the password is
+stored as a salted scrypt hash.
+
+```bash
+.venv/bin/tutorial user-add ada --password 'correct horse'
+.venv/bin/tutorial serve
+```
+""",
+    "trace": """
+```bash
+.venv/bin/tutorial trace handshake --out /tmp/handshake --layers frames
+```
+
+The JSON is described in [Trace format](trace-format.md). The views: `chat` (Socket.IO
+events and server steps), `packets` (HTTP, Engine.IO, Socket.IO), `frames` (TCP, HTTP,
+WebSocket frames). The `scaling` scenario starts redis-server, so it needs it installed
+(`make setup`).
+""",
+    "cluster up": """
+nginx runs in front of N chat servers (`tutorial serve --demo --redis ... --db ...`),
+with redis-server and a shared store. It prints the entry URL and one line per part,
+then waits; `Ctrl-C` stops everything and deletes the temporary files. A step-by-step
+guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
+long-polling (see [Why sticky sessions](../explanation/sticky-sessions.md)).
+""",
+    "bench": """
+C clients sit in one room; S of them each send M messages, each waiting for its ack;
+every message is delivered to all C clients. The targets run under the same load, side
+by side: a bare python-socketio broadcast server (the baseline), the teaching server
+alone (tracing off, then on), the teaching server behind nginx with Redis, and N
+teaching servers behind nginx. The processes talk through the interface of
+`tutorial/cluster/benchwire.py`.
+""",
+    "": """
+## Make targets
+
+The `Makefile` wraps the commands above; `make help` lists every target.
+
+| target | runs |
+|---|---|
+| `make lab` | `make setup`, then JupyterLab on `notebooks/` |
+| `make test` | `make setup`, then lint (ruff, import contracts, mypy), the pytest suite, the notebooks, the site build and its browser checks |
+| `make serve` | `tutorial serve --demo --live-trace --host $(HOST) --port $(PORT)` (default `127.0.0.1:3000`; `make serve PORT=3001`) |
+| `make notebooks` | execute every chapter notebook with nbmake (into copies in `docs/chapters/`) |
+| `make site-build` | `make notebooks`, copy `diagrams/*.svg` to `docs/diagrams/`, then `mkdocs build --strict` into `site/` |
+| `make site` | `make site-build`, then serve `site/` on <http://127.0.0.1:8000> |
+| `make clean` | remove generated files, including the demo store `.data/` (keeps `.venv`) |
+| `make bench` | `tutorial bench` |
+| `make setup` | system packages, `.venv`, the package with its dev extras, the npm packages |
+| `make lint` / `make format` | ruff, the import contracts and mypy / ruff's fixes |
+| `make unit` | the pytest suite alone |
+""",
+}
+"""What ``docs/reference/cli.md`` says beyond the parser, by command path."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tutorial`` command's parser: every subcommand of [COMMANDS][tutorial.cli.COMMANDS]."""
+    parser = argparse.ArgumentParser(
+        prog="tutorial", description="A Socket.IO chat system you can run, watch and break."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.arguments(p)
+        p.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _load_extra_commands()
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)
-
-
-def _load_extra_commands() -> None:
-    """Import the modules that add subcommands (trace, diagrams, cluster, bench)."""
-    for module in ("tutorial.scenarios.cli", "tutorial.cluster.cli"):
-        with contextlib.suppress(ImportError):
-            __import__(module)
 
 
 if __name__ == "__main__":

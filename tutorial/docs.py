@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
-from tutorial.client import states
-from tutorial.protocol import catalog
+from tutorial import compat
+from tutorial.protocol import catalog, states
 
 
 def generated_docs() -> dict[str, str]:
@@ -14,7 +16,7 @@ def generated_docs() -> dict[str, str]:
         [
             "# Client state machine",
             "",
-            "Generated from `tutorial/client/states.py` by `tutorial docs`; do not edit by hand.",
+            "Generated from `tutorial/protocol/states.py` by `tutorial docs`; do not edit by hand.",
             "",
             "The teaching client moves only along these rows (seed diagram 5). The first",
             "eight are the seed's list of state transitions; the last two are drawn in the",
@@ -30,9 +32,84 @@ def generated_docs() -> dict[str, str]:
     }
 
 
-def write_generated_docs(root: Path) -> list[Path]:
+CLI_INTRO = """\
+# The `tutorial` command
+
+Generated from the command's own parser (`tutorial/cli.py`) by `tutorial docs`; do not
+edit by hand. A test fails when this page and the parser disagree.
+
+Installed with the package (inside `.venv`: `.venv/bin/tutorial`); `python -m tutorial`
+is the same command. Every subcommand prints its own help with `--help`. The exit status
+is 0 on success; errors in the arguments exit with status 2 and a usage message.
+"""
+
+
+def _default(action: argparse.Action) -> str:
+    if action.required:
+        return "required"
+    if action.nargs == 0 and action.const is True:  # a flag (store_true)
+        return "off"
+    if action.default is None or action.default == argparse.SUPPRESS:
+        return ""
+    return f"`{action.default}`"
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    rows = ["| argument | default | meaning |", "|---|---|---|"]
+    for action in compat.argparse_actions(parser):
+        if action.dest == "help" or isinstance(action.choices, Mapping):
+            continue  # --help, and the subcommands (each has its own section)
+        if action.option_strings:
+            name = " ".join(action.option_strings)
+            if action.nargs != 0:
+                name += f" {action.metavar or action.dest.upper()}"
+        else:
+            name = str(action.metavar or action.dest)
+            if action.choices:
+                name = f"{{{','.join(map(str, action.choices))}}}"
+        help_text = (action.help or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | {_default(action)} | {help_text} |")
+    return rows if len(rows) > 2 else []
+
+
+def cli_page(parser: argparse.ArgumentParser, notes: Mapping[str, str]) -> str:
+    """``docs/reference/cli.md``: every subcommand of ``parser`` (its help, description,
+    usage and arguments), then the hand-written ``notes`` of each, by command path."""
+    lines = [CLI_INTRO, "```text", compat.argparse_usage(parser), "```", ""]
+    lines += ["| subcommand | what it does |", "|---|---|"]
+    commands: list[tuple[str, argparse.ArgumentParser, str]] = []
+
+    def walk(p: argparse.ArgumentParser, path: str, help_text: str) -> None:
+        subs = compat.argparse_subcommands(p)
+        if not subs:
+            commands.append((path, p, help_text))
+            return
+        for name, sub, sub_help in subs:
+            walk(sub, f"{path} {name}", sub_help or help_text)
+
+    for name, sub, help_text in compat.argparse_subcommands(parser):
+        walk(sub, name, help_text)
+    for path, _, help_text in commands:
+        anchor = "tutorial-" + path.replace(" ", "-")
+        lines.append(f"| [`{path}`](#{anchor}) | {help_text} |")
+    lines.append("")
+    for path, sub, help_text in commands:
+        lines += [f"## `tutorial {path}`", ""]
+        lines += [sub.description or help_text[:1].upper() + help_text[1:] + ".", ""]
+        lines += ["```text", compat.argparse_usage(sub), "```", ""]
+        options = _options(sub)
+        if options:
+            lines += [*options, ""]
+        if path in notes:
+            lines += [notes[path].strip(), ""]
+    if "" in notes:
+        lines += [notes[""].strip(), ""]
+    return "\n".join(lines)
+
+
+def write_generated_docs(root: Path, pages: Mapping[str, str] | None = None) -> list[Path]:
     written = []
-    for rel, content in generated_docs().items():
+    for rel, content in (pages if pages is not None else generated_docs()).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
@@ -57,7 +134,8 @@ def write_site_inspections(docs: Path, diagrams: Path) -> list[Path]:
     runs), and the inspector's script and style in ``docs/assets/``.
 
     The JSON is the same document the notebook widget shows
-    (:func:`tutorial.render.stepper.document`); the page only lays it out.
+    ([tutorial.render.stepper.document][tutorial.render.stepper.document]); the page only lays it
+    out.
     """
     from tutorial.render import stepper
     from tutorial.trace.model import Trace

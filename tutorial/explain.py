@@ -1,7 +1,7 @@
 """Tables that explain wire units bit by bit, for the chapters.
 
 Each function takes real bytes or packets (from a trace or the RFC), decodes them with
-:mod:`tutorial.protocol`, and returns Markdown, which a notebook shows with
+[tutorial.protocol][tutorial.protocol], and returns Markdown, which a notebook shows with
 ``IPython.display.Markdown``.
 """
 

@@ -1,7 +1,8 @@
 """Live components for a notebook: a real server and real clients in the kernel's loop.
 
-A chapter notebook starts a :class:`LiveChat` with top-level ``await``, plays with it,
-and closes it in its teardown cell (closing twice is harmless)::
+A chapter notebook starts a [LiveChat][tutorial.lab.LiveChat] with top-level ``await``, plays with
+it,
+and closes it in its teardown cell (closing twice is harmless):
 
     chat = await LiveChat(users=("alice", "bob")).start()
     await chat.clients["alice"].send("general", "hi")
@@ -57,11 +58,7 @@ class LiveChat:
         self.rooms = tuple(rooms)
         self.options = options or fast_options()
         self._dir = Path(tempfile.mkdtemp(prefix="tutorial-lab-"))
-        self.config = ServerConfig(
-            host="127.0.0.1", port=0, db_url=f"sqlite:///{self._dir}/chat.db", demo=True
-        )
-        for key, value in config.items():
-            setattr(self.config, key, value)
+        self.config = ServerConfig.for_demo(self._dir, **config)
         self.server: ChatServer | None = None
         self.clients: dict[str, ChatClient] = {}
         self.port: int | None = None

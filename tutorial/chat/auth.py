@@ -1,6 +1,6 @@
 """Passwords and tokens.
 
-Passwords are stored as salted scrypt hashes (stdlib :func:`hashlib.scrypt`), compared
+Passwords are stored as salted scrypt hashes (stdlib ``hashlib.scrypt``), compared
 in constant time. A successful login returns a signed, expiring token (itsdangerous),
 which a client may send later in the Socket.IO CONNECT ``auth`` payload or in
 ``authenticate {token}`` instead of the password.

@@ -4,7 +4,7 @@ python-socketio decodes every incoming packet with its ``Packet`` class; a malfo
 one (invalid JSON, ``42[]``, an unknown packet type, an event name that is not a string)
 raises inside the library, which logs a traceback and answers nothing. The library lets
 us pass our own class as ``serializer=``: this one turns every malformed packet into an
-ordinary EVENT named :data:`MALFORMED_EVENT`, which the chat server answers with
+ordinary EVENT named ``MALFORMED_EVENT``, which the chat server answers with
 ``error {code: "invalid_payload"}`` like any other bad input.
 """
 
@@ -17,18 +17,15 @@ import time
 from typing import Any
 
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 
+from tutorial import compat
+from tutorial.chat.httpguard import body_reader
+from tutorial.chat.sendqueue import SendQueue, SendQueuePolicy
+from tutorial.protocol.limits import MAX_DEPTH, RESERVED_EVENTS
+
 MALFORMED_EVENT = "__malformed__"
-
-# Event names the server's own handlers use for the connection itself: a client that
-# sends an EVENT with one of these names must not reach those handlers.
-RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
-
-# Deeper JSON than this is refused before it reaches a handler.
-MAX_DEPTH = 32
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -47,8 +44,15 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-class DefensivePacket(sio_packet.Packet):
+class DefensivePacket(sio_packet.Packet):  # type: ignore[misc]
     """``socketio.packet.Packet`` that never raises on input from a client."""
+
+    # What the library's Packet sets (python-socketio ships no type information).
+    packet_type: int
+    namespace: str | None
+    data: Any
+    id: int | None
+    attachment_count: int
 
     def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
@@ -106,6 +110,13 @@ class DefensivePacket(sio_packet.Packet):
 def engineio_frame_ok(frame: Any) -> bool:
     """Whether python-engineio can decode this WebSocket frame without raising.
 
+    The server closes a connection cleanly on any other frame
+    ([install_engineio_hooks][tutorial.compat.install_engineio_hooks]): python-engineio
+    decodes each frame outside its error handling, so an empty frame or one like ``x``
+    would escape as an exception (a traceback in aiohttp's log, no CLOSE, a session
+    lingering until the ping timeout), and an unknown type like ``9abc`` would log a
+    traceback per frame.
+
     Binary frames always decode (as a binary MESSAGE). A text frame must start with an
     Engine.IO packet type 0-6, or be ``b`` + valid base64.
     """
@@ -122,54 +133,81 @@ def engineio_frame_ok(frame: Any) -> bool:
     return frame[0] in "0123456"
 
 
-class GuardedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket, closing cleanly on an undecodable frame.
-
-    python-engineio decodes each frame outside its error handling: an empty frame or
-    one like ``x`` escapes as an exception (a traceback in aiohttp's log, no CLOSE, and
-    the session lingers until the ping timeout), and an unknown type like ``9abc``
-    logs a traceback per frame. Answering ``None`` makes engineio treat the frame as the
-    end of the connection: the session closes at once and ``disconnect`` runs.
-    """
-
-    async def wait(self) -> Any:
-        frame = await super().wait()
-        return frame if engineio_frame_ok(frame) else None
-
-
-async def broadcast(sio: Any, event: str, data: Any, room: str, namespace: str = "/") -> None:
-    """``await sio.emit(event, data, room=room)``, with less work per recipient.
+async def broadcast(
+    sio: Any,
+    event: str,
+    data: Any,
+    room: str,
+    namespace: str = "/",
+    skip_sid: str | None = None,
+) -> None:
+    """``await sio.emit(event, data, room=room, skip_sid=skip_sid)``, with less work per
+    recipient.
 
     python-socketio's ``AsyncManager.emit`` encodes the packet once, then creates one
     task per recipient to put it on that socket's queue, and waits for all of them.
     Here the same encoded Engine.IO packet goes straight onto each socket's queue (what
     each of those tasks would do): the bytes on the wire and their order per socket
     are the same, minus a task per delivery. A manager that reaches other servers
-    (Redis) must publish, so it gets the library's emit.
+    (Redis) must publish, so it gets the library's emit. Each socket's queue is a
+    [SendQueue][tutorial.chat.sendqueue.SendQueue]: the per-connection bound holds here too.
     """
     manager = sio.manager
     if type(manager) is not AsyncManager:
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     encoded = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data]).encode()
     if isinstance(encoded, list):  # binary attachments: not a chat payload, but be exact
-        await sio.emit(event, data, room=room, namespace=namespace)
+        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
         return
     pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
     eio = sio.eio
-    sockets = eio.sockets
-    ping_timeout = eio.ping_timeout
     now = time.time()
     slow = []
-    for _sid, eio_sid in manager.get_participants(namespace, room):
-        socket = sockets.get(eio_sid)
-        if socket is None or socket.closed:
-            continue  # the library logs "Cannot send" and skips it too
-        last_ping = socket.last_ping
-        if last_ping and now - last_ping > ping_timeout:
-            slow.append(eio_sid)  # the library's send closes a client that went quiet
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid == skip_sid:
             continue
-        socket.queue.put_nowait(pkt)
+        # GONE: the library logs "Cannot send" and skips it too. SLOW: the library's
+        # send closes a client that went quiet.
+        if compat.queue_packet(eio, eio_sid, pkt, now) == compat.SLOW:
+            slow.append(eio_sid)
     for eio_sid in slow:
         with contextlib.suppress(Exception):
             await eio.send_packet(eio_sid, pkt)
+
+
+def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
+    """Our pieces in python-engineio (through the seam, [tutorial.compat][]).
+
+    * every WebSocket frame python-engineio could not decode closes the connection
+      cleanly ([engineio_frame_ok][tutorial.chat.packets.engineio_frame_ok]), and a
+      WebSocket's transport is told to its send queue (unsent bytes count too);
+    * every socket's queue is a [SendQueue][tutorial.chat.sendqueue.SendQueue], bounded
+      in bytes;
+    * a request's environ carries the client's address in ``REMOTE_ADDR`` (the driver
+      writes ``127.0.0.1`` for everybody) and, for a POST, the body
+      [HttpGuard][tutorial.chat.httpguard.HttpGuard] already read within its time bound
+      as ``wsgi.input``.
+    """
+    compat.install_engineio_hooks(
+        eio,
+        accept_frame=engineio_frame_ok,
+        on_websocket=_bind_send_queue,
+        translate=_translate,
+        queue_factory=policy.make_queue,
+    )
+    policy.eio = eio
+
+
+def _bind_send_queue(socket: Any, transport: Any) -> None:
+    """Tell the socket's [SendQueue][tutorial.chat.sendqueue.SendQueue] its transport."""
+    queue = getattr(socket, "queue", None)
+    if isinstance(queue, SendQueue):
+        queue.socket = socket
+        queue.policy.attach_transport(socket, transport)
+
+
+def _translate(request: Any, environ: dict[str, Any]) -> None:
+    environ["REMOTE_ADDR"] = request.remote or ""
+    if request.method == "POST":
+        environ["wsgi.input"] = body_reader(request)

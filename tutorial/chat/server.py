@@ -10,45 +10,93 @@ code so that a trace can show them:
   3. join new room, 4. update member list, 5. confirm with ``room-joined``,
   6. notify the others with ``user-joined``.
 
-Every payload is checked against the event catalog (:mod:`tutorial.protocol.catalog`);
+Every payload is checked against the event catalog
+([tutorial.protocol.catalog][tutorial.protocol.catalog]);
 every failure answers ``error {code, message, event}`` and an ack ``{ok: false, ...}``.
+
+What keeps one server up under abuse (docs/explanation/limits.md) is spread over small
+modules: [httpguard][tutorial.chat.httpguard] (origins, forwarded headers, polling bodies,
+``/stats``), [sendqueue][tutorial.chat.sendqueue] (bytes held per connection),
+[ratelimit][tutorial.chat.ratelimit] (events, login attempts, strikes) and
+[presence][tutorial.chat.presence] (presence per user, across the cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import socketio
 from aiohttp import web
 
+from tutorial import compat
 from tutorial.chat import auth, demo
-from tutorial.chat.live import LiveDiagrams
-from tutorial.chat.packets import MALFORMED_EVENT, DefensivePacket, GuardedWebSocket, broadcast
-from tutorial.chat.ratelimit import RateLimiter
+from tutorial.chat.httpguard import HttpGuard
+from tutorial.chat.packets import (
+    MALFORMED_EVENT,
+    DefensivePacket,
+    broadcast,
+    install_engineio_hooks,
+)
+from tutorial.chat.presence import Presence, RedisPresence
+from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
+from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, SendQueuePolicy
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
 from tutorial.protocol.catalog import (
     CLIENT_EVENTS,
-    MAX_TEXT_LENGTH,
     ROOM_ID_PATTERN,
     ErrorCode,
+    Event,
     PayloadError,
     validate,
 )
+from tutorial.protocol.limits import (
+    MAX_HTTP_BUFFER_SIZE,
+    MAX_PROTOCOL_STRIKES,
+    MAX_TEXT_LENGTH,
+)
+from tutorial.protocol.spans import Span, SpanHook, SpanKind
 
 log = logging.getLogger("tutorial.chat")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# Strikes a connection may collect for unreadable packets before it is disconnected.
-MAX_PROTOCOL_STRIKES = 10
+# Two ways a connection gets cut off, both only reached by a client that keeps on
+# regardless of what it is told:
+# * protocol strikes: unreadable packets and unknown events, MAX_PROTOCOL_STRIKES of
+#   them within STRIKE_WINDOW seconds (no correct client sends one);
+# * refusals of well-formed events (rate_limited, not_in_room, auth_failed, ...): a
+#   budget of REFUSAL_BURST that comes back at REFUSAL_RATE a second. A client that
+#   waits `retryAfter` never runs out; a flood of refused events does in milliseconds.
+# (MAX_PROTOCOL_STRIKES is in the table of limits, protocol/limits.py.)
+STRIKE_WINDOW = 60.0
+REFUSAL_BURST = 20.0
+REFUSAL_RATE = 2.0
 
-SpanHook = Callable[..., None]
+SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("serving", default=None)
+"""The Socket.IO sid whose event the running handler serves (each handler has its task)."""
+
+
+class Front(Protocol):
+    """A listener put in front of the app (the live view's wiretap).
+
+    With a front, [ChatServer.start][tutorial.chat.server.ChatServer.start] binds the
+    app to a free port on 127.0.0.1 and the front listens on the configured address,
+    relaying to it; [ChatServer.stop][tutorial.chat.server.ChatServer.stop] stops the
+    front first.
+    """
+
+    async def start(self, host: str, port: int, upstream_port: int) -> int:
+        """Listen on ``host:port`` (0: a free one) in front of ``upstream_port``; the port."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 def find_socketio_client(start: Path | None = None) -> Path | None:
@@ -69,12 +117,42 @@ class ServerConfig:
     port: int = 3000
     db_url: str = "sqlite:///.data/chat.db"
     demo: bool = False
-    cors_allowed_origins: list[str] | str | None = None  # None: same origin only
+    # Browser origins allowed besides the same origin under an IP or localhost host
+    # (``--origin``); ``["*"]`` allows any (unsafe with credentials).
+    cors_allowed_origins: list[str] | str | None = None
     max_text_length: int = MAX_TEXT_LENGTH
-    # A chat event is at most a few KiB; 64 KiB leaves room for a polling batch.
-    max_http_buffer_size: int = 64 * 1024
+    max_http_buffer_size: int = MAX_HTTP_BUFFER_SIZE
     rate_capacity: float = 20.0
     rate_per_second: float = 10.0
+    # -- limits under abuse (docs/explanation/limits.md) --
+    # Seconds a client has to send a request's head, and a polling POST's body.
+    read_timeout: float = 10.0
+    # Bytes the server holds for one connection that does not read (sendqueue.py).
+    max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
+    # Connections one user may have open on this server at once.
+    max_connections_per_user: int = 10
+    # Rooms one connection may be in (join-room, or CONNECT offsets).
+    max_rooms_per_connection: int = 16
+    # Password checks: (burst, per second) per user name and per source address.
+    login_per_name: tuple[float, float] = (5.0, 5.0 / 60)
+    login_per_address: tuple[float, float] = (20.0, 20.0 / 60)
+    # Proxies whose X-Forwarded-* headers are believed (IPs or networks).
+    trusted_proxies: list[str] = field(default_factory=list)
+    # /stats answers loopback clients, or this bearer token.
+    stats_token: str | None = None
+
+    def check(self) -> None:
+        """Raise ValueError, naming the option, for a limit that cannot work."""
+        if not self.read_timeout > 0:
+            raise ValueError(f"--read-timeout must be above 0 seconds, not {self.read_timeout}")
+        if self.max_send_queue < MIN_SEND_QUEUE:
+            raise ValueError(
+                f"--max-send-queue must be at least {MIN_SEND_QUEUE} bytes, "
+                f"not {self.max_send_queue}"
+            )
+        if self.max_connections_per_user < 1:
+            raise ValueError("--max-connections-per-user must be at least 1")
+
     token_ttl: int = 3600
     secret: str | None = None
     history_limit: int = 50
@@ -83,9 +161,13 @@ class ServerConfig:
     ping_timeout: float = 20.0
     name: str = "server"
     static_dir: Path | None = field(default=None)
-    # Record every byte through a wiretap on the public address, for the browser's
-    # live diagram (tutorial.chat.live). Off: no tap, no cost.
-    live_trace: bool = False
+
+    @classmethod
+    def for_demo(cls, directory: str | Path, **overrides: Any) -> ServerConfig:
+        """The demo configuration the tests, scenarios, notebooks and drills run: the
+        seed's cast, 127.0.0.1, a free port, a SQLite file in ``directory``."""
+        config = cls(host="127.0.0.1", port=0, db_url=f"sqlite:///{directory}/chat.db", demo=True)
+        return replace(config, **overrides)
 
 
 @dataclass
@@ -95,7 +177,10 @@ class Session:
     sid: str
     user: str | None = None
     rooms: set[str] = field(default_factory=set)
-    strikes: int = 0
+    strikes: Strikes = field(default_factory=lambda: Strikes(MAX_PROTOCOL_STRIKES, STRIKE_WINDOW))
+    refusals: TokenBucket = field(default_factory=lambda: TokenBucket(REFUSAL_BURST, REFUSAL_RATE))
+    address: str | None = None  # the client's address (through a trusted proxy: its own)
+    cut_off: bool = False
 
 
 class ChatServer:
@@ -106,39 +191,65 @@ class ChatServer:
         config: ServerConfig | None = None,
         store: Store | None = None,
         span: SpanHook | None = None,
+        front: Front | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         self.store = store or open_store(self.config.db_url)
-        # Server-side spans for traces: None (the default) costs one comparison.
-        self.span: SpanHook | None = span
+        # Observers of the server's own steps (spans): none by default, at no cost.
+        self.span_hooks: list[SpanHook] = [span] if span is not None else []
+        self.front = front
+        """A listener in front of the app (None: the app listens itself)."""
+        config = self.config
+        config.check()
         manager = None
-        if self.config.redis_url:
-            manager = socketio.AsyncRedisManager(self.config.redis_url)
+        if config.redis_url:
+            manager = socketio.AsyncRedisManager(config.redis_url)
+        origins = config.cors_allowed_origins
+        self.guard = HttpGuard(
+            origins=[origins] if isinstance(origins, str) else (origins or []),
+            trusted_proxies=config.trusted_proxies,
+            stats_token=config.stats_token,
+            max_body=config.max_http_buffer_size,
+            read_timeout=config.read_timeout,
+            close_session=self._close_eio_session,
+        )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=manager,
             serializer=DefensivePacket,
-            cors_allowed_origins=self.config.cors_allowed_origins,
-            max_http_buffer_size=self.config.max_http_buffer_size,
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_timeout,
+            cors_allowed_origins=self.guard.origin_allowed,
+            max_http_buffer_size=config.max_http_buffer_size,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
             logger=False,
             engineio_logger=False,
         )
-        # Undecodable Engine.IO frames close the connection cleanly (see GuardedWebSocket).
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": GuardedWebSocket}
-        self.app = web.Application()
+        # Each connection's send queue is bounded (sendqueue.py); undecodable Engine.IO
+        # frames close the connection cleanly (GuardedWebSocket).
+        self.send_policy = SendQueuePolicy(config.max_send_queue, on_overflow=self._on_overflow)
+        install_engineio_hooks(self.sio.eio, self.send_policy)
+        self.app = web.Application(
+            middlewares=[self.guard.middleware], client_max_size=config.max_http_buffer_size
+        )
         self.sio.attach(self.app)
         self.sessions: dict[str, Session] = {}
-        self.limiter = RateLimiter(self.config.rate_capacity, self.config.rate_per_second)
+        self._user_sids: dict[str, set[str]] = {}
+        self.limiter = RateLimiter(config.rate_capacity, config.rate_per_second)
+        self.logins = LoginThrottle(config.login_per_name, config.login_per_address)
+        self.presence: Presence = (
+            RedisPresence(config.redis_url, announce_left=self._announce_left)
+            if config.redis_url
+            else Presence()
+        )
+        self._stopping = False
+        self.cut_offs = 0
+        self.logins_throttled = 0
         self.tokens: auth.TokenSigner | None = None
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._register()
         self._add_routes()
-        # -- live diagram hook (tutorial.chat.live): the /trace namespace ------------
-        self.live = LiveDiagrams(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -152,19 +263,29 @@ class ChatServer:
     async def start(self) -> int:
         """Open the store, listen, and return the bound port (``port=0`` picks a free one)."""
         await self.open_store()
-        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=0.25)
+        await self.presence.start()
+        # keepalive_timeout is also the header-read timeout: aiohttp closes a connection
+        # that has not completed a request head within it (slowloris), and idle
+        # keep-alive connections after it.
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            shutdown_timeout=0.25,
+            keepalive_timeout=self.config.read_timeout,
+            # A response sent before its request's body was read (413, 408): the rest of
+            # the body is read and dropped for at most this long, then the connection
+            # closes (closing at once could reset it before the client reads the answer).
+            lingering_time=self.config.read_timeout,
+        )
         await self._runner.setup()
-        live = self.config.live_trace
-        # -- live diagram hook: the app listens inside, the wiretap on the public address.
-        host, port = ("127.0.0.1", 0) if live else (self.config.host, self.config.port)
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
-        if live:
-            self.port = await self.live.start(upstream_port=self.port)
+        front = self.front
+        # With a front, the app listens inside and the front on the public address.
+        host, port = ("127.0.0.1", 0) if front else (self.config.host, self.config.port)
+        await web.TCPSite(self._runner, host, port).start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self.config.port
+        if front is not None:
+            self.port = await front.start(self.config.host, self.config.port, self.port)
         return self.port
 
     @property
@@ -174,24 +295,26 @@ class ChatServer:
     async def stop(self) -> None:
         """Disconnect every client, stop listening, close the store. Safe to call twice."""
         if self._runner is not None:
+            self._stopping = True
             # 1. Stop listening, so that reconnecting clients go elsewhere.
-            await self.live.stop()  # live diagram hook: the wiretap, when there is one
-            server = self._runner.server
+            if self.front is not None:
+                await self.front.stop()
             for site in list(self._runner.sites):
-                listener = getattr(site, "_server", None)
-                if listener is not None:
-                    listener.close()
-            # 2. Close every Engine.IO session: clients see "transport close" and may
+                await site.stop()
+            # 2. Presence: the users who leave with this server, announced once each to
+            # the other servers' clients (not once per connection to everybody here).
+            await self._withdraw_presence()
+            # 3. Close every Engine.IO session: clients see "transport close" and may
             # reconnect elsewhere (a Socket.IO DISCONNECT would tell them not to).
             # wait=False: a half-open session would wait forever for its queue to drain.
-            for eio_session in list(self.sio.eio.sockets.values()):
+            for eio_session in compat.engineio_sessions(self.sio.eio):
                 with contextlib.suppress(Exception):
                     await eio_session.close(wait=False)
             with contextlib.suppress(Exception):
                 await self.sio.shutdown()
-            del server
             await self._runner.cleanup()
             self._runner = None
+        await self.presence.stop()
         await self.store.close()
 
     async def __aenter__(self) -> ChatServer:
@@ -206,16 +329,18 @@ class ChatServer:
     def _register(self) -> None:
         on = self.sio.on
         on("connect", self.on_connect)
-        on("disconnect", self.on_disconnect)
+        on(Event.DISCONNECT, self.on_disconnect)
         handlers: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
-            "authenticate": self.authenticate,
-            "join-room": self.join_room,
-            "leave-room": self.leave_room,
-            "send-message": self.send_message,
-            "typing-start": self.typing_start,
-            "typing-stop": self.typing_stop,
+            Event.AUTHENTICATE: self.authenticate,
+            Event.JOIN_ROOM: self.join_room,
+            Event.LEAVE_ROOM: self.leave_room,
+            Event.SEND_MESSAGE: self.send_message,
+            Event.TYPING_START: self.typing_start,
+            Event.TYPING_STOP: self.typing_stop,
         }
-        assert set(handlers) | {"disconnect"} == set(CLIENT_EVENTS), "catalog and handlers differ"
+        assert set(handlers) | {Event.DISCONNECT} == set(CLIENT_EVENTS), (
+            "catalog and handlers differ"
+        )
         for name, handler in handlers.items():
             on(name, self._guarded(name, handler))
         on(MALFORMED_EVENT, self.on_malformed)
@@ -265,6 +390,7 @@ class ChatServer:
                     "users": users,
                     "rooms": {r: sorted(m) for r, m in sorted(rooms.items())},
                     "connections": len(self.sessions),
+                    "limits": self.limit_counters(),
                 }
             )
 
@@ -277,8 +403,11 @@ class ChatServer:
         spec = CLIENT_EVENTS[event]
 
         async def run(sid: str, *args: Any) -> Any:
+            SERVING.set(sid)
             session = self.sessions.get(sid)
             if session is None:
+                return None
+            if session.cut_off:
                 return None
             try:
                 if spec.requires_auth and session.user is None:
@@ -309,24 +438,113 @@ class ChatServer:
         message: str,
         retry_after: float | None = None,
     ) -> dict[str, Any]:
+        """Refuse: ``error`` to the client, the ack to return, and a strike.
+
+        Every refusal but ``store_unavailable`` (the server's fault) counts: unreadable
+        packets and unknown events as protocol strikes, other refusals against the
+        connection's refusal budget (see ``REFUSAL_BURST``). Either exhausted, the
+        connection is cut off, so a flood of refused events ends.
+        """
         error: dict[str, Any] = {"code": code.value, "message": message, "event": event}
         if retry_after is not None:
             error["retryAfter"] = round(max(retry_after, 0.001), 3)
         self._trace("error", f"error {code.value}", target=sid, fields=error)
-        await self.sio.emit("error", error, to=sid)
+        await self.sio.emit(Event.ERROR, error, to=sid)
+        if code is not ErrorCode.STORE_UNAVAILABLE:
+            await self._strike(sid, protocol=code in _PROTOCOL_ERRORS)
         return {"ok": False, "error": error}
 
-    def _trace(self, kind: str, label: str, **kw: Any) -> None:
-        if self.span is not None:
-            self.span(kind, label, **kw)
+    async def _strike(self, sid: str, protocol: bool) -> None:
+        session = self.sessions.get(sid)
+        if session is None or session.cut_off:
+            return
+        if protocol:
+            if not session.strikes.add():
+                return
+        elif session.refusals.take() == 0.0:
+            return
+        session.cut_off = True
+        self.cut_offs += 1
+        log.warning(
+            "cutting off %s (%s): too many refused events", sid, session.user or "anonymous"
+        )
+        # The client learns why (Socket.IO DISCONNECT: do not reconnect at once), then
+        # the connection ends: Engine.IO CLOSE, and the TCP connection within a grace
+        # period even if the client reads nothing.
+        eio_sid = compat.engineio_of_sid(self.sio, sid, "/")
+        self.sio.start_background_task(self._cut_off, sid, eio_sid)
+
+    async def _cut_off(self, sid: str, eio_sid: str | None) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect(sid)
+        await self._close_eio_session(eio_sid)
+
+    async def _close_eio_session(self, eio_sid: str | None) -> None:
+        """End an Engine.IO session without waiting for its client (it may not read)."""
+        if eio_sid:
+            await self.send_policy.end_session(eio_sid)
+
+    def _on_overflow(self, eio_sid: str, dropped: int) -> None:
+        """The send-queue bound closed a connection (see sendqueue.py)."""
+        self._trace(
+            "error", "send queue over the bound", fields={"eio": eio_sid, "dropped": dropped}
+        )
+
+    def limit_counters(self) -> dict[str, Any]:
+        """What the limits refused or cut off so far (``/stats``)."""
+        return {
+            "send_queue_overflows": self.send_policy.overflows,
+            "cut_off_for_strikes": self.cut_offs,
+            "http_refused": dict(sorted(self.guard.refused.items())),
+            "login_throttled": self.logins_throttled,
+            "rate_buckets": len(self.limiter),
+            "login_buckets": len(self.logins.names) + len(self.logins.addresses),
+        }
+
+    def add_span_hook(self, hook: SpanHook) -> Callable[[], None]:
+        """Call ``hook(span)`` at every inner step from now on; returns its remover."""
+        self.span_hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.span_hooks.remove(hook)
+
+        return remove
+
+    def _trace(
+        self,
+        kind: Literal["step", "rooms", "error", "app"],
+        label: str,
+        *,
+        step: int | None = None,
+        target: str | None = None,
+        fields: dict[str, Any] | None = None,
+        reply: bool = False,
+    ) -> None:
+        if self.span_hooks:
+            span = Span(SpanKind(kind), label, step, target, fields or {}, reply, SERVING.get())
+            for hook in list(self.span_hooks):
+                hook(span)
 
     # -- connection --------------------------------------------------------------
 
     @staticmethod
-    def _refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
-        """A CONNECT_ERROR: ``{"message": message, "data": {"code": code, "message": message}}``."""
-        return socketio.exceptions.ConnectionRefusedError(
-            message, {"code": code.value, "message": message}
+    def _refuse(
+        code: ErrorCode, message: str, retry_after: float | None = None
+    ) -> socketio.exceptions.ConnectionRefusedError:
+        """A CONNECT_ERROR: ``{"message": message, "data": {"code", "message", "retryAfter"?}}``."""
+        data: dict[str, Any] = {"code": code.value, "message": message}
+        if retry_after is not None:
+            data["retryAfter"] = round(max(retry_after, 0.001), 3)
+        return socketio.exceptions.ConnectionRefusedError(message, data)
+
+    def _user_full(self, user: str) -> bool:
+        return len(self._user_sids.get(user, ())) >= self.config.max_connections_per_user
+
+    def _too_many_text(self, user: str) -> str:
+        return (
+            f"{user} has {self.config.max_connections_per_user} connections to this server "
+            "already; close one and retry"
         )
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
@@ -335,7 +553,10 @@ class ChatServer:
         ``auth`` may also carry ``offsets: {roomId: lastSeq}``: the server then re-joins
         those rooms and replays what the client missed (reconnection without loss).
         """
-        session = Session(sid)
+        SERVING.set(sid)
+        session = Session(sid, address=environ.get("REMOTE_ADDR") or None)
+        if self._stopping:
+            raise self._refuse(ErrorCode.STORE_UNAVAILABLE, "the server is shutting down")
         if auth_data is None:
             self.sessions[sid] = session
             return
@@ -347,22 +568,47 @@ class ChatServer:
             for k, v in offsets.items()
         ):
             raise self._refuse(ErrorCode.INVALID_PAYLOAD, "offsets must be {roomId: seq}")
+        if len(offsets) > self.config.max_rooms_per_connection:
+            raise self._refuse(
+                ErrorCode.TOO_MANY_ROOMS,
+                f"offsets name {len(offsets)} rooms; "
+                f"a connection may be in {self.config.max_rooms_per_connection}",
+            )
         credentials = {k: v for k, v in auth_data.items() if k != "offsets"}
         if not credentials:
             self.sessions[sid] = session
             return
         try:
-            payload = validate("authenticate", (credentials,))
+            payload = validate(Event.AUTHENTICATE, (credentials,))
         except PayloadError as err:
             raise self._refuse(err.code, err.message) from None
         try:
-            user = await self._check_credentials(payload)
+            user = await self._check_credentials(payload, session.address)
         except StoreUnavailable:
             raise self._refuse(ErrorCode.STORE_UNAVAILABLE, "store unavailable") from None
+        except LoginThrottled as throttled:
+            raise self._refuse(
+                ErrorCode.RATE_LIMITED, throttled.message, retry_after=throttled.retry_after
+            ) from None
         if user is None:
             raise self._refuse(ErrorCode.AUTH_FAILED, "wrong credentials or token")
+        if self._user_full(user):
+            raise self._refuse(ErrorCode.TOO_MANY_CONNECTIONS, self._too_many_text(user))
+        # Re-joining rooms through offsets costs what join-room events would (at most a
+        # full bucket, so that a long list can always get in once the bucket is full).
+        cost = min(float(len(offsets)), self.limiter.capacity)
+        wait = self.limiter.bucket(user).wait(cost) if offsets else 0.0
+        if wait > 0:
+            raise self._refuse(
+                ErrorCode.RATE_LIMITED,
+                f"too many rooms re-joined too fast; retry in {wait:.1f} s",
+                retry_after=wait,
+            )
+        if offsets:
+            self.limiter.take(user, cost)
         session.user = user
         self.sessions[sid] = session
+        self._user_sids.setdefault(user, set()).add(sid)
         rooms = await self._rooms_for(user)
         # The CONNECT reply is queued when this handler returns, before this task runs.
         self.sio.start_background_task(self._after_login, session, rooms, dict(offsets))
@@ -372,74 +618,110 @@ class ChatServer:
     ) -> None:
         await self._confirm(session, rooms)
         for room_id, since in sorted(offsets.items()):
+            if self._stopping or self.sessions.get(session.sid) is not session:
+                return  # gone meanwhile: nothing to re-join
             try:
-                payload = validate("join-room", ({"roomId": room_id, "since": since},))
+                payload = validate(Event.JOIN_ROOM, ({"roomId": room_id, "since": since},))
                 await self.join_room(session, payload)
             except PayloadError as err:
-                await self._fail(session.sid, "join-room", err.code, err.message)
+                await self._fail(session.sid, Event.JOIN_ROOM, err.code, err.message)
             except StoreUnavailable:
                 await self._fail(
-                    session.sid, "join-room", ErrorCode.STORE_UNAVAILABLE, "store unavailable"
+                    session.sid, Event.JOIN_ROOM, ErrorCode.STORE_UNAVAILABLE, "store unavailable"
                 )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        SERVING.set(sid)
         session = self.sessions.pop(sid, None)
+        self.limiter.forget(f"sid:{sid}")  # an anonymous connection's bucket goes with it
         if session is None or session.user is None:
             return
+        sids = self._user_sids.get(session.user)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._user_sids[session.user]
         for room_id in sorted(session.rooms):
-            await self._notify_left(session, room_id)
+            await self._presence_leave(session, room_id)
 
     async def on_malformed(self, sid: str, *args: Any) -> dict[str, Any] | None:
+        SERVING.set(sid)
         session = self.sessions.get(sid)
-        if session is None:
+        if session is None or session.cut_off:
             return None
-        session.strikes += 1
         reason = args[0] if args and isinstance(args[0], str) else "malformed packet"
-        result = await self._fail(sid, None, ErrorCode.INVALID_PAYLOAD, reason)
-        if session.strikes >= MAX_PROTOCOL_STRIKES:
-            await self.sio.disconnect(sid)
-        return result
+        return await self._fail(sid, None, ErrorCode.INVALID_PAYLOAD, reason)
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any] | None:
         session = self.sessions.get(sid)
-        if session is None:
+        if session is None or session.cut_off:
             return None
-        session.strikes += 1
-        result = await self._fail(
+        return await self._fail(
             sid, event[:40], ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}"
         )
-        if session.strikes >= MAX_PROTOCOL_STRIKES:
-            await self.sio.disconnect(sid)
-        return result
 
     # -- authenticate ------------------------------------------------------------
 
-    async def _check_credentials(self, payload: dict[str, Any]) -> str | None:
+    async def _check_credentials(
+        self, payload: dict[str, Any], address: str | None = None
+    ) -> str | None:
+        """The user the credentials prove, or None. Raises
+        [LoginThrottled][tutorial.chat.server.LoginThrottled].
+
+        A password check is throttled per user name and per source address before the
+        (deliberately slow) scrypt runs; a right password gives its attempt back. A token
+        is an HMAC check: cheap, and not a password guess.
+        """
         assert self.tokens is not None
         if "token" in payload:
             user = self.tokens.verify(payload["token"])
             if user is None or await self.store.get_user(user) is None:
                 return None
             return user
-        record = await self.store.get_user(payload["username"])
+        name = payload["username"]
+        wait = self.logins.reserve(name, address)
+        if wait > 0:
+            self.logins_throttled += 1
+            raise LoginThrottled(wait)
+        record = await self.store.get_user(name)
         if record is None:
             # Spend the same time as a real check, so timing does not reveal user names.
             await asyncio.to_thread(auth.hash_password, payload["password"])
             return None
         ok = await asyncio.to_thread(auth.check_password, record, payload["password"])
+        if ok:
+            self.logins.succeeded(name, address)
         return record.name if ok else None
 
     async def authenticate(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``authenticate``: ack ``{ok, user, token}``, then ``connect-confirmed``."""
-        user = await self._check_credentials(payload)
+        try:
+            user = await self._check_credentials(payload, session.address)
+        except LoginThrottled as throttled:
+            return await self._fail(
+                session.sid,
+                Event.AUTHENTICATE,
+                ErrorCode.RATE_LIMITED,
+                throttled.message,
+                retry_after=throttled.retry_after,
+            )
         if user is None:
             return await self._fail(
-                session.sid, "authenticate", ErrorCode.AUTH_FAILED, "wrong credentials or token"
+                session.sid, Event.AUTHENTICATE, ErrorCode.AUTH_FAILED, "wrong credentials or token"
+            )
+        if user != session.user and self._user_full(user):
+            return await self._fail(
+                session.sid,
+                Event.AUTHENTICATE,
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                self._too_many_text(user),
             )
         if session.user is not None and session.user != user:
             for room_id in sorted(session.rooms):
                 await self._leave(session, room_id)
+            self._user_sids.get(session.user, set()).discard(session.sid)
         session.user = user
+        self._user_sids.setdefault(user, set()).add(session.sid)
         assert self.tokens is not None
         rooms = await self._rooms_for(user)
         # The ack is queued when this handler returns, before this task runs.
@@ -460,16 +742,13 @@ class ChatServer:
             "rooms": rooms,
             "token": self.tokens.issue(session.user),
         }
-        await self.sio.emit("connect-confirmed", confirmed, to=session.sid)
+        await self.sio.emit(Event.CONNECT_CONFIRMED, confirmed, to=session.sid)
 
     # -- rooms -------------------------------------------------------------------
 
     def members(self, room_id: str) -> list[str]:
         """Users connected to this server who are in the room, sorted."""
-        users = {
-            s.user for s in self.sessions.values() if s.user is not None and room_id in s.rooms
-        }
-        return sorted(users)  # type: ignore[arg-type]
+        return self.presence.local_members(room_id)
 
     async def join_room(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``join-room``: the six steps of seed diagram 4."""
@@ -491,28 +770,51 @@ class ChatServer:
                 await self._leave(session, old)
         # 3. Join new room
         already = room_id in session.rooms
+        if not already and len(session.rooms) >= self.config.max_rooms_per_connection:
+            raise PayloadError(
+                ErrorCode.TOO_MANY_ROOMS,
+                f"a connection may be in {self.config.max_rooms_per_connection} rooms; "
+                "leave one first",
+            )
+        if self.sessions.get(session.sid) is not session:
+            # Disconnected while the room was being checked: joining now would leave a
+            # member behind that nobody removes.
+            return {"ok": False, "roomId": room_id}
         await self.sio.enter_room(session.sid, room_id)
         session.rooms.add(room_id)
+        # Presence is per user: only her first connection in the room (across the
+        # cluster) is announced.
+        announce = self.presence.add(room_id, user, session.sid) and (
+            await self.presence.joined(room_id, user)
+        )
         self._trace("rooms", "Join new room", step=3, fields={"roomId": room_id, "user": user})
-        # 4. Update member list
-        members = self.members(room_id)
+        # 4. Update member list (every server's members, with Redis)
+        members = await self.presence.members(room_id)
         self._trace(
-            "rooms", "Update room member list", step=4, reply=True, fields={"members": members}
+            "rooms",
+            "Update room member list",
+            step=4,
+            reply=True,
+            fields={"members": members},
         )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
         history = await self.store.history(
             room_id, since=payload.get("since"), limit=self.config.history_limit
         )
         await self.sio.emit(
-            "room-joined",
+            Event.ROOM_JOINED,
             {"roomId": room_id, "members": members, "history": [m.to_event() for m in history]},
             to=session.sid,
         )
         self._trace("app", "room-joined confirmation", step=5, target=session.sid)
-        # 6. Notify others
-        if not already:
-            await self.sio.emit(
-                "user-joined", {"roomId": room_id, "user": user}, room=room_id, skip_sid=session.sid
+        # 6. Notify others (unless she left meanwhile: then user-left went out already)
+        if announce and self.sessions.get(session.sid) is session:
+            await broadcast(
+                self.sio,
+                Event.USER_JOINED,
+                {"roomId": room_id, "user": user},
+                room_id,
+                skip_sid=session.sid,
             )
             self._trace("app", "Notify others 'user-joined'", step=6, fields={"roomId": room_id})
         return {"ok": True, "roomId": room_id, "members": members}
@@ -527,15 +829,40 @@ class ChatServer:
     async def _leave(self, session: Session, room_id: str) -> None:
         await self.sio.leave_room(session.sid, room_id)
         session.rooms.discard(room_id)
-        await self._notify_left(session, room_id)
+        await self._presence_leave(session, room_id)
 
-    async def _notify_left(self, session: Session, room_id: str) -> None:
-        await self.sio.emit(
-            "user-left",
-            {"roomId": room_id, "user": session.user},
-            room=room_id,
+    async def _presence_leave(self, session: Session, room_id: str) -> None:
+        """``user-left`` when the user's last connection in the room (cluster-wide) goes."""
+        user = session.user
+        if user is None or not self.presence.remove(room_id, user, session.sid):
+            return
+        if self._stopping or not await self.presence.left(room_id, user):
+            return
+        await broadcast(
+            self.sio,
+            Event.USER_LEFT,
+            {"roomId": room_id, "user": user},
+            room_id,
             skip_sid=session.sid,
         )
+
+    async def _announce_left(self, room_id: str, user: str) -> None:
+        """A user left with a server that died (its presence was reaped)."""
+        await broadcast(self.sio, Event.USER_LEFT, {"roomId": room_id, "user": user}, room_id)
+
+    async def _withdraw_presence(self) -> None:
+        """Shutting down: tell the other servers' clients who leaves, once per user."""
+        try:
+            gone = await asyncio.wait_for(self.presence.withdraw(), 2.0)
+        except (TimeoutError, Exception) as exc:  # Redis away: others reap us
+            log.warning("presence not withdrawn on shutdown: %s", exc)
+            return
+        for room_id, user in gone:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.sio.emit(Event.USER_LEFT, {"roomId": room_id, "user": user}, room=room_id),
+                    1.0,
+                )
 
     # -- messages ----------------------------------------------------------------
 
@@ -583,16 +910,16 @@ class ChatServer:
             if not result.duplicate:
                 self._trace("step", "broadcast to room", step=3, fields={"roomId": room_id})
                 # Encoded once, queued to every socket of the room (same bytes as emit).
-                await broadcast(self.sio, "new-message", message.to_event(), room_id)
+                await broadcast(self.sio, Event.NEW_MESSAGE, message.to_event(), room_id)
         return {"ok": True, "id": message.id, "seq": message.seq, "duplicate": result.duplicate}
 
     async def typing_start(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-start``: relay to the other members of the room."""
-        return await self._relay_typing("typing-start", session, payload)
+        return await self._relay_typing(Event.TYPING_START, session, payload)
 
     async def typing_stop(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         """``typing-stop``: relay to the other members of the room."""
-        return await self._relay_typing("typing-stop", session, payload)
+        return await self._relay_typing(Event.TYPING_STOP, session, payload)
 
     async def _relay_typing(
         self, event: str, session: Session, payload: dict[str, Any]
@@ -621,4 +948,17 @@ class ChatServer:
         return {"namespace": "/", "rooms": dict(sorted(rooms.items()))}
 
 
-__all__ = ["ROOM_ID_PATTERN", "ChatServer", "ServerConfig", "Session"]
+# Refusals that only a broken or hostile client earns: protocol strikes.
+_PROTOCOL_ERRORS = frozenset({ErrorCode.INVALID_PAYLOAD, ErrorCode.UNKNOWN_EVENT})
+
+
+class LoginThrottled(Exception):
+    """Too many password checks for this user name or address: wait ``retry_after`` s."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        self.message = f"too many login attempts; retry in {retry_after:.0f} s"
+        super().__init__(self.message)
+
+
+__all__ = ["ROOM_ID_PATTERN", "ChatServer", "LoginThrottled", "ServerConfig", "Session"]

@@ -2,16 +2,21 @@
 
 Two real back ends share the schema and the semantics:
 
-* :class:`SQLiteStore` (the embedded default), a file opened through aiosqlite;
-* :class:`PostgresStore`, a PostgreSQL server reached through asyncpg.
+* [SQLiteStore][tutorial.chat.store.SQLiteStore] (the embedded default), a file opened through
+aiosqlite;
+* [PostgresStore][tutorial.chat.store.PostgresStore], a PostgreSQL server reached through asyncpg.
 
 ``open_store(url)`` picks one from a URL: ``sqlite:///path/chat.db`` or
 ``postgresql://user@host/db``. The promises every back end keeps:
 
 * ``append`` assigns the room's next ``seq`` and stores the message in one
-  transaction, committed before it returns: what the server acknowledges is on disk.
-* ``(user, client_msg_id)`` is unique: appending the same message twice returns the
-  first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
+  transaction, committed and flushed to disk (fsync) before it returns: what the
+  server acknowledges survives a crash of the process *and* a power cut. (SQLite runs
+  with ``synchronous=FULL``; PostgreSQL with its default ``synchronous_commit=on``.)
+* ``(room, user, client_msg_id)`` is unique: appending the same message twice returns
+  the first copy with ``duplicate=True`` and stores nothing new (exactly-once storage).
+  The same ``client_msg_id`` in another room is another message: a client may number
+  its messages per room.
 * ``seq`` is per room, starts at 1 and has no gaps, even with several servers writing
   (the counter lives in the ``rooms`` row, which the database locks for us).
 * ``begin_append`` starts an append at once and returns its future: appends begun one
@@ -21,7 +26,8 @@ Two real back ends share the schema and the semantics:
 Group commit (SQLite): appends that arrive while a transaction is being written wait,
 then the next transaction takes all of them at once (one ``BEGIN IMMEDIATE`` ...
 ``COMMIT``, one trip to the database thread). Every promise above holds per message;
-a failure fails every caller of that transaction with :class:`StoreUnavailable`, and
+a failure fails every caller of that transaction with
+[StoreUnavailable][tutorial.chat.store.StoreUnavailable], and
 nothing of it is stored.
 """
 
@@ -38,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from tutorial import compat
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,9 +73,13 @@ CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL,
     client_msg_id TEXT NOT NULL,
     UNIQUE (room_id, seq),
-    UNIQUE (user_name, client_msg_id)
+    UNIQUE (room_id, user_name, client_msg_id)
 );
 """
+
+# Stores made before the dedup key included the room: (user_name, client_msg_id) was
+# unique across rooms. Opening one moves it to the key above (see _migrate_*).
+_OLD_DEDUP_COLUMNS = ("user_name", "client_msg_id")
 
 
 class StoreUnavailable(Exception):
@@ -85,6 +97,10 @@ class Message:
     user: str
     text: str
     client_msg_id: str
+
+    def row(self) -> tuple[str, str, int, int, str, str, str]:
+        """The values of a ``messages`` row, in the order of its columns."""
+        return (self.id, self.room_id, self.seq, self.ts, self.user, self.text, self.client_msg_id)
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -166,11 +182,12 @@ class Store(ABC):
         """Start ``append`` now; appends begun in turn get seqs in that order (per room).
 
         This default runs one append per room at a time (a FIFO lock); a store that
-        queues its writes in order (:class:`SQLiteStore`) overrides it.
+        queues its writes in order ([SQLiteStore][tutorial.chat.store.SQLiteStore]) overrides it.
         """
         locks: dict[str, asyncio.Lock] | None = getattr(self, "_append_locks", None)
         if locks is None:
-            locks = self._append_locks = {}
+            locks = {}
+            self._append_locks = locks
         lock = locks.get(room_id)
         if lock is None:
             lock = locks[room_id] = asyncio.Lock()
@@ -207,6 +224,47 @@ def _message(row: Any) -> Message:
 _COLUMNS = "id, room_id, seq, ts, user_name, text, client_msg_id"
 
 
+class SQL:
+    """The one query set both back ends run, written with ``?`` placeholders (SQLite's);
+    [numbered][tutorial.chat.store.numbered] gives PostgreSQL's ``$1, $2, ...``."""
+
+    SETTING_ADD = "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+    SETTING = "SELECT value FROM settings WHERE key = ?"
+    USER_PUT = (
+        "INSERT INTO users (name, salt, password_hash) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
+        "password_hash = excluded.password_hash"
+    )
+    USER = "SELECT name, salt, password_hash FROM users WHERE name = ?"
+    ROOM_PUT = (
+        "INSERT INTO rooms (id, private) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET private = excluded.private"
+    )
+    MEMBER_ADD = (
+        "INSERT INTO room_members (room_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    )
+    ROOM = "SELECT id, private FROM rooms WHERE id = ?"
+    MEMBERS = "SELECT user_name FROM room_members WHERE room_id = ?"
+    ROOM_IDS = "SELECT id FROM rooms ORDER BY id"
+    FIND = (
+        f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND user_name = ? AND client_msg_id = ?"
+    )
+    NEXT_SEQ = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
+    INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    SINCE = f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    LAST = (
+        f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = ? "
+        "ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq"
+    )
+    COUNT = "SELECT COUNT(*) FROM messages"
+
+
+def numbered(sql: str) -> str:
+    """``sql`` with each ``?`` placeholder numbered for asyncpg: ``$1``, ``$2``, ..."""
+    parts = sql.split("?")
+    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, 1))
+
+
 @dataclass
 class _PendingAppend:
     room_id: str
@@ -214,11 +272,6 @@ class _PendingAppend:
     text: str
     client_msg_id: str
     future: asyncio.Future[AppendResult]
-
-
-_FIND_SQL = f"SELECT {_COLUMNS} FROM messages WHERE user_name = ? AND client_msg_id = ?"
-_NEXT_SEQ_SQL = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
-_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def _commit_batch(
@@ -232,22 +285,22 @@ def _commit_batch(
     raises, which fails every caller of it.
     """
     outcomes: list[AppendResult | StoreUnavailable] = []
-    seen: dict[tuple[str, str], Message] = {}
+    seen: dict[tuple[str, str, str], Message] = {}
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             ts = now_ms()
             for item in batch:
-                key = (item.user, item.client_msg_id)
+                key = (item.room_id, item.user, item.client_msg_id)
                 known = seen.get(key)
                 if known is None:
-                    row = conn.execute(_FIND_SQL, key).fetchone()
+                    row = conn.execute(SQL.FIND, key).fetchone()
                     known = _message(row) if row else None
                 if known is not None:
                     seen[key] = known
                     outcomes.append(AppendResult(known, duplicate=True))
                     continue
-                row = conn.execute(_NEXT_SEQ_SQL, (item.room_id,)).fetchone()
+                row = conn.execute(SQL.NEXT_SEQ, (item.room_id,)).fetchone()
                 if row is None:
                     outcomes.append(StoreUnavailable(f"no room {item.room_id}"))
                     continue
@@ -260,18 +313,7 @@ def _commit_batch(
                     item.text,
                     item.client_msg_id,
                 )
-                conn.execute(
-                    _INSERT_SQL,
-                    (
-                        message.id,
-                        message.room_id,
-                        message.seq,
-                        message.ts,
-                        message.user,
-                        message.text,
-                        message.client_msg_id,
-                    ),
-                )
+                conn.execute(SQL.INSERT, message.row())
                 seen[key] = message
                 outcomes.append(AppendResult(message, duplicate=False))
             conn.execute("COMMIT")
@@ -307,11 +349,43 @@ class SQLiteStore(Store):
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a committed transaction survives a crash of this process.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every COMMIT fsyncs the WAL, so an acknowledged message survives a power
+        # cut, not only a crash of this process (NORMAL in WAL mode promises only that).
+        # The group commit keeps it to one fsync per batch of appends.
+        await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
+        await self._migrate_sqlite()
+
+    async def _migrate_sqlite(self) -> None:
+        """Rebuild ``messages`` with the per-room dedup key if it has the old one.
+
+        SQLite cannot drop a table constraint: the table is copied into a new one with
+        the current definition, in one transaction.
+        """
+        async with self.db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+        ) as c:
+            row = await c.fetchone()
+        definition = " ".join(str(row[0]).split()) if row else ""
+        if "UNIQUE (user_name, client_msg_id)" not in definition:
+            return
+        create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS messages") :]
+        create = create.replace("IF NOT EXISTS messages", "messages_new", 1)
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(create.strip().rstrip(";"))
+                await self.db.execute(
+                    f"INSERT INTO messages_new ({_COLUMNS}) SELECT {_COLUMNS} FROM messages"
+                )
+                await self.db.execute("DROP TABLE messages")
+                await self.db.execute("ALTER TABLE messages_new RENAME TO messages")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
 
     async def close(self) -> None:
         writer = self._writer
@@ -324,28 +398,18 @@ class SQLiteStore(Store):
 
     async def setting(self, key: str, default: str) -> str:
         async with self._write_lock:
-            await self.db.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, default),
-            )
-            async with self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as c:
+            await self.db.execute(SQL.SETTING_ADD, (key, default))
+            async with self.db.execute(SQL.SETTING, (key,)) as c:
                 row = await c.fetchone()
         assert row is not None
         return str(row[0])
 
     async def add_user(self, record: UserRecord) -> None:
         async with self._write_lock:
-            await self.db.execute(
-                "INSERT INTO users (name, salt, password_hash) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
-                "password_hash = excluded.password_hash",
-                (record.name, record.salt, record.password_hash),
-            )
+            await self.db.execute(SQL.USER_PUT, (record.name, record.salt, record.password_hash))
 
     async def get_user(self, name: str) -> UserRecord | None:
-        async with self.db.execute(
-            "SELECT name, salt, password_hash FROM users WHERE name = ?", (name,)
-        ) as c:
+        async with self.db.execute(SQL.USER, (name,)) as c:
             row = await c.fetchone()
         return UserRecord(*row) if row else None
 
@@ -353,34 +417,24 @@ class SQLiteStore(Store):
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
-                await self.db.execute(
-                    "INSERT INTO rooms (id, private) VALUES (?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
-                    (room_id, private),
-                )
-                await self.db.executemany(
-                    "INSERT INTO room_members (room_id, user_name) VALUES (?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    [(room_id, m) for m in members],
-                )
+                await self.db.execute(SQL.ROOM_PUT, (room_id, private))
+                await self.db.executemany(SQL.MEMBER_ADD, [(room_id, m) for m in members])
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
 
     async def get_room(self, room_id: str) -> Room | None:
-        async with self.db.execute("SELECT id, private FROM rooms WHERE id = ?", (room_id,)) as c:
+        async with self.db.execute(SQL.ROOM, (room_id,)) as c:
             row = await c.fetchone()
         if row is None:
             return None
-        async with self.db.execute(
-            "SELECT user_name FROM room_members WHERE room_id = ?", (room_id,)
-        ) as c:
+        async with self.db.execute(SQL.MEMBERS, (room_id,)) as c:
             members = frozenset(r[0] for r in await c.fetchall())
         return Room(row[0], bool(row[1]), members)
 
     async def list_rooms(self) -> list[Room]:
-        async with self.db.execute("SELECT id FROM rooms ORDER BY id") as c:
+        async with self.db.execute(SQL.ROOM_IDS) as c:
             ids = [r[0] for r in await c.fetchall()]
         rooms = [await self.get_room(i) for i in ids]
         return [r for r in rooms if r is not None]
@@ -408,9 +462,9 @@ class SQLiteStore(Store):
             batch, self._pending = self._pending, []
             try:
                 async with self._write_lock:
-                    # aiosqlite's own queue to its thread (private API, aiosqlite 0.22):
-                    # the whole transaction is one trip instead of one per statement.
-                    outcomes = await self.db._execute(_commit_batch, self.db._conn, batch)
+                    # The whole transaction is one trip to aiosqlite's thread instead of
+                    # one per statement (through the seam: aiosqlite's private queue).
+                    outcomes = await compat.run_in_connection_thread(self.db, _commit_batch, batch)
             except BaseException as exc:
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
                 for item in batch:
@@ -435,18 +489,7 @@ class SQLiteStore(Store):
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50
     ) -> list[Message]:
-        if since is not None:
-            sql = (
-                f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?"
-            )
-            args: tuple[Any, ...] = (room_id, since, limit)
-        else:
-            sql = (
-                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = ? "
-                "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-            )
-            args = (room_id, limit)
+        sql, args = _history(room_id, since, limit)
         try:
             async with self.db.execute(sql, args) as c:
                 return [_message(r) for r in await c.fetchall()]
@@ -454,7 +497,7 @@ class SQLiteStore(Store):
             raise StoreUnavailable(str(exc)) from exc
 
     async def count_messages(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM messages") as c:
+        async with self.db.execute(SQL.COUNT) as c:
             row = await c.fetchone()
         return int(row[0]) if row else 0
 
@@ -475,6 +518,7 @@ class PostgresStore(Store):
                 await con.execute("SELECT pg_advisory_lock(7270001)")
                 try:
                     await con.execute(SCHEMA)
+                    await _migrate_postgres(con)
                 finally:
                     await con.execute("SELECT pg_advisory_unlock(7270001)")
         except (OSError, asyncpg.PostgresError) as exc:
@@ -500,104 +544,68 @@ class PostgresStore(Store):
 
     async def setting(self, key: str, default: str) -> str:
         async def run(con: Any) -> str:
-            await con.execute(
-                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                key,
-                default,
-            )
-            return str(await con.fetchval("SELECT value FROM settings WHERE key = $1", key))
+            await con.execute(numbered(SQL.SETTING_ADD), key, default)
+            return str(await con.fetchval(numbered(SQL.SETTING), key))
 
         return str(await self._run(run))
 
     async def add_user(self, record: UserRecord) -> None:
         await self._run(
             lambda con: con.execute(
-                "INSERT INTO users (name, salt, password_hash) VALUES ($1, $2, $3) "
-                "ON CONFLICT (name) DO UPDATE SET salt = excluded.salt, "
-                "password_hash = excluded.password_hash",
-                record.name,
-                record.salt,
-                record.password_hash,
+                numbered(SQL.USER_PUT), record.name, record.salt, record.password_hash
             )
         )
 
     async def get_user(self, name: str) -> UserRecord | None:
-        row = await self._run(
-            lambda con: con.fetchrow(
-                "SELECT name, salt, password_hash FROM users WHERE name = $1", name
-            )
-        )
+        row = await self._run(lambda con: con.fetchrow(numbered(SQL.USER), name))
         return UserRecord(row[0], row[1], row[2]) if row else None
 
     async def add_room(self, room_id: str, private: bool, members: list[str]) -> None:
         async def run(con: Any) -> None:
             async with con.transaction():
-                await con.execute(
-                    "INSERT INTO rooms (id, private) VALUES ($1, $2) "
-                    "ON CONFLICT (id) DO UPDATE SET private = excluded.private",
-                    room_id,
-                    private,
-                )
-                await con.executemany(
-                    "INSERT INTO room_members (room_id, user_name) VALUES ($1, $2) "
-                    "ON CONFLICT DO NOTHING",
-                    [(room_id, m) for m in members],
-                )
+                await con.execute(numbered(SQL.ROOM_PUT), room_id, private)
+                await con.executemany(numbered(SQL.MEMBER_ADD), [(room_id, m) for m in members])
 
         await self._run(run)
 
     async def get_room(self, room_id: str) -> Room | None:
         async def run(con: Any) -> Room | None:
-            row = await con.fetchrow("SELECT id, private FROM rooms WHERE id = $1", room_id)
+            row = await con.fetchrow(numbered(SQL.ROOM), room_id)
             if row is None:
                 return None
-            members = await con.fetch(
-                "SELECT user_name FROM room_members WHERE room_id = $1", room_id
-            )
+            members = await con.fetch(numbered(SQL.MEMBERS), room_id)
             return Room(row[0], bool(row[1]), frozenset(r[0] for r in members))
 
         result: Room | None = await self._run(run)
         return result
 
     async def list_rooms(self) -> list[Room]:
-        ids = await self._run(lambda con: con.fetch("SELECT id FROM rooms ORDER BY id"))
+        ids = await self._run(lambda con: con.fetch(SQL.ROOM_IDS))
         rooms = [await self.get_room(r[0]) for r in ids]
         return [r for r in rooms if r is not None]
 
     async def append(self, room_id: str, user: str, text: str, client_msg_id: str) -> AppendResult:
         import asyncpg
 
-        find = f"SELECT {_COLUMNS} FROM messages WHERE user_name = $1 AND client_msg_id = $2"
+        find = numbered(SQL.FIND)
 
         async def run(con: Any) -> AppendResult:
-            existing = await con.fetchrow(find, user, client_msg_id)
+            existing = await con.fetchrow(find, room_id, user, client_msg_id)
             if existing is not None:
                 return AppendResult(_message(existing), duplicate=True)
             try:
                 async with con.transaction():
-                    seq = await con.fetchval(
-                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                        room_id,
-                    )
+                    seq = await con.fetchval(numbered(SQL.NEXT_SEQ), room_id)
                     if seq is None:
                         raise StoreUnavailable(f"no room {room_id}")
                     message = Message(
                         uuid.uuid4().hex, room_id, int(seq), now_ms(), user, text, client_msg_id
                     )
-                    await con.execute(
-                        f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        message.id,
-                        message.room_id,
-                        message.seq,
-                        message.ts,
-                        message.user,
-                        message.text,
-                        message.client_msg_id,
-                    )
+                    await con.execute(numbered(SQL.INSERT), *message.row())
                 return AppendResult(message, duplicate=False)
             except asyncpg.UniqueViolationError:
-                # The same (user, clientMsgId) committed by another server meanwhile.
-                row = await con.fetchrow(find, user, client_msg_id)
+                # The same (room, user, clientMsgId) committed by another server meanwhile.
+                row = await con.fetchrow(find, room_id, user, client_msg_id)
                 return AppendResult(_message(row), duplicate=True)
 
         result: AppendResult = await self._run(run)
@@ -606,23 +614,38 @@ class PostgresStore(Store):
     async def history(
         self, room_id: str, since: int | None = None, limit: int = 50
     ) -> list[Message]:
-        if since is not None:
-            sql = (
-                f"SELECT {_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 "
-                "ORDER BY seq LIMIT $3"
-            )
-            args: tuple[Any, ...] = (room_id, since, limit)
-        else:
-            sql = (
-                f"SELECT * FROM (SELECT {_COLUMNS} FROM messages WHERE room_id = $1 "
-                "ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq"
-            )
-            args = (room_id, limit)
-        rows = await self._run(lambda con: con.fetch(sql, *args))
+        sql, args = _history(room_id, since, limit)
+        rows = await self._run(lambda con: con.fetch(numbered(sql), *args))
         return [_message(r) for r in rows]
 
     async def count_messages(self) -> int:
-        return int(await self._run(lambda con: con.fetchval("SELECT COUNT(*) FROM messages")))
+        return int(await self._run(lambda con: con.fetchval(SQL.COUNT)))
+
+
+def _history(room_id: str, since: int | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The history query and its arguments: after ``since``, or the last ``limit``."""
+    if since is not None:
+        return SQL.SINCE, (room_id, since, limit)
+    return SQL.LAST, (room_id, limit)
+
+
+async def _migrate_postgres(con: Any) -> None:
+    """Move an old ``UNIQUE (user_name, client_msg_id)`` to the per-room dedup key."""
+    rows = await con.fetch(
+        "SELECT c.conname, array_agg(a.attname::text ORDER BY k.ord) AS columns "
+        "FROM pg_constraint c "
+        "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+        "WHERE c.conrelid = 'messages'::regclass AND c.contype = 'u' "
+        "GROUP BY c.conname"
+    )
+    for row in rows:
+        if tuple(row["columns"]) == _OLD_DEDUP_COLUMNS:
+            await con.execute(
+                f'ALTER TABLE messages DROP CONSTRAINT "{row["conname"]}", '
+                "ADD CONSTRAINT messages_room_id_user_name_client_msg_id_key "
+                "UNIQUE (room_id, user_name, client_msg_id)"
+            )
 
 
 def open_store(url: str) -> Store:

@@ -9,7 +9,7 @@ from tutorial.client.client import (
     TransitionRecord,
 )
 from tutorial.client.recovery import PATTERNS, Backoff, classify
-from tutorial.client.states import TRANSITIONS, State, Trigger
+from tutorial.protocol.states import TRANSITIONS, State, Trigger
 
 __all__ = [
     "PATTERNS",

@@ -2,14 +2,17 @@
 
 What this adds to the library, and why each part exists:
 
-* **An explicit state machine** (:mod:`tutorial.client.states`). python-socketio's own
+* **An explicit state machine** ([tutorial.protocol.states][tutorial.protocol.states]).
+python-socketio's own
   reconnection is off; this class runs its own loop (exponential backoff with jitter,
   a retry limit, then FAILED), so every transition is real and recorded in
-  :attr:`ChatClient.history`.
-* **Error classification** (:mod:`tutorial.client.recovery`): a network failure is
+  ``ChatClient.history``.
+* **Error classification** ([tutorial.client.recovery][tutorial.client.recovery]): a network
+failure is
   retried, an auth failure ends in ERROR → DISCONNECTED with ``login_required`` set,
   a server rejection is handed to the caller, a rate limit pauses the outbox.
-* **An outbox**: :meth:`ChatClient.send` while not CONNECTED queues; the queue flushes
+* **An outbox**: [ChatClient.send][tutorial.client.client.ChatClient.send] while not CONNECTED
+queues; the queue flushes
   in order once connected. Each message has a ``clientMsgId``, so a resend after a lost
   ack is stored and delivered once (the server deduplicates).
 * **Offsets**: the last contiguous ``seq`` seen per room. They ride in the CONNECT
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import random
 import time
@@ -34,8 +38,8 @@ import aiohttp
 import socketio
 
 from tutorial.client.recovery import Backoff, Classification, RecoveryPattern, classify
-from tutorial.client.states import INITIAL_STATE, State, Trigger, transition
-from tutorial.protocol.catalog import ErrorCode
+from tutorial.protocol.catalog import ErrorCode, Event
+from tutorial.protocol.states import INITIAL_STATE, State, Trigger, transition
 
 Callback = Callable[..., Any]
 
@@ -105,9 +109,28 @@ class ClientOptions:
     seed: int | None = None  # for reproducible jitter
 
 
+QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
+"""Short waits, no jitter: a scenario or a test finishes in seconds, the same way twice."""
+
+
+def fast_options(**overrides: Any) -> ClientOptions:
+    """The client options of the scenarios and the tests.
+
+    [QUICK_BACKOFF][tutorial.client.client.QUICK_BACKOFF], a fixed seed, 2 s connect and
+    ack timeouts; ``overrides`` set other fields.
+    """
+    values: dict[str, Any] = {
+        "backoff": QUICK_BACKOFF,
+        "seed": 1,
+        "connect_timeout": 2.0,
+        "ack_timeout": 2.0,
+    }
+    return ClientOptions(**{**values, **overrides})
+
+
 class ChatClient:
     """A chat client for one user. Use ``async with ChatClient(url, ...)`` or call
-    :meth:`connect` and :meth:`close`."""
+    ``connect`` and ``close``."""
 
     def __init__(
         self,
@@ -186,6 +209,15 @@ class ChatClient:
         """Texts delivered in a room, in seq order."""
         return [m["text"] for m in self.messages.get(room_id, [])]
 
+    def held_back(self, room_id: str) -> list[str]:
+        """Texts received in a room but held back: each waits for a missing earlier seq."""
+        return sorted(m["text"] for m in self._early.get(room_id, {}).values())
+
+    @property
+    def rejoining(self) -> bool:
+        """True while rooms of the last session are being joined again after a reconnect."""
+        return bool(self._rejoining)
+
     def _elapsed(self) -> float:
         return time.monotonic() - self._t0
 
@@ -212,8 +244,10 @@ class ChatClient:
 
     async def _emit_local(self, event: str, payload: Any) -> None:
         self.events.append((self._elapsed(), event, payload))
-        calls = [lambda cb=cb: cb(payload) for cb in self._listeners.get(event, [])]
-        calls += [lambda cb=cb: cb(event, payload) for cb in self._listeners.get("*", [])]
+        calls: list[Callable[[], Any]] = [
+            functools.partial(cb, payload) for cb in self._listeners.get(event, [])
+        ]
+        calls += [functools.partial(cb, event, payload) for cb in self._listeners.get("*", [])]
         for call in calls:
             result = call()
             if asyncio.iscoroutine(result):
@@ -281,7 +315,8 @@ class ChatClient:
     async def connect(self) -> None:
         """DISCONNECTED → CONNECTING → CONNECTED, or → ERROR → DISCONNECTED and raise.
 
-        Raises :class:`LoginRequired` for bad credentials, :class:`ChatError` otherwise.
+        Raises [LoginRequired][tutorial.client.client.LoginRequired] for bad credentials,
+        [ChatError][tutorial.client.client.ChatError] otherwise.
         """
         self._closing = False
         self.login_required = False
@@ -335,6 +370,12 @@ class ChatClient:
                 await self._move(State.CONNECTED, f"reconnected after {attempt + 1} attempt(s)")
                 self._start_flush()
                 return
+            if code == ErrorCode.RATE_LIMITED.value:
+                # Throttled (too many re-joins or logins): wait as told, then retry.
+                wait = (self._refusal or {}).get("retryAfter")
+                if isinstance(wait, int | float) and wait > 0:
+                    await asyncio.sleep(min(float(wait), 60.0))
+                continue
             if code != "network" and classify(code).classification is not Classification.TEMPORARY:
                 # The server answered but refused us: retrying will not help.
                 self.login_required = classify(code).classification is Classification.USER_ACTION
@@ -343,7 +384,7 @@ class ChatClient:
         await self._move(State.FAILED, f"max retries ({self.options.max_retries}) exceeded")
 
     async def reset(self) -> None:
-        """FAILED → DISCONNECTED (the seed's manual reset); call :meth:`connect` next."""
+        """FAILED → DISCONNECTED (the seed's manual reset); call ``connect`` next."""
         await self._move(State.DISCONNECTED, "manual reset")
 
     async def close(self) -> None:
@@ -375,10 +416,10 @@ class ChatClient:
 
     async def _on_event(self, event: str, *args: Any) -> None:
         payload = args[0] if args else None
-        if event == "connect-confirmed" and isinstance(payload, dict):
+        if event == Event.CONNECT_CONFIRMED and isinstance(payload, dict):
             self.user = payload.get("user")
             self.token = payload.get("token") or self.token
-        elif event == "room-joined" and isinstance(payload, dict):
+        elif event == Event.ROOM_JOINED and isinstance(payload, dict):
             room_id = payload["roomId"]
             self._rejoining.discard(room_id)
             self.members[room_id] = list(payload.get("members", []))
@@ -388,22 +429,22 @@ class ChatClient:
                 self.messages.setdefault(room_id, [])
             for message in history:
                 await self._deliver(message)
-        elif event == "new-message" and isinstance(payload, dict):
+        elif event == Event.NEW_MESSAGE and isinstance(payload, dict):
             await self._deliver(payload)
             return  # _deliver emits it, once, in order
-        elif event == "user-joined" and isinstance(payload, dict):
+        elif event == Event.USER_JOINED and isinstance(payload, dict):
             members = self.members.setdefault(payload["roomId"], [])
             if payload["user"] not in members:
                 members.append(payload["user"])
                 members.sort()
-        elif event == "user-left" and isinstance(payload, dict):
+        elif event == Event.USER_LEFT and isinstance(payload, dict):
             members = self.members.setdefault(payload["roomId"], [])
             if payload["user"] in members:
                 members.remove(payload["user"])
-        elif event in ("typing-start", "typing-stop") and isinstance(payload, dict):
+        elif event in (Event.TYPING_START, Event.TYPING_STOP) and isinstance(payload, dict):
             who = self.typing.setdefault(payload["roomId"], set())
-            (who.add if event == "typing-start" else who.discard)(payload["user"])
-        elif event == "error" and isinstance(payload, dict):
+            (who.add if event == Event.TYPING_START else who.discard)(payload["user"])
+        elif event == Event.ERROR and isinstance(payload, dict):
             await self._record_error(
                 payload.get("code"), payload.get("message", ""), payload.get("event")
             )
@@ -427,7 +468,7 @@ class ChatClient:
             ready = early.pop(last)
             self.offsets[room_id] = last
             self.messages.setdefault(room_id, []).append(ready)
-            await self._emit_local("new-message", ready)
+            await self._emit_local(Event.NEW_MESSAGE, ready)
 
     def _watch_gap(self, room_id: str) -> None:
         """A seq gap: a message was lost on its way (a crashed server, Redis away).
@@ -446,7 +487,7 @@ class ChatClient:
                     return
                 self.gap_repairs += 1
                 with contextlib.suppress(ChatError):
-                    await self.call("join-room", {"roomId": room_id, "since": since})
+                    await self.call(Event.JOIN_ROOM, {"roomId": room_id, "since": since})
             await asyncio.sleep(self.options.gap_timeout)
 
     # -- requests ------------------------------------------------------------------
@@ -469,7 +510,7 @@ class ChatClient:
         return ack
 
     async def authenticate(self, username: str, password: str) -> dict[str, Any]:
-        ack = await self.call("authenticate", {"username": username, "password": password})
+        ack = await self.call(Event.AUTHENTICATE, {"username": username, "password": password})
         self.username, self.token = username, ack.get("token")
         return ack
 
@@ -480,10 +521,10 @@ class ChatClient:
             for other in list(self.offsets):
                 if other != room_id:
                     self._forget(other)
-        return await self.call("join-room", payload)
+        return await self.call(Event.JOIN_ROOM, payload)
 
     async def leave(self, room_id: str) -> dict[str, Any]:
-        ack = await self.call("leave-room", {"roomId": room_id})
+        ack = await self.call(Event.LEAVE_ROOM, {"roomId": room_id})
         self._forget(room_id)
         return ack
 
@@ -492,10 +533,10 @@ class ChatClient:
         self._early.pop(room_id, None)
 
     async def typing_start(self, room_id: str) -> dict[str, Any]:
-        return await self.call("typing-start", {"roomId": room_id})
+        return await self.call(Event.TYPING_START, {"roomId": room_id})
 
     async def typing_stop(self, room_id: str) -> dict[str, Any]:
-        return await self.call("typing-stop", {"roomId": room_id})
+        return await self.call(Event.TYPING_STOP, {"roomId": room_id})
 
     def new_client_msg_id(self) -> str:
         return f"{self.name}-{next(self._msg_counter)}-{uuid.uuid4().hex[:8]}"
@@ -506,7 +547,8 @@ class ChatClient:
         """Queue a message in the outbox; returns a future resolved with the ack.
 
         Works in any state: the outbox flushes, in order, whenever the client is
-        CONNECTED. The future fails with :class:`ChatError` if the server rejects the
+        CONNECTED. The future fails with [ChatError][tutorial.client.client.ChatError] if the
+        server rejects the
         message for good (not in room, too long).
         """
         loop = asyncio.get_running_loop()
@@ -540,7 +582,7 @@ class ChatClient:
             item.attempts += 1
             payload = {"roomId": item.room_id, "text": item.text, "clientMsgId": item.client_msg_id}
             try:
-                ack = await self.call("send-message", payload)
+                ack = await self.call(Event.SEND_MESSAGE, payload)
             except ChatError as err:
                 kind = err.pattern.classification
                 if err.code == ErrorCode.RATE_LIMITED.value:

@@ -82,8 +82,9 @@ PATTERNS: tuple[RecoveryPattern, ...] = (
 )
 _BY_DETECTION = {p.detection: p for p in PATTERNS}
 
-# Server error codes that are worth another try after a pause.
-_TEMPORARY_CODES = {ErrorCode.STORE_UNAVAILABLE.value}
+# Server error codes that are worth another try after a pause (another tab may close
+# and free a connection).
+_TEMPORARY_CODES = {ErrorCode.STORE_UNAVAILABLE.value, ErrorCode.TOO_MANY_CONNECTIONS.value}
 
 
 def classify(code: str | None) -> RecoveryPattern:

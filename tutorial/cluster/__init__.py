@@ -2,9 +2,11 @@
 PostgreSQL on loopback and free ports, the fault drills' building blocks, and the
 benchmark.
 
-* :mod:`tutorial.cluster.cluster`: :class:`~tutorial.cluster.cluster.Cluster`, all of it;
-* :mod:`tutorial.cluster.servers`, :mod:`~tutorial.cluster.nginx`,
-  :mod:`~tutorial.cluster.redis`, :mod:`~tutorial.cluster.postgres`: one part each;
-* :mod:`tutorial.cluster.bench` and :mod:`~tutorial.cluster.baseline`: ``tutorial bench``;
-* :mod:`tutorial.cluster.cli`: ``tutorial cluster up`` and ``tutorial bench``.
+* [tutorial.cluster.cluster][tutorial.cluster.cluster]:
+[Cluster][tutorial.cluster.cluster.Cluster], all of it;
+* [tutorial.cluster.servers][tutorial.cluster.servers], [nginx][tutorial.cluster.nginx],
+  [redis][tutorial.cluster.redis], [postgres][tutorial.cluster.postgres]: one part each;
+* [tutorial.cluster.bench][tutorial.cluster.bench] and [baseline][tutorial.cluster.baseline]:
+``tutorial bench``;
+* [tutorial.cluster.cli][tutorial.cluster.cli]: ``tutorial cluster up`` and ``tutorial bench``.
 """

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 from typing import Any
 
 import socketio
 from aiohttp import web
+
+from tutorial.cluster.procs import stop_signal
 
 
 def build_app(redis_url: str | None = None, name: str = "baseline") -> web.Application:
@@ -25,15 +25,16 @@ def build_app(redis_url: str | None = None, name: str = "baseline") -> web.Appli
     app = web.Application()
     sio.attach(app)
 
-    @sio.on("join")
     async def join(sid: str, room: str) -> dict[str, Any]:
         await sio.enter_room(sid, room)
         return {"ok": True}
 
-    @sio.on("send")
     async def send(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         await sio.emit("msg", data, room=data["roomId"])
         return {"ok": True}
+
+    sio.on("join", join)
+    sio.on("send", send)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "name": name})
@@ -47,12 +48,7 @@ async def serve(host: str, port: int, redis_url: str | None, name: str) -> None:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     print(f"baseline {name} listening on http://{host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_signal().wait()
     await runner.cleanup()
 
 

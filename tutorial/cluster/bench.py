@@ -9,7 +9,8 @@ one machine's monotonic clock) as p50/p95/p99. Each target runs ``--repeat`` tim
 
 Side by side, same load:
 
-1. **baseline**: a bare python-socketio broadcast server (:mod:`tutorial.cluster.baseline`);
+1. **baseline**: a bare python-socketio broadcast server
+([tutorial.cluster.baseline][tutorial.cluster.baseline]);
 2. **teaching server**, one process, tracing off (auth, validation, per-room seq,
    SQLite group commit, broadcasts in seq order, each encoded once);
 3. the same with **tracing on** (server spans recorded into a Trace);
@@ -17,7 +18,8 @@ Side by side, same load:
 5. the same with **N servers** (clients spread by source address, sticky hash).
 
 Servers and load generators are separate processes (``--workers`` generator processes),
-so one Python process is not both. The teaching servers run with the rate limit lifted
+so one Python process is not both; they talk through the interface written down in
+[tutorial.cluster.benchwire][]. The teaching servers run with the rate limit lifted
 (it would cap every sender at 10 messages/s). Results: a table, ``bench.json`` and a
 chart ``bench.png`` (default in ``docs/assets/``). This is a measurement, not a test.
 """
@@ -38,10 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tutorial.cluster import benchwire
+from tutorial.cluster.benchwire import ClientSpec, WorkerConfig
 from tutorial.cluster.nginx import NginxProcess
-from tutorial.cluster.procs import free_port
+from tutorial.cluster.procs import free_port, stop_signal
 from tutorial.cluster.redis import RedisProcess
 from tutorial.cluster.servers import ServerProcess
+from tutorial.protocol.catalog import Event
 
 ROOM = "general"
 
@@ -119,8 +124,6 @@ class BenchServer(ServerProcess):
 
 async def _serve(args: argparse.Namespace) -> None:
     """The teaching server as ``tutorial serve`` runs it, minus the rate limit."""
-    import signal
-
     from tutorial.chat.server import ChatServer, ServerConfig
 
     config = ServerConfig(
@@ -140,11 +143,7 @@ async def _serve(args: argparse.Namespace) -> None:
         span = ServerSpans(Trace())
     server = ChatServer(config, span=span)
     await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_signal().wait()
     await server.stop()
 
 
@@ -169,25 +168,25 @@ async def prepare_store(db_url: str, users: list[str]) -> dict[str, str]:
 # -- the load generator (one process of several) ----------------------------------------
 
 
-async def _worker(config: dict[str, Any]) -> None:
+async def _worker(config: WorkerConfig) -> None:
     import aiohttp
     import socketio
 
-    kind = config["kind"]
-    expected = config["expected_per_client"]
+    kind = config.kind
+    expected = config.expected_per_client
     latencies: list[float] = []
     count = 0
     errors = 0
     last = 0.0
     done = asyncio.Event()
-    remaining = len(config["clients"])
-    clients: list[tuple[Any, Any, dict[str, Any]]] = []
+    remaining = len(config.clients)
+    clients: list[tuple[Any, Any, ClientSpec]] = []
 
-    for spec in config["clients"]:
+    for spec in config.clients:
         http = None
-        if spec.get("addr"):
+        if spec.addr:
             http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(spec["addr"], 0), limit=0)
+                connector=aiohttp.TCPConnector(local_addr=(spec.addr, 0), limit=0)
             )
         sio = socketio.AsyncClient(reconnection=False, **({"http_session": http} if http else {}))
         got = {"n": 0}
@@ -204,27 +203,27 @@ async def _worker(config: dict[str, Any]) -> None:
                 if remaining == 0:
                     done.set()
 
-        sio.on("new-message" if kind == "teaching" else "msg", on_message)
-        auth = {"token": spec["token"]} if kind == "teaching" else None
-        await sio.connect(config["url"], transports=["websocket"], auth=auth, wait_timeout=10)
+        sio.on(Event.NEW_MESSAGE if kind == "teaching" else "msg", on_message)
+        auth = {"token": spec.token} if kind == "teaching" else None
+        await sio.connect(config.url, transports=["websocket"], auth=auth, wait_timeout=10)
         if kind == "teaching":
-            ack = await sio.call("join-room", {"roomId": ROOM}, timeout=10)
+            ack = await sio.call(Event.JOIN_ROOM, {"roomId": ROOM}, timeout=10)
         else:
             ack = await sio.call("join", ROOM, timeout=10)
         assert ack and ack.get("ok"), ack
         clients.append((sio, http, spec))
 
-    print("READY", flush=True)
+    _say(benchwire.Ready())
     loop = asyncio.get_running_loop()
     line = await loop.run_in_executor(None, sys.stdin.readline)
-    assert line.strip() == "GO", line
+    assert isinstance(benchwire.decode(line), benchwire.Go), line
 
-    async def sender(sio: Any, spec: dict[str, Any]) -> None:
+    async def sender(sio: Any, spec: ClientSpec) -> None:
         nonlocal errors
-        event = "send-message" if kind == "teaching" else "send"
-        for k in range(config["messages"]):
-            text = f"{time.monotonic():.6f} {spec['user']} {k}"
-            payload = {"roomId": ROOM, "text": text, "clientMsgId": f"{spec['user']}-{k}"}
+        event = Event.SEND_MESSAGE if kind == "teaching" else "send"
+        for k in range(config.messages):
+            text = f"{time.monotonic():.6f} {spec.user} {k}"
+            payload = {"roomId": ROOM, "text": text, "clientMsgId": f"{spec.user}-{k}"}
             try:
                 ack = await sio.call(event, payload, timeout=30)
                 if not (isinstance(ack, dict) and ack.get("ok")):
@@ -234,17 +233,16 @@ async def _worker(config: dict[str, Any]) -> None:
 
     async def progress() -> None:
         while True:
-            print(f"P {count}", flush=True)
+            _say(benchwire.Progress(count))
             await asyncio.sleep(0.25)
 
     ticker = asyncio.create_task(progress())
-    tasks = [asyncio.create_task(sender(s, spec)) for s, _, spec in clients if spec["sender"]]
+    tasks = [asyncio.create_task(sender(s, spec)) for s, _, spec in clients if spec.sender]
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), config["timeout"])
+        await asyncio.wait_for(done.wait(), config.timeout)
     await asyncio.gather(*tasks, return_exceptions=True)
     ticker.cancel()
-    result = {"deliveries": count, "last": last, "errors": errors, "latencies": latencies}
-    print("RESULT " + json.dumps(result), flush=True)
+    _say(benchwire.Result(count, last, errors, latencies))
     for sio, http, _ in clients:
         with contextlib.suppress(Exception):
             await sio.disconnect()
@@ -252,8 +250,13 @@ async def _worker(config: dict[str, Any]) -> None:
             await http.close()
 
 
+def _say(message: benchwire.Message) -> None:
+    sys.stdout.buffer.write(benchwire.encode(message))
+    sys.stdout.flush()
+
+
 def _run_worker(path: str) -> None:
-    config = json.loads(Path(path).read_text())
+    config = WorkerConfig.from_json(Path(path).read_text())
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -312,25 +315,25 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
         per_client = args.senders * args.messages
         total = per_client * args.clients
         specs = [
-            {
-                "user": user,
-                "token": tokens.get(user),
-                "addr": client_address(i) if target.nginx else None,
-                "sender": i < args.senders,
-            }
+            ClientSpec(
+                user=user,
+                token=tokens.get(user),
+                addr=client_address(i) if target.nginx else None,
+                sender=i < args.senders,
+            )
             for i, user in enumerate(users)
         ]
         for w in range(args.workers):
-            config = {
-                "kind": target.kind,
-                "url": url,
-                "clients": specs[w :: args.workers],
-                "messages": args.messages,
-                "expected_per_client": per_client,
-                "timeout": args.timeout,
-            }
+            config = WorkerConfig(
+                kind=target.kind,
+                url=url,
+                clients=specs[w :: args.workers],
+                messages=args.messages,
+                expected_per_client=per_client,
+                timeout=args.timeout,
+            )
             path = tmp / f"worker-{w}.json"
-            path.write_text(json.dumps(config))
+            path.write_text(config.to_json())
             workers.append(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -349,16 +352,16 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 line = await asyncio.wait_for(proc.stdout.readline(), 120)
                 if not line:
                     raise RuntimeError(f"a load generator died while connecting ({target.name})")
-                if line.strip() == b"READY":
+                if isinstance(benchwire.decode(line), benchwire.Ready):
                     break
 
         started = time.monotonic()
         for proc in workers:
             assert proc.stdin is not None
-            proc.stdin.write(b"GO\n")
+            proc.stdin.write(benchwire.encode(benchwire.Go()))
             await proc.stdin.drain()
         counts = [0] * len(workers)
-        results: list[dict[str, Any]] = [{} for _ in workers]
+        results: list[benchwire.Result] = [benchwire.Result(0, 0.0, 0) for _ in workers]
         bar = tqdm(total=total, desc=f"{target.name:<34}", unit="msg", file=sys.stderr)
 
         async def read(w: int, proc: asyncio.subprocess.Process) -> None:
@@ -367,23 +370,24 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 line = await proc.stdout.readline()
                 if not line:
                     return
-                if line.startswith(b"P "):
-                    counts[w] = int(line[2:])
-                    bar.n = sum(counts)
-                    bar.refresh()
-                elif line.startswith(b"RESULT "):
-                    results[w] = json.loads(line[7:])
-                    counts[w] = results[w]["deliveries"]
-                    bar.n = sum(counts)
-                    bar.refresh()
+                message = benchwire.decode(line)
+                if isinstance(message, benchwire.Progress):
+                    counts[w] = message.deliveries
+                elif isinstance(message, benchwire.Result):
+                    results[w] = message
+                    counts[w] = message.deliveries
+                else:
+                    continue
+                bar.n = sum(counts)
+                bar.refresh()
 
         await asyncio.wait_for(
             asyncio.gather(*(read(w, p) for w, p in enumerate(workers))), args.timeout + 60
         )
         bar.close()
-        latencies = [x for r in results for x in r.get("latencies", [])]
-        deliveries = sum(r.get("deliveries", 0) for r in results)
-        finished = max((r.get("last", 0.0) for r in results), default=started)
+        latencies = [x for r in results for x in r.latencies]
+        deliveries = sum(r.deliveries for r in results)
+        finished = max((r.last for r in results), default=started)
         duration = max(finished - started, 1e-9)
         return Result(
             name=target.name,
@@ -399,7 +403,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
             p50_ms=round(_pct(latencies, 0.50), 2),
             p95_ms=round(_pct(latencies, 0.95), 2),
             p99_ms=round(_pct(latencies, 0.99), 2),
-            errors=sum(r.get("errors", 0) for r in results) + (total - deliveries),
+            errors=sum(r.errors for r in results) + (total - deliveries),
         )
     finally:
         for proc in workers:

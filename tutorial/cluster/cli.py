@@ -1,16 +1,17 @@
-"""``tutorial cluster up`` and ``tutorial bench``: registered in ``tutorial.cli.EXTRA_COMMANDS``."""
+"""``tutorial cluster up`` and ``tutorial bench``: their arguments and what they run.
+
+[tutorial.cli][tutorial.cli] registers them; this module registers nothing by being imported.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 
-from tutorial.cli import EXTRA_COMMANDS
+from tutorial.cluster.procs import stop_signal
 
 
-def _cluster_args(p: argparse.ArgumentParser) -> None:
+def cluster_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="start nginx, N servers, redis-server and a store")
     up.add_argument("--servers", type=int, default=3, help="number of chat servers (default 3)")
@@ -38,11 +39,7 @@ async def _cluster_up(args: argparse.Namespace) -> int:
         sticky=not args.round_robin,
         postgres=args.postgres,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_signal()
     try:
         await cluster.start()
         print(f"cluster entry: {cluster.url}", flush=True)
@@ -57,29 +54,17 @@ async def _cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_cluster(args: argparse.Namespace) -> int:
+def run_cluster(args: argparse.Namespace) -> int:
     return asyncio.run(_cluster_up(args))
 
 
-def _bench_args(p: argparse.ArgumentParser) -> None:
+def bench_arguments(p: argparse.ArgumentParser) -> None:
     from tutorial.cluster.bench import configure
 
     configure(p)
 
 
-def _run_bench(args: argparse.Namespace) -> int:
+def run_bench(args: argparse.Namespace) -> int:
     from tutorial.cluster.bench import main
 
     return main(args)
-
-
-EXTRA_COMMANDS["cluster"] = (
-    "run diagram 6: nginx, N servers, Redis, a store",
-    _cluster_args,
-    _run_cluster,
-)
-EXTRA_COMMANDS["bench"] = (
-    "benchmark: baseline vs teaching server vs 1 and N servers behind nginx",
-    _bench_args,
-    _run_bench,
-)

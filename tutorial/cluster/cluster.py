@@ -7,12 +7,14 @@
         await cluster.restart_redis()
         await cluster.distribution()                   # {"alice": "server-2", ...}
 
-Every part is a real process on 127.0.0.1 and a free port; :meth:`Cluster.stop` (also
+Every part is a real process on 127.0.0.1 and a free port;
+[Cluster.stop][tutorial.cluster.cluster.Cluster.stop] (also
 on error, also when start fails half-way) leaves no process and no temporary file.
 
 On one machine every client comes from 127.0.0.1, and ``hash $remote_addr`` would
 send them all to one server; clients that bind distinct source addresses
-(``ClientOptions(local_addr="127.0.0.2")``, see :func:`client_address`) are spread.
+(``ClientOptions(local_addr="127.0.0.2")``, see
+[client_address][tutorial.cluster.cluster.client_address]) are spread.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Cluster:
     """nginx + ``servers`` chat servers + redis-server + a shared store.
 
     ``db_url=None`` shares a SQLite file in the cluster's temporary directory;
-    ``postgres=True`` starts a throwaway PostgreSQL server (:class:`TempPostgres`);
+    ``postgres=True`` starts a throwaway PostgreSQL server
+    ([TempPostgres][tutorial.cluster.postgres.TempPostgres]);
     ``redis=False`` runs the servers without the Redis manager (each server then only
     reaches its own clients); ``sticky=False`` makes nginx round-robin.
     """
@@ -100,6 +103,8 @@ class Cluster:
             self.redis.url if self.redis else None,
             log_dir=self.dir,
             demo=self.demo,
+            # nginx runs on 127.0.0.1: its X-Forwarded-For names the real client.
+            extra_args=["--trusted-proxy", "127.0.0.1"],
         )
         self.nginx = NginxProcess(
             [s.port for s in self.servers], sticky=self.sticky, fail_timeout=self.fail_timeout
@@ -148,7 +153,7 @@ class Cluster:
         self.servers[i].kill()
 
     async def restart_server(self, i: int) -> None:
-        """Start server ``i`` again on its port (after :meth:`kill`)."""
+        """Start server ``i`` again on its port (after ``kill``)."""
         server = self.servers[i]
         server.stop()
         await asyncio.to_thread(server.start)

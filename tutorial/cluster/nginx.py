@@ -161,6 +161,7 @@ class NginxProcess:
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
+                assert self.dir is not None
                 raise RuntimeError(
                     f"nginx exited:\n{tail(self.dir / 'stderr.log')}{tail(self.error_log)}"
                 )

@@ -1,5 +1,5 @@
 """A throwaway PostgreSQL cluster: ``initdb`` into a temporary directory, ``pg_ctl start``
-on a free loopback port, one database, trust authentication; removed by :meth:`stop`.
+on a free loopback port, one database, trust authentication; removed by ``stop``.
 
 ``initdb`` refuses to run as root, so as root every server binary runs as the
 ``postgres`` user (``runuser -u postgres --``) in a directory that user owns.
@@ -83,7 +83,7 @@ class TempPostgres:
         return result
 
     def start(self) -> str:
-        """initdb, start, create the database; returns :attr:`url`."""
+        """initdb, start, create the database; returns ``url``."""
         self.root = Path(tempfile.mkdtemp(prefix="tutorial-pg-"))
         try:
             if self._as_root:

@@ -1,7 +1,8 @@
-"""Small process helpers shared by the cluster launchers: free ports and readiness waits."""
+"""Small process helpers shared by the launchers: free ports, readiness waits, stop signals."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,6 +10,20 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+
+
+def stop_signal() -> asyncio.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM: how every long-running command ends.
+
+    Install it first, start, then ``await stop.wait()``: a signal during the start
+    still counts.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def free_port(host: str = "127.0.0.1") -> int:

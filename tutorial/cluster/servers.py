@@ -74,7 +74,7 @@ class ServerProcess:
         return cmd + self.extra_args
 
     def spawn(self) -> None:
-        """Start the process (without waiting for it: see :meth:`wait_ready`)."""
+        """Start the process (without waiting for it: see ``wait_ready``)."""
         if not self.port:
             self.port = free_port(self.host)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -138,10 +138,13 @@ def start_servers(
     log_dir: Path | None = None,
     demo: bool = True,
     timeout: float = 20.0,
+    extra_args: list[str] | None = None,
 ) -> list[ServerProcess]:
     """Start ``count`` servers named ``server-1`` ... in parallel; all ready, or none left."""
     servers = [
-        ServerProcess(f"server-{i}", db_url, redis_url, demo=demo, log_dir=log_dir)
+        ServerProcess(
+            f"server-{i}", db_url, redis_url, demo=demo, log_dir=log_dir, extra_args=extra_args
+        )
         for i in range(1, count + 1)
     ]
     try:

@@ -1,12 +1,15 @@
 """Every byte of a wire unit, named: annotated bytes for the trace inspector.
 
-A decoder (:mod:`.websocket`, :mod:`.http`, :mod:`.engineio`, :mod:`.socketio`) turns
+A decoder ([websocket][tutorial.protocol.websocket], [http][tutorial.protocol.http],
+[engineio][tutorial.protocol.engineio], [socketio][tutorial.protocol.socketio]) turns
 bytes into meaning; this module says *where* each piece of meaning sits in the bytes.
-:func:`annotate` takes one unit's exact bytes at one layer (a WebSocket frame, an HTTP
-message, an Engine.IO packet, a Socket.IO packet) and returns an :class:`Annotated`:
-the bytes cut into named, typed :class:`Span` objects, in wire order, that cover every
+[annotate][tutorial.protocol.annotate.annotate] takes one unit's exact bytes at one layer
+(a WebSocket frame, an HTTP message, an Engine.IO packet, a Socket.IO packet) and returns an
+[Annotated][tutorial.protocol.annotate.Annotated]:
+the bytes cut into named, typed [Span][tutorial.protocol.annotate.Span] objects, in wire order,
+that cover every
 bit exactly once. Header bits that share a byte (FIN, RSV1-3 and the opcode; MASK and
-the 7-bit length) are spans of a few bits; everything else is whole bytes::
+the 7-bit length) are spans of a few bits; everything else is whole bytes:
 
     >>> frame = annotate(Layer.WS, bytes.fromhex("8185" "37fa213d" "7f9f4d5158"))
     >>> [(s.name, s.value) for s in frame.spans][:2]
@@ -15,7 +18,7 @@ the 7-bit length) are spans of a few bits; everything else is whole bytes::
     ('unmasked payload', "'Hello'")
 
 Bad bytes never raise: a truncated or corrupted unit is annotated as far as it can be
-read, the rest is one ``error`` span, and :attr:`Annotated.problem` says what is wrong.
+read, the rest is one ``error`` span, and ``Annotated.problem`` says what is wrong.
 
 Sans-I/O, like the decoders: bytes in, frozen dataclasses out.
 """
@@ -573,9 +576,8 @@ def _digits(raw: bytes, pos: int) -> int:
 
 
 def annotate_sio(raw: bytes) -> Annotated:
-    """One Socket.IO packet, in the order of its wire format::
-
-    <packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>][JSON]
+    """One Socket.IO packet, in the order of its wire format:
+    ``<packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>][JSON]``.
     """
     c = _Cursor(raw)
     decoded: list[tuple[str, str]] = []
@@ -672,7 +674,8 @@ def _sio_result(c: _Cursor, kind: SioPacketType, decoded: list[tuple[str, str]])
 
 @dataclass(frozen=True)
 class Options:
-    """What a caller may know beyond the bytes (see :func:`annotate`)."""
+    """What a caller may know beyond the bytes
+    (see [annotate][tutorial.protocol.annotate.annotate])."""
 
     inflated: bytes | None = None  # a compressed frame's message, inflated
     binary: bool = False  # an Engine.IO packet that was a binary message

@@ -4,7 +4,8 @@ Every event of the seed's diagram 3 ("Event Types and Routing") is listed here o
 with its direction, its payload fields and the error codes it can produce. The server
 validates incoming payloads against this table, the teaching client reads its event
 names from it, and ``docs/reference/events.md`` is generated from it
-(:func:`markdown_table`). Nothing else spells an event name as a literal.
+([markdown_table][tutorial.protocol.catalog.markdown_table]). Nothing else spells an event name as
+a literal.
 """
 
 from __future__ import annotations
@@ -15,10 +16,26 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tutorial.protocol.layers import Direction
+from tutorial.protocol.limits import MAX_SAFE_INTEGER, MAX_TEXT_LENGTH
 
-class Direction(StrEnum):
-    CLIENT_TO_SERVER = "client → server"
-    SERVER_TO_CLIENT = "server → client"
+
+class Event(StrEnum):
+    """Every event name of the chat contract: the only place one is spelled."""
+
+    AUTHENTICATE = "authenticate"
+    JOIN_ROOM = "join-room"
+    LEAVE_ROOM = "leave-room"
+    SEND_MESSAGE = "send-message"
+    TYPING_START = "typing-start"
+    TYPING_STOP = "typing-stop"
+    DISCONNECT = "disconnect"
+    CONNECT_CONFIRMED = "connect-confirmed"
+    ROOM_JOINED = "room-joined"
+    NEW_MESSAGE = "new-message"
+    USER_JOINED = "user-joined"
+    USER_LEFT = "user-left"
+    ERROR = "error"
 
 
 class ErrorCode(StrEnum):
@@ -34,6 +51,8 @@ class ErrorCode(StrEnum):
     MESSAGE_TOO_LONG = "message_too_long"
     RATE_LIMITED = "rate_limited"
     STORE_UNAVAILABLE = "store_unavailable"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_ROOMS = "too_many_rooms"
 
 
 ERROR_MEANINGS: dict[ErrorCode, str] = {
@@ -46,18 +65,19 @@ ERROR_MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "The room is private and the user is not one of its members.",
     ErrorCode.NOT_IN_ROOM: "The user has not joined this room.",
     ErrorCode.MESSAGE_TOO_LONG: "The message text is longer than the server allows.",
-    ErrorCode.RATE_LIMITED: "Too many events too fast; wait `retryAfter` seconds.",
+    ErrorCode.RATE_LIMITED: "Too many events, or too many wrong passwords, too fast; wait "
+    "`retryAfter` seconds.",
     ErrorCode.STORE_UNAVAILABLE: "The message store is down; nothing was acknowledged, "
     "retry later.",
+    ErrorCode.TOO_MANY_CONNECTIONS: "This user already has as many connections to this "
+    "server as it allows; close one (another tab) and retry.",
+    ErrorCode.TOO_MANY_ROOMS: "This connection is already in as many rooms as the server "
+    "allows; leave one first.",
 }
 
 ROOM_ID_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 USERNAME_PATTERN = r"[a-z][a-z0-9_-]{1,31}"
 CLIENT_MSG_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
-MAX_TEXT_LENGTH = 2000
-# Integers a client may send: JSON's safe range (what a JavaScript client can represent;
-# it also fits every database's BIGINT).
-MAX_SAFE_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -88,7 +108,7 @@ class FieldSpec:
 class EventSpec:
     """One event of the contract."""
 
-    name: str
+    name: Event
     direction: Direction
     description: str
     fields: tuple[FieldSpec, ...] = ()
@@ -121,7 +141,7 @@ _S2C = Direction.SERVER_TO_CLIENT
 EVENTS: tuple[EventSpec, ...] = (
     # Client to server (seed diagram 3, "Client to Server Events").
     EventSpec(
-        "authenticate",
+        Event.AUTHENTICATE,
         _C2S,
         "User login validation: a username and password, or a token from an earlier login.",
         (
@@ -130,13 +150,18 @@ EVENTS: tuple[EventSpec, ...] = (
             FieldSpec("token", str, False, "Signed token from an earlier ack", max_length=1000),
         ),
         ack=("ok", "user", "token"),
-        errors=(ErrorCode.AUTH_FAILED, ErrorCode.INVALID_PAYLOAD, ErrorCode.RATE_LIMITED),
+        errors=(
+            ErrorCode.AUTH_FAILED,
+            ErrorCode.INVALID_PAYLOAD,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_CONNECTIONS,
+        ),
         requires_auth=False,
         one_of=(("username", "password"), ("token",)),
-        replies=("connect-confirmed",),
+        replies=(Event.CONNECT_CONFIRMED,),
     ),
     EventSpec(
-        "join-room",
+        Event.JOIN_ROOM,
         _C2S,
         "Room membership: join a room (optionally leaving the others first, the seed's "
         "'switch room' flow).",
@@ -152,11 +177,12 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.ROOM_NOT_FOUND,
             ErrorCode.FORBIDDEN,
             ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_ROOMS,
         ),
-        replies=("room-joined", "user-joined", "user-left"),
+        replies=(Event.ROOM_JOINED, Event.USER_JOINED, Event.USER_LEFT),
     ),
     EventSpec(
-        "leave-room",
+        Event.LEAVE_ROOM,
         _C2S,
         "Leave a room.",
         (_ROOM,),
@@ -167,10 +193,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("user-left",),
+        replies=(Event.USER_LEFT,),
     ),
     EventSpec(
-        "send-message",
+        Event.SEND_MESSAGE,
         _C2S,
         "Message broadcasting: validate, add metadata, persist, broadcast to the room.",
         (
@@ -192,10 +218,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.RATE_LIMITED,
             ErrorCode.STORE_UNAVAILABLE,
         ),
-        replies=("new-message",),
+        replies=(Event.NEW_MESSAGE,),
     ),
     EventSpec(
-        "typing-start",
+        Event.TYPING_START,
         _C2S,
         "Activity indicator: relayed to the other members of the room.",
         (_ROOM,),
@@ -206,10 +232,10 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("typing-start",),
+        replies=(Event.TYPING_START,),
     ),
     EventSpec(
-        "typing-stop",
+        Event.TYPING_STOP,
         _C2S,
         "Activity indicator: relayed to the other members of the room.",
         (_ROOM,),
@@ -220,18 +246,18 @@ EVENTS: tuple[EventSpec, ...] = (
             ErrorCode.NOT_IN_ROOM,
             ErrorCode.RATE_LIMITED,
         ),
-        replies=("typing-stop",),
+        replies=(Event.TYPING_STOP,),
     ),
     EventSpec(
-        "disconnect",
+        Event.DISCONNECT,
         _C2S,
         "Cleanup: the connection ends; each room the user was in hears `user-left`.",
         requires_auth=False,
-        replies=("user-left",),
+        replies=(Event.USER_LEFT,),
     ),
     # Server to client (seed diagram 3, "Server to Client Events").
     EventSpec(
-        "connect-confirmed",
+        Event.CONNECT_CONFIRMED,
         _S2C,
         "Authentication success.",
         (
@@ -242,7 +268,7 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "room-joined",
+        Event.ROOM_JOINED,
         _S2C,
         "Membership confirmation, with the member list and the recent history.",
         (
@@ -252,7 +278,7 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "new-message",
+        Event.NEW_MESSAGE,
         _S2C,
         "Message delivery, to every member of the room, the sender included.",
         (
@@ -266,31 +292,31 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
     ),
     EventSpec(
-        "user-joined",
+        Event.USER_JOINED,
         _S2C,
         "Presence update: somebody joined a room you are in.",
         (_ROOM, FieldSpec("user", str, description="Who joined")),
     ),
     EventSpec(
-        "user-left",
+        Event.USER_LEFT,
         _S2C,
         "Presence update: somebody left a room you are in (or disconnected).",
         (_ROOM, FieldSpec("user", str, description="Who left")),
     ),
     EventSpec(
-        "typing-start",
+        Event.TYPING_START,
         _S2C,
         "Somebody in the room started typing.",
         (_ROOM, FieldSpec("user", str, description="Who is typing")),
     ),
     EventSpec(
-        "typing-stop",
+        Event.TYPING_STOP,
         _S2C,
         "Somebody in the room stopped typing.",
         (_ROOM, FieldSpec("user", str, description="Who stopped")),
     ),
     EventSpec(
-        "error",
+        Event.ERROR,
         _S2C,
         "Error notification.",
         (
@@ -330,7 +356,8 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """Check the arguments a client sent with ``event`` against the catalog.
 
     A valid call carries exactly one JSON object. Returns that object with only the
-    catalog's fields kept; raises :class:`PayloadError` with the right code otherwise.
+    catalog's fields kept; raises [PayloadError][tutorial.protocol.catalog.PayloadError] with the
+    right code otherwise.
     """
     spec = CLIENT_EVENTS.get(event)
     if spec is None:
@@ -352,7 +379,7 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} must be a {f.type_name}"
             )
-        if f.type is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is out of range"
             )
@@ -363,7 +390,11 @@ def validate(event: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
             )
         if f.max_length is not None and isinstance(value, str) and len(value) > f.max_length:
             raise PayloadError(ErrorCode.INVALID_PAYLOAD, f"{event}: field {f.name} is too long")
-        if f.pattern is not None and not _pattern(f.pattern).fullmatch(value):
+        if (
+            f.pattern is not None
+            and isinstance(value, str)
+            and not _pattern(f.pattern).fullmatch(value)
+        ):
             raise PayloadError(
                 ErrorCode.INVALID_PAYLOAD,
                 f"{event}: field {f.name} must match {f.pattern}",
@@ -385,7 +416,7 @@ def markdown_table() -> str:
         "",
     ]
     for direction in Direction:
-        lines += [f"## {direction.value}", ""]
+        lines += [f"## {direction.label}", ""]
         lines += ["| event | payload | ack | errors | what it is for |", "|---|---|---|---|---|"]
         for e in EVENTS:
             if e.direction is not direction:

@@ -23,7 +23,8 @@ ping. On WebSocket, one packet is one WebSocket message, and a binary message is
 HTTP long-polling, one body carries several packets separated by the record separator
 ``\\x1e`` (v3 used length prefixes), and binary data travels as ``b`` + base64.
 
-The functions here never raise on bad input: they return a :class:`DecodeError`.
+The functions here never raise on bad input: they return a
+[DecodeError][tutorial.protocol.layers.DecodeError].
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from tutorial.protocol.layers import DecodeError, Layer
 
@@ -126,7 +127,7 @@ def decode_open(data: str) -> OpenPayload | DecodeError:
     return OpenPayload(sid, tuple(upgrades), interval, timeout, max_payload)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -158,9 +159,10 @@ def split_payload(body: str | bytes) -> list[str] | DecodeError:
     """A polling body cut at the record separators; an empty body holds no packet."""
     if isinstance(body, bytes | bytearray):
         try:
-            body = bytes(body).decode("utf-8")
+            text = bytes(body).decode("utf-8")
         except UnicodeDecodeError:
             return DecodeError(Layer.EIO, "polling body is not UTF-8", bytes(body))
+        return text.split(RECORD_SEPARATOR) if text else []
     return body.split(RECORD_SEPARATOR) if body else []
 
 

@@ -12,19 +12,23 @@ and it must see both halves of the conversation. It reads a response only once i
 which request it answers (the answer to ``HEAD`` has no body, a ``101`` switches
 protocols only if the request asked to), and it reads the next request on a keep-alive
 connection only once the previous response has been sent. A wiretap sees both halves,
-so :class:`HttpConnectionDecoder` keeps one h11 view per direction:
+so [HttpConnectionDecoder][tutorial.protocol.http.HttpConnectionDecoder] keeps one h11 view per
+direction:
 
-- :class:`RequestDecoder` reads client→server bytes with h11 in the *server* role;
-- :class:`ResponseDecoder` reads server→client bytes with h11 in the *client* role;
+- [RequestDecoder][tutorial.protocol.http.RequestDecoder] reads client→server bytes with h11 in
+the *server* role;
+- [ResponseDecoder][tutorial.protocol.http.ResponseDecoder] reads server→client bytes with h11 in
+the *client* role;
 
 and every h11 event one of them reads is *mirrored* into the other with
 ``Connection.send`` (the bytes ``send`` returns are thrown away). When both views reach
 the end of a request/response cycle they start the next one (``start_next_cycle``).
 After a ``101``, both views are in h11's ``SWITCHED_PROTOCOL`` state: the bytes h11
 received but did not parse (``Connection.trailing_data``) are WebSocket bytes, and
-:meth:`HttpConnectionDecoder.take_trailing_data` hands them over to the frame decoder.
+[take_trailing_data][tutorial.protocol.http.HttpConnectionDecoder.take_trailing_data]
+hands them over to the frame decoder.
 
-Usage::
+Usage:
 
     http = HttpConnectionDecoder()
     events = http.client_data(chunk)   # or http.server_data(chunk), or
@@ -125,7 +129,7 @@ def _as_http11(event: h11.Event) -> h11.Event:
 class _DirectionDecoder:
     """One direction of the connection, read by one h11 view."""
 
-    role: type[h11.Sentinel]
+    role: type[h11.CLIENT] | type[h11.SERVER]
 
     def __init__(self) -> None:
         self._conn = h11.Connection(self.role)
@@ -200,6 +204,7 @@ class _DirectionDecoder:
                     self._fed.clear()
                     moved = True
                 break
+            assert isinstance(event, h11.Event)  # NEED_DATA and PAUSED are handled above
             moved = True
             message = self._handle(event)
             self.on_event(event)

@@ -1,6 +1,6 @@
 """The layers of the stack, the two directions of a connection, and the decode error.
 
-A Socket.IO chat message crosses five layers on its way from browser to server::
+A Socket.IO chat message crosses five layers on its way from browser to server:
 
     tcp   the byte stream
     http  the upgrade request and response, or the long-polling requests
@@ -10,7 +10,8 @@ A Socket.IO chat message crosses five layers on its way from browser to server::
 
 and ``app`` names what the chat itself makes of it. Every decoder in this package tags
 what it produces with one of these, and none of them raises into its caller: bytes it
-cannot make sense of become a :class:`DecodeError`, which is an event like any other.
+cannot make sense of become a [DecodeError][tutorial.protocol.layers.DecodeError], which is an
+event like any other.
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ class Layer(StrEnum):
 
 
 class Direction(StrEnum):
-    """Which way bytes travel on one TCP connection."""
+    """Which way bytes travel on one TCP connection, or an event of the chat contract."""
 
     CLIENT_TO_SERVER = "client→server"
     SERVER_TO_CLIENT = "server→client"
+
+    @property
+    def label(self) -> str:
+        """For a reader: ``client → server``."""
+        return self.value.replace("→", " → ")
+
+
+C2S = Direction.CLIENT_TO_SERVER
+"""Short names for the two directions."""
+S2C = Direction.SERVER_TO_CLIENT
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Socket.IO v5 packets, carried in Engine.IO MESSAGE packets.
 
 From the protocol (https://socket.io/docs/v4/socket-io-protocol/), a packet is encoded
-as (one line on the wire)::
+as (one line on the wire):
 
     <packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>]
     [JSON-stringified payload without binary]
@@ -24,7 +24,8 @@ So ``42["send-message",{"text":"hi"}]`` is an EVENT on ``/``; ``2/admin,3["x"]``
 EVENT on ``/admin`` that asks for ack 3; ``51-["upload",{"_placeholder":true,"num":0}]``
 a BINARY_EVENT whose one attachment follows as a binary Engine.IO message.
 
-Decoding never raises: what breaks the format becomes a :class:`DecodeError`.
+Decoding never raises: what breaks the format becomes a
+[DecodeError][tutorial.protocol.layers.DecodeError].
 """
 
 from __future__ import annotations
@@ -36,14 +37,7 @@ from enum import IntEnum
 from typing import Any
 
 from tutorial.protocol.layers import DecodeError, Layer
-
-MAX_ACK_ID = 2**53 - 1  # the largest integer a JavaScript peer counts exactly
-MAX_ATTACHMENTS = 1000
-MAX_DEPTH = 32  # deeper JSON is refused: nesting is how one packet can exhaust a stack
-# socket.io-parser refuses these as event names: they are the library's own events.
-RESERVED_EVENTS = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
+from tutorial.protocol.limits import MAX_ACK_ID, MAX_ATTACHMENTS, MAX_DEPTH, RESERVED_EVENTS
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²"
 
@@ -65,7 +59,8 @@ class SioPacketType(IntEnum):
 @dataclass(frozen=True)
 class SioPacket:
     """One Socket.IO packet. ``data`` is the decoded JSON payload (``None`` if absent);
-    ``binary`` holds the attachments once they have all arrived (see :class:`SioDecoder`).
+    ``binary`` holds the attachments once they have all arrived
+    (see [SioDecoder][tutorial.protocol.socketio.SioDecoder]).
     """
 
     type: SioPacketType

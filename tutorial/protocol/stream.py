@@ -1,10 +1,14 @@
 """One TCP connection, decoded through every layer: HTTP, WebSocket, Engine.IO, Socket.IO.
 
-A wiretap copies the bytes it relays into a :class:`ConnectionDecoder`, one per TCP
-connection: :meth:`~ConnectionDecoder.client_data` for what the client sent,
-:meth:`~ConnectionDecoder.server_data` for what the server sent, in the order they
+A wiretap copies the bytes it relays into a
+[ConnectionDecoder][tutorial.protocol.stream.ConnectionDecoder], one per TCP
+connection: [client_data][tutorial.protocol.stream.ConnectionDecoder.client_data] for what the
+client sent,
+[server_data][tutorial.protocol.stream.ConnectionDecoder.server_data] for what the server sent, in
+the order they
 were read, and the ``*_eof`` methods when a side closes. Each call returns the
-:class:`WireEvent` objects that the bytes complete, outer layer first: a frame, then the
+[WireEvent][tutorial.protocol.stream.WireEvent] objects that the bytes complete, outer layer
+first: a frame, then the
 Engine.IO packet its message carries, then the Socket.IO packet inside that.
 
 The connection speaks HTTP until a ``101 Switching Protocols`` answers an upgrade
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from tutorial.protocol import engineio, socketio
 from tutorial.protocol.engineio import EioPacket, EioPacketType
 from tutorial.protocol.http import HttpConnectionDecoder, HttpEvent, HttpRequest, HttpResponse
-from tutorial.protocol.layers import DecodeError, Direction, Layer
+from tutorial.protocol.layers import C2S, S2C, DecodeError, Direction, Layer
 from tutorial.protocol.socketio import SioDecoder, SioPacket
 from tutorial.protocol.websocket import (
     Close,
@@ -34,9 +38,6 @@ from tutorial.protocol.websocket import (
     WsEvent,
     parse_extensions,
 )
-
-C2S = Direction.CLIENT_TO_SERVER
-S2C = Direction.SERVER_TO_CLIENT
 
 Decoded = HttpRequest | HttpResponse | Frame | Close | EioPacket | SioPacket | DecodeError
 

@@ -1,13 +1,18 @@
 """RFC 6455 WebSocket frames, and the messages they carry, decoded from raw bytes.
 
-One :class:`FrameDecoder` reads one direction of a connection, from the first byte after
+One [FrameDecoder][tutorial.protocol.websocket.FrameDecoder] reads one direction of a connection,
+from the first byte after
 the ``101 Switching Protocols`` response. It emits, in order:
 
-- a :class:`Frame` for every frame, with every header field of section 5.2;
-- a :class:`Message` when a text or binary message is complete (section 5.4,
+- a [Frame][tutorial.protocol.websocket.Frame] for every frame, with every header field of section
+5.2;
+- a [Message][tutorial.protocol.websocket.Message] when a text or binary message is complete
+(section 5.4,
   fragmentation; RFC 7692, permessage-deflate);
-- a :class:`Close` for a close frame, with its status code and reason (section 5.5.1);
-- a :class:`DecodeError` for anything that breaks the RFC. A frame that breaks a rule
+- a [Close][tutorial.protocol.websocket.Close] for a close frame, with its status code and reason
+(section 5.5.1);
+- a [DecodeError][tutorial.protocol.layers.DecodeError] for anything that breaks the RFC. A frame
+that breaks a rule
   but whose length is known is reported and skipped; a length that cannot be trusted
   stops the direction, since no later byte can be placed on a frame boundary.
 
@@ -20,12 +25,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 import zlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from enum import IntEnum
 
 from tutorial.protocol.layers import DecodeError, Layer
+from tutorial.protocol.limits import MAX_FRAME_SIZE
 
 # RFC 6455 1.3: 'the server has to take the value [of Sec-WebSocket-Key] and concatenate
 # this with the Globally Unique Identifier (GUID, [RFC4122]) "258EAFA5-E914-47DA-95CA-
@@ -33,7 +40,12 @@ from tutorial.protocol.layers import DecodeError, Layer
 # of this concatenation is then returned in the server's handshake.'
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # refuse frames and messages larger than this
+DEFAULT_MAX_SIZE = MAX_FRAME_SIZE  # refuse frames and messages larger than this
+
+SAMPLE_MASKING_KEY = bytes.fromhex("37fa213d")
+"""RFC 6455 section 5.7's sample masking key (the masked "Hello" example): masked frames of a
+deterministic trace are re-masked with it.
+"""
 
 
 def accept_key(key: str) -> str:
@@ -87,7 +99,7 @@ _NEVER_SENT = {1004, CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, Close
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame, every field of the base framing protocol (RFC 6455 5.2)::
+    """One frame, every field of the base framing protocol (RFC 6455 5.2):
 
          0                   1                   2                   3
          0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -262,13 +274,50 @@ def apply_mask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
+def encode_frame(frame: Frame, payload: bytes, masking_key: bytes | None) -> bytes:
+    """RFC 6455 5.2, the other way: ``frame``'s header bits around ``payload``.
+
+    The payload length is written in the shortest of the three forms, and with a
+    ``masking_key`` the MASK bit is set and the payload masked (5.3). Used to re-encode
+    a recorded frame with a new payload or key (deterministic traces re-mask with
+    [SAMPLE_MASKING_KEY][tutorial.protocol.websocket.SAMPLE_MASKING_KEY]).
+    """
+    first = (
+        (0x80 if frame.fin else 0)
+        | (0x40 if frame.rsv1 else 0)
+        | (0x20 if frame.rsv2 else 0)
+        | (0x10 if frame.rsv3 else 0)
+        | int(frame.opcode)
+    )
+    mask_bit = 0x80 if masking_key is not None else 0
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first, mask_bit | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", first, mask_bit | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, n)
+    if masking_key is None:
+        return header + payload
+    return header + masking_key + apply_mask(payload, masking_key)
+
+
+def decode_one_frame(raw: bytes) -> Frame | None:
+    """The first frame in ``raw`` (None if there is no whole, valid one)."""
+    for event in FrameDecoder().receive_data(raw):
+        if isinstance(event, Frame):
+            return event
+    return None
+
+
 def parse_frame(
     read_exact: Callable[[int], Generator[None, None, bytes]], max_size: int = DEFAULT_MAX_SIZE
 ) -> Generator[None, None, Frame | DecodeError]:
     """Read one frame, top to bottom as section 5.2 lays it out.
 
-    Returns the :class:`Frame`, or a :class:`DecodeError` for a whole frame that cannot
-    be one (a reserved opcode). Raises :class:`_LostFraming` when the length is unusable.
+    Returns the [Frame][tutorial.protocol.websocket.Frame], or a
+    [DecodeError][tutorial.protocol.layers.DecodeError] for a whole frame that cannot
+    be one (a reserved opcode). Raises ``_LostFraming`` when the length is unusable.
     """
     head = yield from read_exact(2)
     raw = bytearray(head)
@@ -291,9 +340,11 @@ def parse_frame(
         raw += extended
         length, length_form = int.from_bytes(extended, "big"), 64
         if length >> 63:
-            raise _LostFraming("64-bit payload length with its most significant bit set", raw)
+            raise _LostFraming(
+                "64-bit payload length with its most significant bit set", bytes(raw)
+            )
     if length > max_size:
-        raise _LostFraming(f"frame of {length} bytes is over the {max_size}-byte limit", raw)
+        raise _LostFraming(f"frame of {length} bytes is over the {max_size}-byte limit", bytes(raw))
     # "Masking-key: 0 or 4 bytes [...] present if the mask bit is set to 1"
     masking_key = (yield from read_exact(4)) if masked else None
     if masking_key is not None:
@@ -464,8 +515,9 @@ class FrameDecoder:
 
     ``client_to_server`` enables the masking rule of 5.1 and picks which
     ``*_no_context_takeover`` flag applies; ``deflate`` is what the 101 response's
-    ``Sec-WebSocket-Extensions`` header agreed (see :func:`parse_extensions`).
-    Call :meth:`receive_data` with each chunk, in order, and :meth:`eof` at the end.
+    ``Sec-WebSocket-Extensions`` header agreed
+    (see [parse_extensions][tutorial.protocol.websocket.parse_extensions]).
+    Call ``receive_data`` with each chunk, in order, and ``eof`` at the end.
     """
 
     def __init__(

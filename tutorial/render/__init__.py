@@ -1,6 +1,6 @@
 """Graphviz pictures of the chat system, drawn from live data with one palette.
 
-Each function returns a :class:`graphviz.Digraph` (it displays inline in Jupyter) whose
+Each function returns a ``graphviz.Digraph`` (it displays inline in Jupyter) whose
 DOT source is deterministic: equal input gives byte-identical DOT and SVG.
 """
 

@@ -1,6 +1,7 @@
 """The system's architecture, tier by tier, with live counts (seed diagrams 2 and 6).
 
-A :class:`Topology` is a plain description of what a scenario started: clients, an
+A [Topology][tutorial.render.architecture.Topology] is a plain description of what a scenario
+started: clients, an
 optional load balancer, servers, an optional Redis and an optional database, plus
 what was counted on the way (``edges``: ``("server1", "redis") -> "12 messages"``).
 The picture is layered top to bottom like the seed; a tier that is absent is simply

@@ -93,7 +93,6 @@ def event_style(
     return HTTP if layer in (Layer.TCP, Layer.HTTP) else WEBSOCKET
 
 
-#: What the legend shows, in order: (style, text).
 LEGEND_ENTRIES: tuple[tuple[Style, str], ...] = (
     (HTTP, "HTTP phase (orange, dashed)"),
     (WEBSOCKET, "WebSocket phase (blue, solid)"),
@@ -102,6 +101,7 @@ LEGEND_ENTRIES: tuple[tuple[Style, str], ...] = (
     (ERROR, "✗ Error (red, bold)"),
     (PROCESSING, "Server processing (grey, dashed)"),
 )
+"""What the legend shows, in order: (style, text)."""
 
 
 # -- label text, shared by every renderer ---------------------------------------------
@@ -125,7 +125,8 @@ def escape(text: str) -> str:
             out.append(f"\\\\x{ord(ch):02x}")
         else:
             out.append(ch)
-    return graphviz.nohtml("".join(out))
+    label: str = graphviz.nohtml("".join(out))  # a str that graphviz never reads as HTML
+    return label
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -137,9 +138,8 @@ def lines(*texts: str, left: bool = False) -> str:
     ``left=True`` left-justifies every line (``\\l``), as for a block of headers.
     """
     parts = [escape(t) for t in texts if t]
-    if left:
-        return graphviz.nohtml("".join(p + "\\l" for p in parts))
-    return graphviz.nohtml("\\n".join(parts))
+    label: str = graphviz.nohtml(("".join(p + "\\l" for p in parts)) if left else "\\n".join(parts))
+    return label
 
 
 def html_escape(text: str) -> str:
@@ -153,7 +153,8 @@ def legend(
     """A legend cluster: one short sample line per meaning, drawn in its real style.
 
     Add it to a graph with ``graph.subgraph(legend())``. Its node names start with
-    ``legend_`` (:func:`legend_anchor` names the first one, to pin the legend in place).
+    ``legend_`` ([legend_anchor][tutorial.render.palette.legend_anchor] names the first
+    one, to pin the legend in place).
     """
     g = graphviz.Digraph(name=name)
     g.attr(

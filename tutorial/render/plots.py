@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Protocol
 
 from matplotlib.figure import Figure
 
-from tutorial.client.recovery import Backoff
 from tutorial.render.palette import HTTP_ORANGE as ORANGE
 from tutorial.render.palette import WS_BLUE as BLUE
+
+
+class BackoffShape(Protocol):
+    """What the chart reads of a backoff (the client's ``Backoff`` has these)."""
+
+    base: float
+    factor: float
+    cap: float
+    jitter: float
 
 
 class Chart(Figure):
@@ -21,7 +30,7 @@ class Chart(Figure):
         return buffer.getvalue()
 
 
-def backoff_chart(backoff: Backoff, observed: Sequence[float] = (), retries: int = 8) -> Chart:
+def backoff_chart(backoff: BackoffShape, observed: Sequence[float] = (), retries: int = 8) -> Chart:
     """The backoff envelope (no jitter) against the delays a real client waited."""
     fig = Chart(figsize=(6, 3.2), dpi=100)
     ax = fig.add_subplot()

@@ -1,6 +1,6 @@
 """Rooms and their members, drawn like seed diagram 4, from a snapshot of the server.
 
-A snapshot is plain data (a dict the server can produce and JSON can carry)::
+A snapshot is plain data (a dict the server can produce and JSON can carry):
 
     {"namespace": "/",
      "rooms": {"general": {"private": False, "members": {"alice": ["sid1"], ...}}, ...}}

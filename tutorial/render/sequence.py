@@ -1,4 +1,4 @@
-"""Sequence diagrams from a :class:`~tutorial.trace.model.Trace` (seed diagrams 1 and 3).
+"""Sequence diagrams from a [Trace][tutorial.trace.model.Trace] (seed diagrams 1 and 3).
 
 Graphviz has no sequence diagrams, so we build one from a grid (PITFALLS.md,
 "graphviz sequence diagrams"):
@@ -13,8 +13,8 @@ Graphviz has no sequence diagrams, so we build one from a grid (PITFALLS.md,
   on the segment next to the sender;
 * a self-step (source == target) is a small note box beside its lifeline.
 
-Which events are shown is a choice of layers: a preset name from :data:`PRESETS`
-(``"frames"``, ``"packets"``, ``"chat"``) or any set of :class:`Layer`.
+Which events are shown is a choice of layers: a preset name from ``PRESETS``
+(``"frames"``, ``"packets"``, ``"chat"``) or any set of [Layer][tutorial.protocol.layers.Layer].
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ CHAT = LayerView(
 )
 PRESETS: dict[str, LayerView] = {v.name: v for v in (FRAMES, PACKETS, CHAT)}
 
-#: HTTP headers shown under an HTTP event's label, as in seed diagram 1.
 SEED_HEADERS: tuple[str, ...] = (
     "Host",
     "Upgrade",
@@ -68,6 +67,7 @@ SEED_HEADERS: tuple[str, ...] = (
     "Sec-WebSocket-Key",
     "Sec-WebSocket-Accept",
 )
+"""HTTP headers shown under an HTTP event's label, as in seed diagram 1."""
 
 KIND_CAPTIONS: dict[str, str] = {
     "client": "teaching client",
@@ -111,7 +111,8 @@ class Row:
 
 
 def resolve_layers(layers: str | LayerView | Iterable[Layer | str] | None) -> frozenset[Layer]:
-    """``None`` (every layer), a preset name, a :class:`LayerView` or a set of layers."""
+    """``None`` (every layer), a preset name, a [LayerView][tutorial.render.sequence.LayerView] or
+    a set of layers."""
     if layers is None:
         return frozenset(Layer)
     if isinstance(layers, LayerView):
@@ -340,11 +341,13 @@ def diagram_rows(
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
 ) -> tuple[list[Lifeline], list[Row]]:
-    """The columns and rows :func:`sequence_diagram` draws for these arguments.
+    """The columns and rows [sequence_diagram][tutorial.render.sequence.sequence_diagram] draws
+    for these arguments.
 
     Row ``k`` is drawn with SVG class ``seq_row seq_row_k`` on its arrow segments,
     label and note, so that a page can find, highlight and click each arrow; its
-    ``events`` are the very :class:`TraceEvent` objects of ``trace`` it shows.
+    ``events`` are the very [TraceEvent][tutorial.trace.model.TraceEvent] objects of ``trace`` it
+    shows.
     """
     wanted = resolve_layers(layers)
     events = [e for e in trace.events if e.layer in wanted]
@@ -357,7 +360,8 @@ def diagram_rows(
 
 
 def _tag(k: int, part: str) -> dict[str, str]:
-    """SVG id and classes of one part of row ``k`` (see :func:`diagram_rows`)."""
+    """SVG id and classes of one part of row ``k``
+    (see [diagram_rows][tutorial.render.sequence.diagram_rows])."""
     return {"id": f"row{k}_{part}", "class": f"seq_row seq_row_{k}"}
 
 
@@ -370,13 +374,16 @@ def sequence_diagram(
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
     show_legend: bool = True,
+    captions: Mapping[str, str] | None = None,
 ) -> graphviz.Digraph:
     """Draw a trace as a sequence diagram; the DOT source is deterministic.
 
-    ``layers``: ``None`` for every layer, a preset name (:data:`PRESETS`), a
-    :class:`LayerView`, or a set of layers. ``max_label`` cuts long labels with "…".
+    ``layers``: ``None`` for every layer, a preset name (``PRESETS``), a
+    [LayerView][tutorial.render.sequence.LayerView], or a set of layers. ``max_label`` cuts long
+    labels with "…".
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
-    Lifelines with no event in the chosen layers are left out.
+    Lifelines with no event in the chosen layers are left out. ``captions`` replaces
+    the caption under a kind of lifeline's name (default: ``KIND_CAPTIONS``).
     """
     lifelines, rows = diagram_rows(trace, layers, fold_pings, http_headers=http_headers)
     column = {lf.id: i for i, lf in enumerate(lifelines)}
@@ -413,9 +420,10 @@ def sequence_diagram(
     last = ranks  # an empty rank closes the lifelines
     footer = len(rows) >= 15
 
-    _headers(g, lifelines, "h", max_label)
+    kind_captions = {**KIND_CAPTIONS, **(captions or {})}
+    _headers(g, lifelines, "h", max_label, kind_captions)
     if footer:
-        _headers(g, lifelines, "f", max_label)
+        _headers(g, lifelines, "f", max_label, kind_captions)
     lifeline_edge = {
         "style": "dashed",
         "arrowhead": "none",
@@ -463,11 +471,17 @@ def _rank(g: graphviz.Digraph, r: int, n_cols: int) -> Iterator[graphviz.Digraph
         yield s
 
 
-def _headers(g: graphviz.Digraph, lifelines: Sequence[Lifeline], prefix: str, limit: int) -> None:
+def _headers(
+    g: graphviz.Digraph,
+    lifelines: Sequence[Lifeline],
+    prefix: str,
+    limit: int,
+    captions: Mapping[str, str],
+) -> None:
     with g.subgraph() as s:
         s.attr(rank="same")
         for c, lf in enumerate(lifelines):
-            caption = KIND_CAPTIONS.get(lf.kind, lf.kind)
+            caption = captions.get(lf.kind, lf.kind)
             s.node(
                 f"{prefix}{c}",
                 label=_label([lf.label, f"({caption})"], limit),

@@ -1,6 +1,6 @@
 """The client's connection state machine, drawn from its transition table (seed diagram 5).
 
-The picture is generated from :data:`tutorial.client.states.TRANSITIONS`, never typed:
+The picture is generated from ``tutorial.protocol.states.TRANSITIONS``, never typed:
 add a row to the table and it appears here. The layout follows the seed: DISCONNECTED
 at the top with ERROR to its right, then CONNECTING, CONNECTED and RECONNECTING down
 the middle, FAILED at the bottom. Transitions the seed lists are solid; the ones we
@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 
 import graphviz
 
-from tutorial.client.states import TRANSITIONS, State, Transition
+from tutorial.protocol.states import TRANSITIONS, State, Transition
 from tutorial.render import palette
 
-#: Rows of the layout, top to bottom; states in one row share a rank, left to right.
 LAYOUT: tuple[tuple[State, ...], ...] = (
     (State.DISCONNECTED, State.ERROR),
     (State.CONNECTING,),
@@ -25,6 +24,7 @@ LAYOUT: tuple[tuple[State, ...], ...] = (
     (State.RECONNECTING,),
     (State.FAILED,),
 )
+"""Rows of the layout, top to bottom; states in one row share a rank, left to right."""
 
 STATE_HINTS: dict[State, str] = {
     State.DISCONNECTED: "not connected; nothing in flight",
@@ -45,7 +45,7 @@ def state_diagram(
 
     ``path`` is the list of (source, target) moves actually taken, in order; a move
     taken twice shows both numbers ("1, 5"). A move that is not in ``transitions``
-    raises :class:`ValueError`.
+    raises ``ValueError``.
     """
     current_state = State(current) if current is not None else None
     table = {(t.source, t.target): t for t in transitions}

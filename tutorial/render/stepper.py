@@ -1,13 +1,14 @@
 """A trace as a step-through document: its diagrams, and every step's annotated bytes.
 
 The trace inspector shows the same thing in three places: the notebook widget
-(:class:`tutorial.widgets.inspector.Inspector`), the static site (no kernel) and the
+([tutorial.widgets.inspector.Inspector][tutorial.widgets.inspector.Inspector]), the static site
+(no kernel) and the
 browser chat's live panel. All three display one JSON document made here, by one small
 script (``static/inspector.js``): Python computes everything (the rows of each diagram,
 the annotated bytes, the links between layers, the sentences), the script only lays it
 out and reacts to clicks.
 
-The document (``format: socketio-tutorial-inspection``, version 1)::
+The document (``format: socketio-tutorial-inspection``, version 1):
 
     {"title": ..., "lifelines": {id: label},
      "events": [{"index", "source", "target", "layer", "label", "kind", "step",
@@ -19,7 +20,8 @@ The document (``format: socketio-tutorial-inspection``, version 1)::
                 "rows": [{"events": [event index, ...], "number", "label"}]}]}
 
 Row ``k`` of a view is the SVG element(s) with class ``seq_row_k``
-(:func:`tutorial.render.sequence.diagram_rows`); a separator row has no events.
+([tutorial.render.sequence.diagram_rows][tutorial.render.sequence.diagram_rows]); a separator row
+has no events.
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ def document(
 
     Labels are cut at ``max_label`` characters (shorter than in a stand-alone diagram:
     the panel shows every byte anyway, and narrow columns keep the diagram on screen).
-    ``redact`` hides login secrets in the panel (:func:`bytes_json`).
+    ``redact`` hides login secrets in the panel ([bytes_json][tutorial.render.stepper.bytes_json]).
     """
     steps = inspect_trace(trace)
     events = trace.events

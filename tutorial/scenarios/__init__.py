@@ -2,21 +2,19 @@
 
 Each scenario starts a real server (port 0, a temporary SQLite file), the wiretap and
 teaching clients, tells its story, stops everything and returns a
-:class:`~tutorial.scenarios.base.ScenarioResult` (trace, figures, diagrams)::
+[ScenarioResult][tutorial.scenarios.base.ScenarioResult] (trace, figures, diagrams):
 
     result = await run_scenario("event-flow", deterministic=True, text="Hi!")
     result.diagram()            # a graphviz.Digraph: displays inline in Jupyter
 
-========================  =====================================  ==================
-name                      module                                 seed diagram
-========================  =====================================  ==================
-``handshake``             :mod:`tutorial.scenarios.handshake`      1
-``architecture``          :mod:`tutorial.scenarios.architecture`   2
-``event-flow``            :mod:`tutorial.scenarios.event_flow`     3
-``rooms``                 :mod:`tutorial.scenarios.rooms`          4
-``state-machine``         :mod:`tutorial.scenarios.state_machine`  5
-``scaling``               :mod:`tutorial.scenarios.scaling`        6
-========================  =====================================  ==================
+| name | module | seed diagram |
+|---|---|---|
+| ``handshake`` | [handshake][tutorial.scenarios.handshake] | 1 |
+| ``architecture`` | [architecture][tutorial.scenarios.architecture] | 2 |
+| ``event-flow`` | [event_flow][tutorial.scenarios.event_flow] | 3 |
+| ``rooms`` | [rooms][tutorial.scenarios.rooms] | 4 |
+| ``state-machine`` | [state_machine][tutorial.scenarios.state_machine] | 5 |
+| ``scaling`` | [scaling][tutorial.scenarios.scaling] | 6 |
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ SCENARIOS: dict[str, Runner] = {
 
 
 async def run_scenario(name: str, deterministic: bool = False, **params: Any) -> ScenarioResult:
-    """Run the scenario called ``name`` (a key of :data:`SCENARIOS`) with ``params``."""
+    """Run the scenario called ``name`` (a key of ``SCENARIOS``) with ``params``."""
     try:
         runner = SCENARIOS[name]
     except KeyError:

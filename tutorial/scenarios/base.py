@@ -1,23 +1,25 @@
 """What every scenario shares: a stage (server, wiretap, spans, clients) and its result.
 
 A scenario is an ``async def run(...) -> ScenarioResult`` that starts real components,
-tells the story of one seed diagram, and stops everything, even on error::
+tells the story of one seed diagram, and stops everything, even on error:
 
     async with Stage("event-flow", deterministic=True) as stage:
         alice = await stage.client("alice")
         ...
         return stage.result(figures={...})
 
-:class:`Stage` starts a teaching server on port 0 with a temporary SQLite file (or
-uses the server it is given), a :class:`~tutorial.trace.wiretap.Wiretap` in front of
-it, and a :class:`~tutorial.trace.spans.ServerSpans` hook, all recording into one
-:class:`~tutorial.trace.model.Trace`. Clients connect through the tap, one at a time,
+[Stage][tutorial.scenarios.base.Stage] starts a teaching server on port 0 with a temporary SQLite
+file (or
+uses the server it is given), a [Wiretap][tutorial.trace.wiretap.Wiretap] in front of
+it, and a [ServerSpans][tutorial.trace.spans.ServerSpans] hook, all recording into one
+[Trace][tutorial.trace.model.Trace]. Clients connect through the tap, one at a time,
 each on its own named lifeline.
 
 **Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
-byte: the teaching client sends RFC 6455's sample key (:func:`sample_websocket_key`),
+byte: the teaching client sends RFC 6455's sample key
+([sample_websocket_key][tutorial.compat.sample_websocket_key]),
 clients get fixed ``clientMsgId`` values, and the trace is passed through
-:func:`~tutorial.trace.wiretap.stable_trace` (canonical order of simultaneous
+[stable_trace][tutorial.trace.normalise.stable_trace] (canonical order of simultaneous
 deliveries, normalised sids, ids, times and tokens, frames re-masked with the RFC's
 sample masking key). Figures are normalised with the same numbering.
 """
@@ -25,68 +27,25 @@ sample masking key). Figures are normalised with the same numbering.
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
 import shutil
 import tempfile
 import time
-import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 import graphviz
 
 from tutorial.chat.server import ChatServer, ServerConfig
-from tutorial.client.client import ChatClient, ClientOptions
-from tutorial.client.recovery import Backoff
+from tutorial.client.client import QUICK_BACKOFF, ChatClient, ClientOptions, fast_options
+from tutorial.compat import sample_websocket_key
+from tutorial.protocol.catalog import Event
 from tutorial.render.sequence import sequence_diagram
 from tutorial.trace.model import Trace, TraceEvent
+from tutorial.trace.normalise import StableNormaliser, stable_trace
 from tutorial.trace.spans import ServerSpans
-from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
-
-#: RFC 6455 section 1.3: these 16 bytes, base64-encoded, are the sample key
-#: ``dGhlIHNhbXBsZSBub25jZQ==``, whose accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
-SAMPLE_NONCE = b"the sample nonce"
-
-#: Short waits, so that every scenario finishes in a few seconds.
-QUICK_BACKOFF = Backoff(base=0.05, factor=2.0, cap=0.4, jitter=0.0)
-
-
-class _SampleNonceOs(types.ModuleType):
-    """Stands in for ``os`` inside ``aiohttp.client``: ``urandom(16)`` is the sample nonce."""
-
-    def __init__(self) -> None:
-        super().__init__("os")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    @staticmethod
-    def urandom(n: int) -> bytes:
-        return SAMPLE_NONCE if n == 16 else os.urandom(n)
-
-
-@contextlib.contextmanager
-def sample_websocket_key() -> Iterator[None]:
-    """While active, aiohttp's WebSocket client sends the RFC 6455 sample key.
-
-    aiohttp draws the ``Sec-WebSocket-Key`` in ``aiohttp.client`` with
-    ``base64.b64encode(os.urandom(16))``, and that is the only ``os.urandom(16)`` in
-    that module. We swap the module's ``os`` reference for a shim that answers
-    ``urandom(16)`` with ``b"the sample nonce"`` and passes everything else to the
-    real ``os``; nothing else (the server, the masking keys, other modules) is touched,
-    and the reference is restored on exit. Not for production: a fixed key is exactly
-    what RFC 6455 section 10.3 asks clients not to send.
-    """
-    import aiohttp.client as client_module
-
-    real = client_module.os
-    client_module.os = _SampleNonceOs()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        client_module.os = real
-
+from tutorial.trace.wiretap import Wiretap
 
 # -- the result ---------------------------------------------------------------------
 
@@ -112,8 +71,8 @@ class ScenarioResult:
     extras: dict[str, Callable[[ScenarioResult], graphviz.Digraph]] = field(default_factory=dict)
     deterministic: bool = False
     seconds: float = 0.0
-    #: Which events the scenario's own sequence view keeps (None: all of its layers).
     focus: Callable[[TraceEvent], bool] | None = None
+    """Which events the scenario's own sequence view keeps (None: all of its layers)."""
 
     def story_trace(self) -> Trace:
         """Only the events that carry a step number: the seed diagram's rows."""
@@ -139,7 +98,102 @@ class ScenarioResult:
 # -- the stage ----------------------------------------------------------------------
 
 
-class Stage:
+class Harness:
+    """What every stage shares: one trace, a temporary directory, the deterministic
+    mode's sample key and message ids, the clients to close, the clock.
+
+    A subclass starts its parts in ``_start`` and stops them in ``_stop``;
+    ``async with`` runs both, and ``close`` stops recording (``_quiet``), closes the
+    clients, then calls ``_stop``, even after an error.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        deterministic: bool = False,
+        lifelines: Iterable[tuple[str, str, str]] = (),
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.deterministic = deterministic
+        self.trace = Trace()
+        for lid, label, kind in lifelines:
+            self.trace.add_lifeline(lid, label, kind)
+        self._config = config or {}
+        self._tmp: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._opened: list[ChatClient] = []
+        self._t0 = time.monotonic()
+        self._msg_numbers: dict[str, int] = {}
+
+    def use_sample_key(self) -> None:
+        """Send RFC 6455's sample key from now until the stage closes."""
+        self._stack.enter_context(sample_websocket_key())
+
+    def workdir(self) -> str:
+        """This stage's temporary directory (made on first use, deleted on close)."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix=f"tutorial-{self.name}-")
+        return self._tmp
+
+    def server_config(self, **overrides: Any) -> ServerConfig:
+        """The demo configuration on port 0 with the stage's temporary SQLite file."""
+        return ServerConfig.for_demo(self.workdir(), **{**self._config, **overrides})
+
+    def options(self, **kw: Any) -> ClientOptions:
+        """Client options for a stage ([fast_options][tutorial.client.client.fast_options])."""
+        return fast_options(**kw)
+
+    def msg_id(self, client: ChatClient) -> str | None:
+        """A fixed clientMsgId in deterministic mode (the client's own has random bits)."""
+        if not self.deterministic:
+            return None
+        n = self._msg_numbers.get(client.name, 0) + 1
+        self._msg_numbers[client.name] = n
+        return f"{client.name}-{n}"
+
+    def seconds(self) -> float:
+        """Seconds since the stage was made."""
+        return round(time.monotonic() - self._t0, 3)
+
+    async def __aenter__(self) -> Self:
+        try:
+            if self.deterministic:
+                self.use_sample_key()
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop recording, close the clients, stop every part, delete the directory."""
+        self._quiet()
+        for client in reversed(self._opened):
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._opened.clear()
+        await self._stop()
+        self._stack.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    def _quiet(self) -> None:
+        """Stop recording (closing clients must not draw)."""
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+
+class Stage(Harness):
     """Server + wiretap + spans + clients for one scenario; ``async with`` cleans up."""
 
     def __init__(
@@ -152,73 +206,40 @@ class Stage:
         rooms_lifeline: str | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
-        self.name = name
-        self.deterministic = deterministic
-        self.trace = Trace()
-        for lid, label, kind in lifelines:
-            self.trace.add_lifeline(lid, label, kind)
-        self.trace.add_lifeline("server", "Server", "server")
+        super().__init__(
+            name,
+            deterministic=deterministic,
+            lifelines=[*lifelines, ("server", "Server", "server")],
+            config=config,
+        )
         self.tap: Wiretap | None = None
         self.spans = ServerSpans(self.trace, "server", rooms_lifeline)
         self.server = server
         self._own_server = server is None
-        self._config = config or {}
-        self._tmp: str | None = None
-        self._stack = contextlib.ExitStack()
-        self._old_span: Any = None
+        self._remove_span_hook: Callable[[], None] | None = None
         self.clients: list[ChatClient] = []
-        self._t0 = time.monotonic()
-        self._msg_numbers: dict[str, int] = {}
-
-    def use_sample_key(self) -> None:
-        """Send RFC 6455's sample key from now until the stage closes."""
-        self._stack.enter_context(sample_websocket_key())
 
     @property
     def server_port(self) -> int:
         assert self.server is not None and self.server.port is not None
         return self.server.port
 
-    def server_config(self, **overrides: Any) -> ServerConfig:
-        """A demo-mode config on port 0 with the stage's temporary SQLite file."""
-        if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix=f"tutorial-{self.name}-")
-        config = ServerConfig(
-            host="127.0.0.1", port=0, db_url=f"sqlite:///{self._tmp}/chat.db", demo=True
-        )
-        for key, value in {**self._config, **overrides}.items():
-            setattr(config, key, value)
-        return config
+    async def _start(self) -> None:
+        if self.server is None:
+            self.server = ChatServer(self.server_config(), span=self.spans)
+            await self.server.start()
+        else:
+            self._remove_span_hook = self.server.add_span_hook(self.spans)
+        self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
+        self.spans.sid_names = self.tap.sid_names
+        await self.tap.start()
 
-    async def __aenter__(self) -> Stage:
-        try:
-            if self.deterministic:
-                self._stack.enter_context(sample_websocket_key())
-            if self.server is None:
-                self.server = ChatServer(self.server_config(), span=self.spans)
-                await self.server.start()
-            else:
-                self._old_span = self.server.span
-                self.server.span = self.spans
-            self.tap = Wiretap(self.trace, ("127.0.0.1", self.server_port))
-            self.spans.sid_names = self.tap.sid_names
-            await self.tap.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Stop recording, then close the clients, the tap and (if ours) the server."""
+    def _quiet(self) -> None:
         if self.tap is not None:
             self.tap.recording = False
         self.spans.enabled = False
-        for client in reversed(self.clients):
-            with contextlib.suppress(Exception):
-                await client.close()
+
+    async def _stop(self) -> None:
         self.clients.clear()
         if self.tap is not None:
             await self.tap.stop()
@@ -226,21 +247,11 @@ class Stage:
             if self._own_server:
                 with contextlib.suppress(Exception):
                     await self.server.stop()
-            else:
-                self.server.span = self._old_span
-        self._stack.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+            elif self._remove_span_hook is not None:
+                self._remove_span_hook()
+                self._remove_span_hook = None
 
     # -- clients -----------------------------------------------------------------
-
-    def options(self, **kw: Any) -> ClientOptions:
-        kw.setdefault("backoff", QUICK_BACKOFF)
-        kw.setdefault("seed", 1)
-        kw.setdefault("connect_timeout", 2.0)
-        kw.setdefault("ack_timeout", 2.0)
-        return ClientOptions(**kw)
 
     def make_client(
         self,
@@ -250,20 +261,23 @@ class Stage:
         options: ClientOptions | None = None,
         label: str | None = None,
         user: str | None = None,
+        anonymous: bool = False,
     ) -> ChatClient:
-        """A teaching client whose next connection the tap records as lifeline ``name``."""
+        """A teaching client whose next connection the tap records as lifeline ``name``
+        (``anonymous``: it connects without credentials)."""
         assert self.tap is not None
-        username = user or name
+        username = None if anonymous else user or name
         client = ChatClient(
             self.tap.url,
             username,
-            password if password is not None else username,
+            password if password is not None or username is None else username,
             options=options or self.options(),
             name=name,
         )
         self.trace.add_lifeline(name, label or name, "client")
         self.tap.name_next_connection(name, label)
         self.clients.append(client)
+        self._opened.append(client)
         # With one client, its reconnections (new sessions, no name queued) are its own.
         self.tap.default_name = name if len(self.clients) == 1 else None
         return client
@@ -273,7 +287,7 @@ class Stage:
         client = self.make_client(name, password, **kw)
         await client.connect()
         if client.username is not None:
-            await client.wait_for_event("connect-confirmed")
+            await client.wait_for_event(Event.CONNECT_CONFIRMED)
         return client
 
     async def join(self, client: ChatClient, room: str, **kw: Any) -> dict[str, Any]:
@@ -283,23 +297,15 @@ class Stage:
         for other in self.clients:
             if other is client or other.user not in ack.get("members", []):
                 continue
-            await other.wait_until(lambda o=other: user in o.members.get(room, []))
+            await other.wait_until(functools.partial(_is_member, other, room, user))
         return ack
-
-    def msg_id(self, client: ChatClient) -> str | None:
-        """A fixed clientMsgId in deterministic mode (the client's own has random bits)."""
-        if not self.deterministic:
-            return None
-        n = self._msg_numbers.get(client.name, 0) + 1
-        self._msg_numbers[client.name] = n
-        return f"{client.name}-{n}"
 
     async def send(self, client: ChatClient, room: str, text: str) -> dict[str, Any]:
         """Send, wait for the ack and for every member present to have the message."""
         ack = await client.send(room, text, client_msg_id=self.msg_id(client))
         for other in self.clients:
             if room in other.offsets and other.state.value == "CONNECTED":
-                await other.wait_until(lambda o=other: ack["seq"] <= o.offsets.get(room, 0))
+                await other.wait_until(functools.partial(_has_seq, other, room, ack["seq"]))
         return ack
 
     def mark(self) -> int:
@@ -326,9 +332,17 @@ class Stage:
             trace,
             figures,
             deterministic=self.deterministic,
-            seconds=round(time.monotonic() - self._t0, 3),
+            seconds=self.seconds(),
             **kw,
         )
+
+
+def _is_member(client: ChatClient, room: str, user: str | None) -> bool:
+    return user in client.members.get(room, [])
+
+
+def _has_seq(client: ChatClient, room: str, seq: int) -> bool:
+    return seq <= client.offsets.get(room, 0)
 
 
 def not_a_carrier(event: TraceEvent) -> bool:
@@ -380,12 +394,11 @@ def sio_event(event: TraceEvent, name: str) -> bool:
 
 __all__ = [
     "QUICK_BACKOFF",
-    "SAMPLE_NONCE",
+    "Harness",
     "ScenarioResult",
     "Stage",
     "mark_story",
     "not_a_carrier",
-    "sample_websocket_key",
     "sequence_view",
     "sio_event",
 ]

@@ -6,7 +6,7 @@
   scenario in deterministic mode, one JSON + DOT + SVG each, plus the extra views a
   scenario offers (``handshake-frames``, ``rooms-structure``, ...).
 
-Importing this module registers both in :data:`tutorial.cli.EXTRA_COMMANDS`.
+`tutorial.cli` registers both; this module registers nothing by being imported.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import graphviz
 
-from tutorial.cli import EXTRA_COMMANDS
 from tutorial.render.sequence import PRESETS
 from tutorial.scenarios import SCENARIOS, run_scenario
 from tutorial.scenarios.base import ScenarioResult
@@ -54,7 +53,7 @@ def regenerate(out: Path) -> list[Path]:
     return paths
 
 
-def _trace_args(p: argparse.ArgumentParser) -> None:
+def trace_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", choices=sorted(SCENARIOS), help="which chapter's story")
     p.add_argument("--out", required=True, help="directory for SCENARIO.json, .dot and .svg")
     p.add_argument(
@@ -70,7 +69,7 @@ def _trace_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _trace(args: argparse.Namespace) -> int:
+def run_trace(args: argparse.Namespace) -> int:
     result = asyncio.run(run_scenario(args.scenario, deterministic=args.deterministic))
     for path in write_result(result, Path(args.out), args.layers):
         print(f"wrote {path}")
@@ -78,19 +77,11 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def _diagrams_args(p: argparse.ArgumentParser) -> None:
+def diagrams_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="diagrams", help="directory (default diagrams)")
 
 
-def _diagrams(args: argparse.Namespace) -> int:
+def run_diagrams(args: argparse.Namespace) -> int:
     for path in regenerate(Path(args.out)):
         print(f"wrote {path}")
     return 0
-
-
-EXTRA_COMMANDS["trace"] = ("run a scenario and write its trace and diagram", _trace_args, _trace)
-EXTRA_COMMANDS["diagrams"] = (
-    "regenerate diagrams/ from deterministic runs of every scenario",
-    _diagrams_args,
-    _diagrams,
-)

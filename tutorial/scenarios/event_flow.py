@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tutorial.chat.server import ChatServer
+from tutorial.protocol.catalog import Event
 from tutorial.scenarios.base import ScenarioResult, Stage, mark_story, sio_event
 from tutorial.trace.model import TraceEvent
 
@@ -50,9 +51,9 @@ async def run(
         sender, first_other = users[0], users[1]
 
         def relabel(e: TraceEvent) -> dict[str, Any] | None:
-            if sio_event(e, "send-message") and e.source == sender:
+            if sio_event(e, Event.SEND_MESSAGE) and e.source == sender:
                 return {"step": 1, "label": f"send-message {_quote(text)}"}
-            if sio_event(e, "new-message") and e.source == "server":
+            if sio_event(e, Event.NEW_MESSAGE) and e.source == "server":
                 if e.target == sender:
                     return {"step": 4, "label": "new-message (echo to sender)"}
                 if e.target == first_other:

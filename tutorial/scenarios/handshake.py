@@ -43,14 +43,12 @@ async def run(
         if sample_key and not deterministic:
             stage.use_sample_key()
         options = stage.options(transports=TRANSPORTS[transport])
-        client = stage.make_client("client", options=options, label="Client")
-        client.username = None  # anonymous: CONNECT without credentials, like the seed
-        client._password = None
+        # Anonymous: CONNECT without credentials, like the seed.
+        client = stage.make_client("client", options=options, label="Client", anonymous=True)
         await client.connect()
         if transport == "polling":
             # Wait for the upgrade to finish (the client sends "5" on the WebSocket).
-            assert stage.tap is not None
-            await _wait(lambda: any(e.raw == b"5" for e in stage.trace.events))
+            await stage.trace.wait_for(lambda e: e.raw == b"5", 3.0)
         figures: dict[str, Any] = {
             "transport": transport,
             "sid": client.sid,
@@ -76,12 +74,3 @@ def _find(stage: Stage, layer: str, status: int) -> dict[str, Any] | None:
         if event.layer.value == layer and event.fields.get("status") == status:
             return {"label": event.label, "headers": event.fields.get("headers")}
     return None
-
-
-async def _wait(predicate: Any, timeout: float = 3.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate() and loop.time() < deadline:
-        await asyncio.sleep(0.01)

@@ -35,14 +35,7 @@ def _path(client: ChatClient, since: int = 0) -> tuple[str, ...]:
 async def recovery_drill() -> list[PatternOutcome]:
     """Trigger the four patterns against a real server; a few seconds in all."""
     workdir = Path(tempfile.mkdtemp(prefix="tutorial-recovery-"))
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        db_url=f"sqlite:///{workdir}/chat.db",
-        demo=True,
-        rate_capacity=3.0,
-        rate_per_second=10.0,
-    )
+    config = ServerConfig.for_demo(workdir, rate_capacity=3.0, rate_per_second=10.0)
     options = ClientOptions(backoff=Backoff(base=0.1, factor=2.0, cap=0.5), max_retries=8)
     server = ChatServer(config)
     config.port = await server.start()

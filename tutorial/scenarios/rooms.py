@@ -1,6 +1,6 @@
 """Chapter 4, seed diagram 4: rooms, their members, and the join-room sequence.
 
-The seed's cast joins the seed's rooms (:data:`tutorial.chat.demo.SEED_MEMBERSHIP`),
+The seed's cast joins the seed's rooms (``tutorial.chat.demo.SEED_MEMBERSHIP``),
 so alice, bob, charlie and diana end up in several rooms at once. eve asks for
 ``private-chat`` and is refused (``error forbidden``). One join is the seed's
 "User Join Room Sequence", numbered as the seed numbers it: ``joiner`` switches from
@@ -13,7 +13,7 @@ so alice, bob, charlie and diana end up in several rooms at once. eve asks for
 6. Notify others ``user-joined`` (to the room's other members, from the wire)
 
 ``figures["snapshot"]`` is the server's live ``rooms_snapshot()`` at the end: the
-seed's picture, drawn by :func:`tutorial.render.rooms.rooms_diagram`.
+seed's picture, drawn by [tutorial.render.rooms.rooms_diagram][tutorial.render.rooms.rooms_diagram].
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from tutorial.chat import demo
 from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatError
+from tutorial.protocol.catalog import Event
 from tutorial.render.rooms import rooms_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, mark_story, sio_event
 from tutorial.trace.model import TraceEvent
@@ -78,11 +79,11 @@ async def run(
         snapshot = await stage.server.rooms_snapshot()
 
         def relabel(e: TraceEvent) -> dict[str, Any] | None:
-            if sio_event(e, "join-room") and e.source == joiner:
+            if sio_event(e, Event.JOIN_ROOM) and e.source == joiner:
                 return {"step": 0, "label": f"emit('join-room', {{roomId: '{room}'}})"}
-            if sio_event(e, "room-joined") and e.target == joiner:
+            if sio_event(e, Event.ROOM_JOINED) and e.target == joiner:
                 return {"step": 5, "label": "room-joined confirmation"}
-            if sio_event(e, "user-joined") and e.source == "server":
+            if sio_event(e, Event.USER_JOINED) and e.source == "server":
                 return {"step": 6, "label": "Notify others 'user-joined'"}
             return None
 

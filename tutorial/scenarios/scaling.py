@@ -1,8 +1,8 @@
 """Chapter 6, seed diagram 6: several servers, one Redis carrying broadcasts between them.
 
 ``servers`` teaching servers run in this process (port 0 each, one shared SQLite file),
-each behind its own :class:`~tutorial.trace.wiretap.Wiretap` for its clients and with
-its own :class:`~tutorial.trace.redistap.RedisTap` between it and one real
+each behind its own [Wiretap][tutorial.trace.wiretap.Wiretap] for its clients and with
+its own [RedisTap][tutorial.trace.redistap.RedisTap] between it and one real
 ``redis-server`` (python-socketio's ``AsyncRedisManager``, channel ``socketio``).
 Clients are spread round robin, as a load balancer would: alice on server-1, bob on
 server-2, charlie on server-3, diana on server-1 again... All join ``general``.
@@ -25,17 +25,15 @@ received what on the wire (``received``). A client that got a later message with
 the earlier one holds it back, waiting for the missing ``seq`` (``held_back``).
 
 Chapter 6 also runs the multi-process version, behind nginx with sticky sessions:
-:class:`tutorial.cluster.Cluster`.
+``tutorial.cluster.Cluster``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,10 +41,13 @@ from typing import Any
 import graphviz
 
 from tutorial.chat import demo
-from tutorial.chat.server import ChatServer, ServerConfig
-from tutorial.client.client import ChatClient, ClientOptions
+from tutorial.chat.server import ChatServer
+from tutorial.client.client import ChatClient
 from tutorial.cluster.redis import RedisProcess
+from tutorial.compat import start_client_manager, stop_redis_manager
+from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
+from tutorial.protocol.resp import reencode
 from tutorial.render.architecture import (
     REDIS,
     ClientNode,
@@ -55,16 +56,16 @@ from tutorial.render.architecture import (
     architecture_diagram,
 )
 from tutorial.scenarios.base import (
-    QUICK_BACKOFF,
+    Harness,
     ScenarioResult,
     mark_story,
-    sample_websocket_key,
     sio_event,
 )
-from tutorial.trace.model import Rule, Trace, TraceEvent
-from tutorial.trace.redistap import RedisTap, reencode
+from tutorial.trace.model import Trace, TraceEvent
+from tutorial.trace.normalise import Rule, StableNormaliser, stable_trace
+from tutorial.trace.redistap import RedisTap
 from tutorial.trace.spans import ServerSpans
-from tutorial.trace.wiretap import StableNormaliser, Wiretap, stable_trace
+from tutorial.trace.wiretap import Wiretap
 
 ROOM = "general"
 TEXT = "Hello from server-1"
@@ -94,7 +95,7 @@ class Window:
     actor: str
 
 
-class ScalingStage:
+class ScalingStage(Harness):
     """Redis, N servers with their taps and spans, clients; ``async with`` cleans up."""
 
     def __init__(
@@ -103,11 +104,8 @@ class ScalingStage:
         self.n = servers
         self.users = list(users)
         self.use_redis = redis
-        self.deterministic = deterministic
         self.home = {u: server_id(i % servers + 1) for i, u in enumerate(users)}
-        self.trace = Trace()
-        for lid, label, kind in self.lifelines():
-            self.trace.add_lifeline(lid, label, kind)
+        super().__init__("scaling", deterministic=deterministic, lifelines=self.lifelines())
         self.redis: RedisProcess | None = None
         self.servers: dict[str, ChatServer] = {}
         self.taps: dict[str, Wiretap] = {}
@@ -115,10 +113,6 @@ class ScalingStage:
         self.spans: dict[str, ServerSpans] = {}
         self.clients: dict[str, ChatClient] = {}
         self.windows: list[Window] = []
-        self._stack = contextlib.ExitStack()
-        self._tmp: str | None = None
-        self._msg_numbers: dict[str, int] = {}
-        self._t0 = time.monotonic()
 
     def lifelines(self) -> list[tuple[str, str, str]]:
         """alice (and server-1's other clients), server-1, redis, then each further
@@ -136,21 +130,8 @@ class ScalingStage:
                 out += [server, *mine]
         return out
 
-    async def __aenter__(self) -> ScalingStage:
-        try:
-            await self._start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _start(self) -> None:
-        if self.deterministic:
-            self._stack.enter_context(sample_websocket_key())
-        self._tmp = tempfile.mkdtemp(prefix="tutorial-scaling-")
+        self.workdir()
         if self.use_redis:
             self.redis = RedisProcess()
             await asyncio.to_thread(self.redis.start)
@@ -171,20 +152,13 @@ class ScalingStage:
                 redis_url = rtap.url
             spans = ServerSpans(self.trace, sid, server_label=f"Server {i}")
             self.spans[sid] = spans
-            config = ServerConfig(
-                host="127.0.0.1",
-                port=0,
-                db_url=f"sqlite:///{self._tmp}/chat.db",
-                demo=True,
-                redis_url=redis_url,
-                name=sid,
-            )
+            config = self.server_config(redis_url=redis_url, name=sid)
             server = ChatServer(config, span=spans)
             self.servers[sid] = server
-            await server.start()
+            port = await server.start()
             tap = Wiretap(
                 self.trace,
-                ("127.0.0.1", server.port),
+                ("127.0.0.1", port),
                 server_lifeline=sid,
                 server_label=f"Server {i}",
             )
@@ -194,44 +168,30 @@ class ScalingStage:
             if self.redis is not None:
                 # python-socketio subscribes when the first client connects; we want
                 # every server listening before anything is published.
-                server.sio.manager_initialized = True
-                server.sio.manager.initialize()
+                start_client_manager(server.sio)
         for rtap in self.redis_taps.values():
             await rtap.wait_subscribed(WAIT)
 
-    async def close(self) -> None:
-        """Stop recording; close clients, taps, servers, Redis; delete the database."""
+    def _quiet(self) -> None:
         for tap in self.taps.values():
             tap.recording = False
         for rtap in self.redis_taps.values():
             rtap.recording = False
         for spans in self.spans.values():
             spans.enabled = False
-        for client in reversed(list(self.clients.values())):
-            with contextlib.suppress(Exception):
-                await client.close()
+
+    async def _stop(self) -> None:
+        """Close taps, servers, Redis (the clients are closed already)."""
         for tap in self.taps.values():
             await tap.stop()
         for server in self.servers.values():
             with contextlib.suppress(Exception):
                 await server.stop()
-            listener = getattr(server.sio.manager, "thread", None)
-            if isinstance(listener, asyncio.Task):
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await listener
-            redis_client = getattr(server.sio.manager, "redis", None)
-            if redis_client is not None:
-                with contextlib.suppress(Exception):
-                    await redis_client.aclose()
+            await stop_redis_manager(server.sio)
         for rtap in self.redis_taps.values():
             await rtap.stop()
         if self.redis is not None:
             await asyncio.to_thread(self.redis.close)
-        self._stack.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
 
     # -- actions, each one a window of the trace --------------------------------------
 
@@ -254,19 +214,17 @@ class ScalingStage:
         servers subscribed before the first publish, so each gets every one)."""
         taps = list(self.redis_taps.values())
         for rtap in taps:
-            await rtap.wait_until(
-                lambda r=rtap: len(r.pushed) >= sum(len(t.published) for t in taps), WAIT
-            )
+            await rtap.wait_until(functools.partial(_caught_up, rtap, taps), WAIT)
 
     async def connect(self, user: str) -> ChatClient:
         tap = self.taps[self.home[user]]
-        options = ClientOptions(backoff=QUICK_BACKOFF, seed=1, connect_timeout=2.0, ack_timeout=2.0)
-        client = ChatClient(tap.url, user, user, options=options, name=user)
+        client = ChatClient(tap.url, user, user, options=self.options(), name=user)
         self.clients[user] = client
+        self._opened.append(client)
         async with self.window(user):
             tap.name_next_connection(user)
             await client.connect()
-            await client.wait_for_event("connect-confirmed", timeout=WAIT)
+            await client.wait_for_event(Event.CONNECT_CONFIRMED, timeout=WAIT)
         return client
 
     def reaches(self, sender: str) -> list[str]:
@@ -282,14 +240,11 @@ class ScalingStage:
             for other in joined:
                 if other in self.reaches(user):
                     c = self.clients[other]
-                    await c.wait_until(lambda c=c: user in c.members.get(ROOM, []), WAIT)
+                    await c.wait_until(functools.partial(_is_member, c, ROOM, user), WAIT)
 
     async def send(self, user: str, text: str) -> dict[str, Any]:
         client = self.clients[user]
-        msg_id = None
-        if self.deterministic:
-            n = self._msg_numbers[user] = self._msg_numbers.get(user, 0) + 1
-            msg_id = f"{user}-{n}"
+        msg_id = self.msg_id(client)
         async with self.window(user, redis_recording=True):
             ack = await client.send(ROOM, text, client_msg_id=msg_id)
             for other in self.reaches(user):
@@ -302,19 +257,24 @@ class ScalingStage:
         The wire, not the client's delivered list: a client holds back a message whose
         ``seq`` follows a gap (it waits for the missing one), but it did receive it.
         """
-        deadline = time.monotonic() + WAIT
-        while not any(is_delivery(e, user, text) for e in self.trace.events):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} did not reach {user}")
-            await asyncio.sleep(0.002)
+        try:
+            await self.trace.wait_for(lambda e: is_delivery(e, user, text), WAIT)
+        except TimeoutError:
+            raise TimeoutError(f"{text!r} did not reach {user}") from None
 
-    def seconds(self) -> float:
-        return round(time.monotonic() - self._t0, 3)
+
+def _caught_up(rtap: RedisTap, taps: Sequence[RedisTap]) -> bool:
+    """``rtap``'s server was pushed every adapter message any server published."""
+    return len(rtap.pushed) >= sum(len(t.published) for t in taps)
+
+
+def _is_member(client: ChatClient, room: str, user: str) -> bool:
+    return user in client.members.get(room, [])
 
 
 def delivery_text(event: TraceEvent) -> str | None:
     """The text of a ``new-message`` Socket.IO EVENT a server sent to a client."""
-    if not sio_event(event, "new-message"):
+    if not sio_event(event, Event.NEW_MESSAGE):
         return None
     args = event.fields.get("args")
     if isinstance(args, list | tuple) and args and isinstance(args[0], dict):
@@ -416,7 +376,8 @@ class ScalingNormaliser(StableNormaliser):
 
 
 def stable(trace: Trace, normaliser: ScalingNormaliser) -> Trace:
-    """:func:`stable_trace`, plus Redis commands re-encoded with normalised payloads
+    """[stable_trace][tutorial.trace.normalise.stable_trace], plus Redis commands re-encoded with
+    normalised payloads
     (a normalised JSON has another length: the RESP length prefix must follow)."""
     normal = stable_trace(trace, "", normaliser)
     events = []
@@ -489,7 +450,7 @@ async def run(
 
 
 def _is_send(stage: ScalingStage, w: Window) -> bool:
-    return any(sio_event(e, "send-message") for e in stage.trace.events[w.start : w.end])
+    return any(sio_event(e, Event.SEND_MESSAGE) for e in stage.trace.events[w.start : w.end])
 
 
 def _relabel(
@@ -499,7 +460,7 @@ def _relabel(
     others = sorted({s for s in home.values() if s != origin}, key=lambda s: int(s.split("-")[1]))
 
     def relabel(e: TraceEvent) -> dict[str, Any] | None:
-        if sio_event(e, "send-message") and e.source == sender:
+        if sio_event(e, Event.SEND_MESSAGE) and e.source == sender:
             return {"step": 1, "label": f'send-message "{text}"'}
         if e.is_self:
             return None  # the server's own steps 2 and 3 keep their numbers
@@ -532,7 +493,7 @@ def _mark_markers(trace: Trace, stage: ScalingStage, sent: list[tuple[str, str]]
         window = next(w for w in stage.windows if w.actor == user and _is_send(stage, w))
         for i in range(window.start, window.end):
             e = events[i]
-            if sio_event(e, "send-message") and e.source == user:
+            if sio_event(e, Event.SEND_MESSAGE) and e.source == user:
                 events[i] = replace(e, step=step, label=f'send-message "{body}"')
             elif e.target == user and delivery_text(e) == body:
                 label = f'new-message, but no "{_first(sent)}" before it'
@@ -558,10 +519,7 @@ async def _figures(
         received[e.target].append(body)
         if stage.home[e.target] != stage.home[sender_of.get(body, e.target)]:
             via_redis += 1
-    held = {
-        u: sorted(m["text"] for m in c._early.get(ROOM, {}).values())
-        for u, c in stage.clients.items()
-    }
+    held = {u: c.held_back(ROOM) for u, c in stage.clients.items()}
     first = next(iter(stage.servers.values()))
     rows = await first.store.count_messages()
     rows_by_server = {s: 0 for s in stage.servers}

@@ -2,7 +2,8 @@
 
 A real teaching client meets a real fault, and every move of its state machine is
 recorded (``figures["history"]``), drawn on the transition table
-(:func:`tutorial.render.states.state_diagram`), and the wire is traced as usual.
+([tutorial.render.states.state_diagram][tutorial.render.states.state_diagram]), and the wire is
+traced as usual.
 
 ========================  ==============================================================
 ``fault``                 what happens, and the path the client takes
@@ -28,8 +29,9 @@ from typing import Any
 from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient, ChatError
 from tutorial.client.recovery import Backoff, classify
-from tutorial.client.states import State
+from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
+from tutorial.protocol.states import State
 from tutorial.render.states import state_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, not_a_carrier, sequence_view
 from tutorial.trace.model import TraceEvent
@@ -45,7 +47,7 @@ async def run(
     deterministic: bool = False,
     server: ChatServer | None = None,
 ) -> ScenarioResult:
-    """Drive the client through ``fault`` (one of :data:`FAULTS`)."""
+    """Drive the client through ``fault`` (one of ``FAULTS``)."""
     if fault not in FAULTS:
         raise ValueError(f"fault {fault!r}: choose from {list(FAULTS)}")
     if server is not None and fault in ("restart", "down"):
@@ -70,7 +72,7 @@ async def run(
         outcome: dict[str, Any] = {}
         try:
             await client.connect()
-            await client.wait_for_event("connect-confirmed")
+            await client.wait_for_event(Event.CONNECT_CONFIRMED)
             await stage.join(client, ROOM)
         except ChatError as err:
             outcome["raised"] = f"{type(err).__name__}: {err.code}"
@@ -104,7 +106,7 @@ async def _restart(stage: Stage, client: ChatClient) -> None:
     stage.server = ChatServer(stage.server_config(port=port), span=stage.spans)
     await stage.server.start()
     await client.wait_for_state(State.CONNECTED)
-    await client.wait_until(lambda: not client._rejoining)  # the server restored our room
+    await client.wait_until(lambda: not client.rejoining)  # the server restored our room
 
 
 async def _down(stage: Stage, client: ChatClient) -> None:
@@ -133,7 +135,7 @@ async def _silence(stage: Stage, client: ChatClient) -> None:
 def _figures(client: ChatClient, deterministic: bool) -> dict[str, Any]:
     history = []
     for r in client.history:
-        row = {
+        row: dict[str, Any] = {
             "from": str(r.source),
             "to": str(r.target),
             "trigger": str(r.trigger),

@@ -1,10 +1,12 @@
 """A trace, step by step: each event's bytes annotated, linked to its layers, explained.
 
-:func:`inspect_trace` turns every event of a :class:`~tutorial.trace.model.Trace` into
-a :class:`Step`:
+[inspect_trace][tutorial.trace.inspection.inspect_trace] turns every event of a
+[Trace][tutorial.trace.model.Trace] into
+a [Step][tutorial.trace.inspection.Step]:
 
 - ``annotated``: its exact bytes cut into named spans
-  (:func:`tutorial.protocol.annotate.annotate`), or ``None`` for an event without bytes
+  ([tutorial.protocol.annotate.annotate][tutorial.protocol.annotate.annotate]), or ``None`` for an
+  event without bytes
   (a server's note, a TCP connect);
 - ``carried_by`` / ``carries``: the links between layers. A WebSocket frame (or a
   long-polling HTTP message) carries Engine.IO packets; an Engine.IO MESSAGE carries a
@@ -332,7 +334,7 @@ def _options(event: TraceEvent, inflated: bytes | None) -> Options:
 
 
 def inspect_trace(trace: Trace) -> tuple[Step, ...]:
-    """Every event of ``trace`` as a :class:`Step`, in recording order."""
+    """Every event of ``trace`` as a [Step][tutorial.trace.inspection.Step], in recording order."""
     events = trace.events
     links = find_links(events)
     steps = []

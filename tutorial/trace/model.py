@@ -1,10 +1,13 @@
 """The Trace model: lifelines and a timeline of events, pure data, no I/O.
 
-A :class:`Trace` is what a scenario records and what the renderers draw: an ordered
-list of :class:`Lifeline` (the columns of a sequence diagram) and an ordered list of
-:class:`TraceEvent` (the rows). The wiretap records wire events (with their exact
+A [Trace][tutorial.trace.model.Trace] is what a scenario records and what the renderers draw: an
+ordered
+list of [Lifeline][tutorial.trace.model.Lifeline] (the columns of a sequence diagram) and an
+ordered list of
+[TraceEvent][tutorial.trace.model.TraceEvent] (the rows). The wiretap records wire events
+(with their exact
 bytes), the server records its own steps as notes, and a trace can be written to and
-read from a documented, versioned JSON form (``docs/reference/trace-format.md``)::
+read from a documented, versioned JSON form (``docs/reference/trace-format.md``):
 
     trace = Trace()
     trace.add_lifeline("client", "Client", "client")
@@ -18,14 +21,14 @@ Events keep the order in which they were recorded; ``t`` is informative only.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -97,6 +100,24 @@ class TraceEvent:
         return f"{self.t:9.6f} {arrow} [{self.layer}] {self.label}"
 
 
+@dataclass
+class _Waiter:
+    """One [Trace.wait_for][tutorial.trace.model.Trace.wait_for] call."""
+
+    predicate: Callable[[TraceEvent], bool]
+    future: asyncio.Future[TraceEvent]
+    loop: asyncio.AbstractEventLoop
+
+    def offer(self, event: TraceEvent) -> None:
+        if self.future.done():
+            return
+        try:
+            if self.predicate(event):
+                self.future.set_result(event)
+        except Exception as exc:  # a bad predicate fails its own waiter only
+            self.future.set_exception(exc)
+
+
 class Trace:
     """Lifelines plus events, in recording order.
 
@@ -119,6 +140,7 @@ class Trace:
         self._clock = clock
         self._origin = clock()
         self._lock = threading.Lock()
+        self._waiters: list[_Waiter] = []
 
     # -- reading -------------------------------------------------------------------
 
@@ -198,9 +220,39 @@ class Trace:
             status=status,
             t=t,
         )
+        self._append(event)
+        return event
+
+    def _append(self, event: TraceEvent) -> None:
+        """Keep a recorded event (a bounded trace keeps it elsewhere) and wake waiters."""
         with self._lock:
             self._events.append(event)
-        return event
+        if self._waiters:
+            self._wake(event)
+
+    async def wait_for(
+        self, predicate: Callable[[TraceEvent], bool], timeout: float = 5.0
+    ) -> TraceEvent:
+        """The first event for which ``predicate(event)`` holds: one already recorded,
+        or else the next one recorded that does (no polling: each new event is checked
+        as it is recorded). Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(predicate, loop.create_future(), loop)
+        self._waiters.append(waiter)  # first, so that no event falls between the two
+        try:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            return await asyncio.wait_for(waiter.future, timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def _wake(self, event: TraceEvent) -> None:
+        """Give ``event`` to every waiter whose predicate it meets (from any thread)."""
+        for waiter in list(self._waiters):
+            waiter.loop.call_soon_threadsafe(waiter.offer, event)
 
     def new_event(
         self,
@@ -247,7 +299,9 @@ class Trace:
         return Trace(self.lifelines, (e for e in self.events if e.layer in wanted))
 
     def normalised(self) -> Trace:
-        """A deterministic copy: see :data:`NORMALISATION_RULES` and :class:`Normaliser`."""
+        """A deterministic copy: see [tutorial.trace.normalise][]."""
+        from tutorial.trace.normalise import Normaliser
+
         return Normaliser().apply(self)
 
     # -- JSON ----------------------------------------------------------------------
@@ -317,187 +371,3 @@ def _event_from_dict(d: Mapping[str, Any]) -> TraceEvent:
         phase=d.get("phase"),
         status=d.get("status"),
     )
-
-
-# -- normalisation -------------------------------------------------------------------
-
-FIXED_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
-# RFC 6455 section 1.3: this key gives this accept value, so the pair stays consistent.
-SAMPLE_WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-SAMPLE_WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One normalisation rule, applied to every string of a trace.
-
-    The pattern's named group ``value`` is the part that changes. ``numbered`` rules
-    replace it with ``<numbered>-1``, ``<numbered>-2``, ... in order of first
-    appearance (the same value always gets the same number); the others replace it
-    with ``fixed``.
-    """
-
-    name: str
-    pattern: re.Pattern[str]
-    description: str
-    fixed: str | None = None
-    numbered: str | None = None
-
-
-def _rule(name: str, pattern: str, description: str, **kw: Any) -> Rule:
-    return Rule(name, re.compile(pattern), description, **kw)
-
-
-_TOKEN = r"[A-Za-z0-9_-]"
-#: Applied in this order to labels, string fields (recursively), lifeline ids and
-#: labels, and raw bytes that are valid UTF-8 (other raw bytes are kept as they are).
-NORMALISATION_RULES: tuple[Rule, ...] = (
-    _rule("sid-json", r'"sid"\s*:\s*"(?P<value>[^"]+)"', 'The "sid" JSON value', numbered="sid"),
-    _rule("sid-query", r"[?&]sid=(?P<value>[^&\s\"'#]+)", "The sid= query parameter",
-          numbered="sid"),
-    _rule("uuid", r"\b(?P<value>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}"
-          r"-[0-9a-fA-F]{12})\b", "A UUID anywhere (message ids)", numbered="msg"),
-    _rule("hex-id", r"\b(?P<value>[0-9a-f]{32})\b", "32 hex digits anywhere (uuid4().hex)",
-          numbered="msg"),
-    _rule("id-json", rf'"id"\s*:\s*"(?P<value>{_TOKEN}*\d{_TOKEN}*)"',
-          'The "id" JSON value when it holds a digit', numbered="msg"),
-    _rule("ts-json", r'"ts"\s*:\s*(?P<value>\d{13})\b', 'A "ts" of 13 digits (ms since epoch)',
-          fixed="0"),
-    _rule("date-header", r"(?im)^Date:[ \t]*(?P<value>[^\r\n]+)", "The Date: header value",
-          fixed=FIXED_DATE),
-    _rule("host-port", r"(?im)^Host:[ \t]*[^\s:]+:(?P<value>\d+)", "The port of a Host: header",
-          fixed="PORT"),
-    _rule("loopback-port", r"\b(?:127\.0\.0\.1|localhost):(?P<value>\d{1,5})\b",
-          "A port after 127.0.0.1 or localhost", fixed="PORT"),
-    _rule("query-t", r"[?&]t=(?P<value>[^&\s\"'#]+)", "The t= cache-buster query parameter",
-          fixed="0"),
-    _rule("ws-key", r"(?im)^Sec-WebSocket-Key:[ \t]*(?P<value>[A-Za-z0-9+/=]+)",
-          "The Sec-WebSocket-Key value: the RFC 6455 sample nonce", fixed=SAMPLE_WS_KEY),
-    _rule("ws-accept", r"(?im)^Sec-WebSocket-Accept:[ \t]*(?P<value>[A-Za-z0-9+/=]+)",
-          "The Sec-WebSocket-Accept value: the RFC 6455 sample answer", fixed=SAMPLE_WS_ACCEPT),
-)  # fmt: skip
-
-#: Field keys (case-insensitive) whose value is replaced whole, wherever they occur
-#: in ``fields``, including header lists of ``[name, value]`` pairs.
-KEY_RULES: dict[str, str] = {
-    "sid": "numbered sid",
-    "id": "numbered msg, when the value holds a digit",
-    "ts": "0, when an integer of 13 digits",
-    "date": FIXED_DATE,
-    "host": "the port becomes PORT",
-    "port": "0, when an integer",
-    "sec-websocket-key": SAMPLE_WS_KEY,
-    "sec-websocket-accept": SAMPLE_WS_ACCEPT,
-}
-
-_PLACEHOLDER = re.compile(r"(?:sid|msg)-\d+")
-_ID_VALUE = re.compile(rf"{_TOKEN}*\d{_TOKEN}*")
-_MIN_BARE = 6  # known values at least this long are replaced wherever they appear
-
-
-class Normaliser:
-    """Applies :data:`NORMALISATION_RULES` and :data:`KEY_RULES` to a whole trace.
-
-    Two passes: the first numbers sids and message ids in order of first appearance
-    (lifelines, then events in order; in an event: source, target, label, fields by
-    sorted key, raw); the second rewrites every string, and also replaces a known
-    value where it appears bare (say a sid in a label), so one value gets one name.
-    """
-
-    def __init__(self, rules: tuple[Rule, ...] = NORMALISATION_RULES) -> None:
-        self.rules = rules
-        self.numbers: dict[str, dict[str, str]] = {"sid": {}, "msg": {}}
-        self._bare: re.Pattern[str] | None = None
-
-    def apply(self, trace: Trace) -> Trace:
-        self._walk(trace)  # pass 1: numbering
-        known = {v: k for table in self.numbers.values() for v, k in table.items()}
-        long_values = sorted((v for v in known if len(v) >= _MIN_BARE), key=lambda v: (-len(v), v))
-        if long_values:
-            self._bare = re.compile("|".join(re.escape(v) for v in long_values))
-        self._known = known
-        return self._walk(trace)  # pass 2: the same walk, now with bare replacement
-
-    def _walk(self, trace: Trace) -> Trace:
-        lifelines = [
-            Lifeline(self.text(lf.id), self.text(lf.label), lf.kind) for lf in trace.lifelines
-        ]
-        events = []
-        for index, e in enumerate(trace.events):
-            source, target, label = self.text(e.source), self.text(e.target), self.text(e.label)
-            fields = {k: self.value(e.fields[k], k) for k in sorted(e.fields)}
-            events.append(
-                replace(
-                    e,
-                    t=round(index / 1000, 3),
-                    source=source,
-                    target=target,
-                    label=label,
-                    fields=fields,
-                    raw=self.raw(e.raw),
-                )
-            )
-        return Trace(lifelines, events)
-
-    def number(self, kind: str, value: str) -> str:
-        if _PLACEHOLDER.fullmatch(value):
-            return value
-        table = self.numbers[kind]
-        if value not in table:
-            table[value] = f"{kind}-{len(table) + 1}"
-        return table[value]
-
-    def text(self, s: str) -> str:
-        for rule in self.rules:
-            s = rule.pattern.sub(lambda m, rule=rule: self._substitute(rule, m), s)
-        if self._bare is not None:
-            s = self._bare.sub(lambda m: self._known[m.group(0)], s)
-        return s
-
-    def _substitute(self, rule: Rule, m: re.Match[str]) -> str:
-        value = m.group("value")
-        new = self.number(rule.numbered, value) if rule.numbered else str(rule.fixed)
-        start, end = m.start("value") - m.start(), m.end("value") - m.start()
-        whole = m.group(0)
-        return whole[:start] + new + whole[end:]
-
-    def value(self, v: Any, key: str | None = None) -> Any:
-        k = key.lower() if key else None
-        if isinstance(v, str):
-            if k == "sid":
-                return self.number("sid", v)
-            if k == "id" and _ID_VALUE.fullmatch(v):
-                return self.number("msg", v)
-            if k == "date":
-                return FIXED_DATE
-            if k == "sec-websocket-key":
-                return SAMPLE_WS_KEY
-            if k == "sec-websocket-accept":
-                return SAMPLE_WS_ACCEPT
-            if k == "host":
-                v = re.sub(r":\d+$", ":PORT", v)
-            return self.text(v)
-        if isinstance(v, bool) or v is None:
-            return v
-        if isinstance(v, int):
-            if k == "ts" and len(str(abs(v))) == 13:
-                return 0
-            if k == "port":
-                return 0
-            return v
-        if isinstance(v, Mapping):
-            return {str(kk): self.value(v[kk], str(kk)) for kk in sorted(v)}
-        if isinstance(v, list | tuple):
-            if len(v) == 2 and all(isinstance(x, str) for x in v):  # a [name, value] header
-                return [self.text(v[0]), self.value(v[1], v[0])]
-            return [self.value(x) for x in v]
-        return v
-
-    def raw(self, raw: bytes | None) -> bytes | None:
-        if raw is None:
-            return None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw
-        return self.text(text).encode("utf-8")

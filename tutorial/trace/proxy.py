@@ -1,26 +1,63 @@
-"""The listening half shared by the taps: a loopback TCP proxy's lifecycle.
+"""The relay loop both taps share: a loopback TCP proxy that lets a subclass watch.
 
-:class:`~tutorial.trace.wiretap.Wiretap` (HTTP/WebSocket) and
-:class:`~tutorial.trace.redistap.RedisTap` (RESP) differ in what they decode; both
-listen on ``host:port`` (port 0: a free one), relay each accepted connection to
-``upstream`` in :meth:`LoopbackProxy._relay`, and on :meth:`LoopbackProxy.stop` close
-the listener and every connection still being relayed.
+[Wiretap][tutorial.trace.wiretap.Wiretap] (HTTP/WebSocket) and
+[RedisTap][tutorial.trace.redistap.RedisTap] (RESP) differ only in what they make of
+the bytes. Both listen on ``host:port`` (port 0: a free one); for each accepted
+connection the proxy opens one to ``upstream`` and copies bytes both ways, unchanged,
+as they arrive. After copying a chunk it hands a copy to the subclass:
+
+1. [opened][tutorial.trace.proxy.LoopbackProxy.opened]: a client connected; return the
+   record of this connection (a [Relayed][tutorial.trace.proxy.Relayed]).
+2. [refused][tutorial.trace.proxy.LoopbackProxy.refused]: the upstream could not be
+   reached (the client's connection is closed).
+3. [received][tutorial.trace.proxy.LoopbackProxy.received]: a chunk was relayed in one
+   direction.
+4. [ended][tutorial.trace.proxy.LoopbackProxy.ended]: one direction reached its end.
+5. [closed][tutorial.trace.proxy.LoopbackProxy.closed]: both sides are closed.
+
+A subclass may also hold one direction back ([gate][tutorial.trace.proxy.LoopbackProxy.gate],
+fault injection) and say how long a connection may outlive the first side to finish
+([linger][tutorial.trace.proxy.LoopbackProxy.linger]). Recording must never break the
+relay: exceptions raised by the hooks are the subclass's to catch.
+[stop][tutorial.trace.proxy.LoopbackProxy.stop] closes the listener and every connection
+still being relayed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Self
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Generic, Self, TypeVar
+
+from tutorial.protocol.layers import C2S, S2C, Direction
+
+CHUNK = 65536
+"""Bytes read from a socket at a time."""
 
 
-class LoopbackProxy:
-    """Listen, hand each connection to ``_relay``, stop everything on ``stop``."""
+@dataclass
+class Relayed:
+    """One relayed TCP connection: its number (1, 2, ...) and the bytes each way."""
+
+    number: int
+    bytes_in: int = 0  # client -> server
+    bytes_out: int = 0  # server -> client
+
+
+R = TypeVar("R", bound=Relayed)
+
+
+class LoopbackProxy(Generic[R]):
+    """Listen, relay each connection to ``upstream``, tell the hooks what crossed."""
 
     def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0) -> None:
         self.upstream = upstream
         self.host = host
         self.port = port
+        self.connections: list[R] = []
+        """Every connection relayed so far, in order."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -48,6 +85,35 @@ class LoopbackProxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    # -- hooks ---------------------------------------------------------------------------
+
+    def opened(self, number: int, peer_port: int) -> R:
+        """A client connected: the record of connection ``number`` (1, 2, ...)."""
+        raise NotImplementedError
+
+    def refused(self, conn: R, exc: OSError) -> None:
+        """The upstream could not be reached."""
+
+    def received(self, conn: R, direction: Direction, data: bytes) -> None:
+        """``data`` was relayed in ``direction`` (already written to the other side)."""
+
+    def ended(self, conn: R, direction: Direction) -> None:
+        """``direction`` ended (its sender closed, or the connection broke)."""
+
+    def closed(self, conn: R) -> None:
+        """Both sides of the connection are closed."""
+
+    def gate(self, conn: R, direction: Direction) -> Awaitable[None] | None:
+        """Something to wait for before relaying the next chunk (None: go on)."""
+        return None
+
+    def linger(self, conn: R) -> float | None:
+        """Seconds the other direction may still run once one has finished (None: none,
+        it is cancelled at once)."""
+        return None
+
+    # -- the loop ------------------------------------------------------------------------
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -61,4 +127,67 @@ class LoopbackProxy:
                 self._tasks.discard(task)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        conn = self.opened(len(self.connections) + 1, int(peer[1]))
+        self.connections.append(conn)
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            except OSError as exc:
+                self.refused(conn, exc)
+                return
+            pumps = [
+                asyncio.create_task(self._pump(conn, reader, up_writer, C2S)),
+                asyncio.create_task(self._pump(conn, up_reader, writer, S2C)),
+            ]
+            try:
+                # When one side is done, the other may finish too (or hang up) meanwhile.
+                _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                linger = self.linger(conn)
+                if pending and linger is not None:
+                    await asyncio.wait(pending, timeout=linger)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pump
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    with contextlib.suppress(Exception):
+                        w.close()
+            self.closed(conn)
+
+    async def _pump(
+        self,
+        conn: R,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        direction: Direction,
+    ) -> None:
+        try:
+            while True:
+                gate = self.gate(conn, direction)
+                if gate is not None:
+                    await gate
+                data = await src.read(CHUNK)
+                if not data:
+                    break
+                dst.write(data)  # relay first, unchanged; recording cannot touch it
+                if direction is C2S:
+                    conn.bytes_in += len(data)
+                else:
+                    conn.bytes_out += len(data)
+                self.received(conn, direction, data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.ended(conn, direction)
+            with contextlib.suppress(Exception):
+                if dst.can_write_eof():
+                    dst.write_eof()
+
+
+__all__ = ["CHUNK", "LoopbackProxy", "Relayed"]

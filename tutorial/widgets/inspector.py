@@ -1,6 +1,6 @@
 """``Inspector(trace)``: step through a run arrow by arrow, with every byte explained.
 
-A notebook cell::
+A notebook cell:
 
     from tutorial.widgets.inspector import Inspector
     result = await run_scenario("handshake")
@@ -16,14 +16,15 @@ named, the decoded fields, and one sentence saying what the step means. The view
 packet's card the frame that carried it, and "show in frames" jumps there.
 
 It is an `anywidget <https://anywidget.dev>`_: the document (diagrams, rows, annotated
-bytes) is computed here in Python (:mod:`tutorial.render.stepper`) and synced once;
+bytes) is computed here in Python ([tutorial.render.stepper][tutorial.render.stepper]) and synced
+once;
 the browser only lays it out. The cursor is two synced traits, ``view`` and ``row``:
 clicking in the browser sets them, and setting them from Python (``inspector.row = 3``,
-:meth:`next`, :meth:`show`) redraws at once, from any callback, with no output
+``next``, ``show``) redraws at once, from any callback, with no output
 capture involved.
 
 On the static site, the same fragment is shown without a kernel (its ``text/html``
-form, :func:`tutorial.render.stepper.static_html`).
+form, [tutorial.render.stepper.static_html][tutorial.render.stepper.static_html]).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _esm() -> str:
 
 
 class Inspector(anywidget.AnyWidget):  # type: ignore[misc]
-    """Step through ``trace`` (a :class:`Trace` or a scenario result) arrow by arrow."""
+    """Step through ``trace`` (a [Trace][tutorial.trace.model.Trace] or a scenario result) arrow
+    by arrow."""
 
     _esm = _esm()
     _css = stepper.asset("inspector.css")

@@ -13,10 +13,20 @@
 //
 // Security rule: text that came over the wire is only ever put into the page with
 // `textContent` (never innerHTML), so a message is always shown as text.
+//
+// Nothing lost, nothing out of order (as careful as the teaching client): each room's
+// messages are numbered by the server (`seq`, 1, 2, 3 ... without gaps). The page keeps,
+// per room, the highest seq up to which it has *every* message (`lastSeq`). A message
+// further ahead means a gap (in a cluster, a broadcast lost while Redis was away, or
+// messages from two servers overtaking each other): if the gap is still open after
+// GAP_WAIT_MS, the page asks for what it lacks with `join-room {roomId, since: lastSeq}`
+// (the store has every acknowledged message), again until the gap is closed. Messages
+// are shown in seq order, and a reconnection asks for everything after `lastSeq`.
 
 const TYPING_IDLE_MS = 2000; // typing-stop after 2 s without a keystroke
 const TYPING_STALE_MS = 8000; // forget somebody's typing-start if typing-stop never came
 const ACK_TIMEOUT_MS = 8000;
+const GAP_WAIT_MS = 500; // a missing seq may still arrive from another server: wait this long
 const QUERY = new URLSearchParams(location.search);
 // Reconnection attempts before FAILED (seed diagram 5: max_retries_exceeded); ?retries=N.
 const RECONNECT_ATTEMPTS = Math.max(1, Number.parseInt(QUERY.get("retries"), 10) || 8);
@@ -86,7 +96,10 @@ function room(id) {
       id,
       joined: false,
       messages: new Map(), // message id -> new-message payload
-      lastSeq: 0,
+      seqs: new Set(), // seqs held (in messages)
+      lastSeq: 0, // every message up to this seq is here (contiguous)
+      tracked: false, // lastSeq is known (after the first room-joined)
+      gapTimer: null,
       members: new Set(),
       typers: new Map(), // user -> timer that forgets a stale typing-start
       unread: 0,
@@ -420,6 +433,7 @@ function connect() {
 function teardown() {
   const socket = state.socket;
   state.socket = null;
+  clearTimeout(retryTimer);
   if (socket) socket.disconnect();
   stopTyping(false);
   clearTimeout(state.pumpTimer);
@@ -434,6 +448,7 @@ function resetSession() {
   state.user = null;
   state.token = null;
   state.credentials = null;
+  for (const r of state.rooms.values()) clearGap(r);
   state.rooms.clear();
   state.current = null;
   state.queue = [];
@@ -453,8 +468,25 @@ function onConnect(socket) {
   engine.once("upgrade", () => showTransport(engine.transport.name));
 }
 
+// Refusals worth waiting out: too many attempts (rate_limited, with retryAfter), or too
+// many open connections for this user (another tab may close).
+const RETRY_LATER = new Set(["rate_limited", "too_many_connections", "store_unavailable"]);
+let retryTimer = null;
+
 function onConnectError(socket, err) {
   const data = err && err.data && typeof err.data === "object" ? err.data : null;
+  if (!socket.active && data && RETRY_LATER.has(data.code) && (state.user || state.token)) {
+    // Logged in (a token): not a login problem. Wait, then try again (seed diagram 5:
+    // temporary throttling).
+    const seconds = Math.min(60, Math.max(1, Number(data.retryAfter) || 5));
+    setStatus("RECONNECTING", errorText(data));
+    showBanner(`${errorText(data)}. Trying again in ${Math.ceil(seconds)} s…`, "warn");
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => {
+      if (state.socket === socket && !socket.connected) socket.connect();
+    }, seconds * 1000);
+    return;
+  }
   if (!socket.active) {
     // The server refused the CONNECT: an auth failure. "User action required":
     // back to the login page with the server's message (seed diagram 5).
@@ -561,7 +593,10 @@ function onRoomJoined(data) {
   const r = room(data.roomId);
   r.joined = true;
   r.members = new Set(data.members || []);
-  for (const m of data.history || []) addMessage(r, m);
+  const history = data.history || [];
+  trackFrom(r, history);
+  for (const m of history) addMessage(r, m);
+  advance(r);
   render();
   if (state.rejoining.delete(r.id) && state.rejoining.size === 0) {
     clearTimeout(state.rejoinTimer);
@@ -588,10 +623,64 @@ function onUserLeft(data) {
 }
 
 function addMessage(r, m) {
-  if (r.messages.has(m.id)) return false;
+  if (r.messages.has(m.id) || r.seqs.has(m.seq)) return false;
   r.messages.set(m.id, m);
-  r.lastSeq = Math.max(r.lastSeq, m.seq);
+  r.seqs.add(m.seq);
+  advance(r);
   return true;
+}
+
+// -- gaps: per room, the contiguous lastSeq and the repair of what is missing ------------
+
+function advance(r) {
+  if (!r.tracked) return;
+  while (r.seqs.has(r.lastSeq + 1)) r.lastSeq += 1;
+  if (hasGap(r)) watchGap(r);
+  else clearGap(r);
+}
+
+function hasGap(r) {
+  for (const seq of r.seqs) if (seq > r.lastSeq + 1) return true;
+  return false;
+}
+
+function watchGap(r) {
+  if (r.gapTimer !== null) return;
+  r.gapTimer = setTimeout(() => repairGap(r), GAP_WAIT_MS);
+}
+
+function clearGap(r) {
+  clearTimeout(r.gapTimer);
+  r.gapTimer = null;
+}
+
+async function repairGap(r) {
+  r.gapTimer = null;
+  if (!r.joined || state.rooms.get(r.id) !== r || !hasGap(r)) return;
+  const socket = state.socket;
+  if (socket && socket.connected && state.rejoining.size === 0) {
+    // Replay from the lowest missing seq: the server answers room-joined with history.
+    gapRepairs += 1;
+    await request("join-room", { roomId: r.id, since: r.lastSeq });
+  }
+  if (hasGap(r)) watchGap(r); // still open (or offline): try again later
+}
+
+let gapRepairs = 0;
+
+function trackFrom(r, history) {
+  // The first room-joined of a room: its history is the last messages, gap-free.
+  if (r.tracked) return;
+  r.tracked = true;
+  const first = history.length > 0 ? history[0].seq : null;
+  r.lastSeq = first !== null ? first - 1 : 0;
+  // Anything that arrived before room-joined and is older than the history is dropped.
+  for (const [id, m] of r.messages) {
+    if (m.seq <= r.lastSeq) {
+      r.messages.delete(id);
+      r.seqs.delete(m.seq);
+    }
+  }
 }
 
 function onNewMessage(m) {
@@ -692,6 +781,9 @@ async function leaveRoom(id) {
   r.joined = false;
   r.members.clear();
   r.messages.clear();
+  r.seqs.clear();
+  clearGap(r);
+  r.tracked = false;
   r.events = [];
   r.lastSeq = 0;
   clearTypers(r);
@@ -703,6 +795,7 @@ async function leaveRoom(id) {
 function onInput() {
   const r = state.current && state.rooms.get(state.current);
   if (!r || !r.joined) return;
+  if (state.pausedUntil > Date.now()) return; // rate_limited: typing can wait too
   if (!$("message-input").value) {
     stopTyping();
     return;
@@ -1095,6 +1188,15 @@ function start() {
 window.tutorialChat = {
   get socket() {
     return state.socket;
+  },
+  // Per room: the contiguous lastSeq and how many gap repairs the page asked for.
+  get rooms() {
+    const out = {};
+    for (const r of state.rooms.values()) out[r.id] = { lastSeq: r.lastSeq, held: r.seqs.size };
+    return out;
+  },
+  get gapRepairs() {
+    return gapRepairs;
   },
   get state() {
     return state.connState;

@@ -1,0 +1,255 @@
+"""The seam (``tutorial/compat.py``): every access to a library's private parts, run for real.
+
+Each test names the library and the seam function it checks, so that an upgrade that
+moves a private name fails here, loudly, and not somewhere deep in a scenario. The
+version tests fail first when an upgrade leaves the range the seam was checked with.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import aiosqlite
+import pytest
+import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
+from rawclient import RawSocket
+
+import tutorial
+from tutorial import compat
+from tutorial.chat.server import ChatServer
+from tutorial.cluster.redis import RedisProcess
+
+
+@pytest.mark.parametrize("distribution", sorted(compat.CHECKED))
+def test_installed_versions_are_the_ones_the_seam_was_checked_with(distribution: str) -> None:
+    first, last = compat.CHECKED[distribution]
+    assert compat.version_checked(distribution), (
+        f"{distribution} {compat.version(distribution)} is outside {first}-{last}, the "
+        f"versions tutorial/compat.py was checked with: re-run tests/test_compat.py, fix "
+        f"the accesses it reports, then widen CHECKED"
+    )
+
+
+def test_no_module_outside_the_seam_reaches_a_private_library_name() -> None:
+    """``x._name`` where ``x`` is not ``self``/``cls`` (our own objects' privates are ours)."""
+    root = Path(tutorial.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "compat.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        annotations = {
+            id(n) for a in ast.walk(tree) for ann in _annotations(a) for n in ast.walk(ann)
+        }
+        for node in ast.walk(tree):
+            if id(node) in annotations:
+                continue  # a type name (typeshed's zlib._Decompress) is not an access
+            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                continue
+            if node.attr.startswith("__"):
+                continue
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            owner = base.id if isinstance(base, ast.Name) else ""
+            if isinstance(base, ast.Call) and getattr(base.func, "id", "") == "super":
+                owner = "self"
+            if owner in {"self", "cls"} or owner.startswith("_"):
+                continue
+            offenders.append(f"{path.relative_to(root)}:{node.lineno} .{node.attr}")
+    assert offenders == [], "private names outside tutorial/compat.py: " + ", ".join(offenders)
+
+
+def _annotations(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+        return [node.annotation]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+        return [node.returns]
+    return []
+
+
+# -- aiosqlite ----------------------------------------------------------------------------
+
+
+async def test_aiosqlite_runs_our_function_in_its_database_thread_in_order(
+    tmp_path: Path,
+) -> None:
+    """compat.run_in_connection_thread: Connection._execute and ._conn (aiosqlite)."""
+    threads: list[int] = []
+    db = await aiosqlite.connect(tmp_path / "x.db", isolation_level=None)
+    try:
+        await db.execute("CREATE TABLE t (n INTEGER)")
+        await db.execute("INSERT INTO t VALUES (1)")  # queued before our function
+
+        def work(conn: sqlite3.Connection, extra: int) -> int:
+            assert isinstance(conn, sqlite3.Connection)
+            threads.append(threading.get_ident())
+            conn.execute("INSERT INTO t VALUES (?)", (extra,))
+            return int(conn.execute("SELECT SUM(n) FROM t").fetchone()[0])
+
+        assert await compat.run_in_connection_thread(db, work, 41) == 42
+        assert threads and threads[0] != threading.get_ident()
+        async with db.execute("SELECT COUNT(*) FROM t") as cursor:
+            assert (await cursor.fetchone()) == (2,)
+    finally:
+        await db.close()
+
+
+# -- python-engineio and python-socketio, on a running server -----------------------------
+
+
+@pytest.fixture
+async def raw_socket(server: ChatServer) -> AsyncIterator[RawSocket]:
+    sock = await RawSocket.open(server.port or 0)
+    try:
+        yield sock
+    finally:
+        await sock.close()
+
+
+async def test_engineio_sessions_lists_the_open_sessions(
+    server: ChatServer, raw_socket: RawSocket
+) -> None:
+    """compat.engineio_sessions: AsyncServer.sockets (python-engineio)."""
+    sessions = compat.engineio_sessions(server.sio.eio)
+    assert [s.sid for s in sessions] == [raw_socket.handshake["sid"]]
+    assert all(callable(s.close) for s in sessions)
+
+
+async def test_a_packet_queued_on_a_session_reaches_its_client(
+    server: ChatServer, raw_socket: RawSocket
+) -> None:
+    """compat.queue_packet: AsyncSocket.queue, .closed, .last_ping (python-engineio)."""
+    eio, sid = server.sio.eio, raw_socket.handshake["sid"]
+    packet = eio_packet.Packet(eio_packet.MESSAGE, '2["hello-from-the-seam"]')
+    assert compat.queue_packet(eio, sid, packet) == compat.QUEUED
+    assert await raw_socket.until("42") == '42["hello-from-the-seam"]'
+    assert compat.queue_packet(eio, "no-such-session", packet) == compat.GONE
+    socket = eio.sockets[sid]
+    assert hasattr(socket, "last_ping")
+    socket.last_ping = time.time() - eio.ping_timeout - 1  # it missed its pings
+    assert compat.queue_packet(eio, sid, packet) == compat.SLOW
+
+
+async def test_an_undecodable_frame_closes_the_connection_through_the_installed_class(
+    server: ChatServer, raw_socket: RawSocket
+) -> None:
+    """compat.install_engineio_hooks: AsyncServer._async, async_drivers.aiohttp.WebSocket
+    (the queue, the transport and the address: tests/test_engineio_hooks.py)."""
+    from engineio.async_drivers import aiohttp as driver
+
+    installed = server.sio.eio._async["websocket"]
+    assert issubclass(installed, driver.WebSocket) and installed is not driver.WebSocket
+    assert inspect.iscoroutinefunction(driver.WebSocket.wait)
+    assert server.sio.eio.create_queue == server.send_policy.make_queue
+    await raw_socket.send("x")  # not an Engine.IO packet
+    await asyncio.wait_for(raw_socket.closed(), 5)
+
+
+async def test_sids_map_to_engineio_sessions_and_back(server: ChatServer) -> None:
+    """compat.sid_of_engineio / engineio_of_sid: BaseManager (python-socketio)."""
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"])
+    try:
+        eio_sid = str(client.eio.sid)
+        sid = compat.sid_of_engineio(server.sio, eio_sid)
+        assert sid == client.get_sid("/")
+        assert compat.engineio_of_sid(server.sio, sid) == eio_sid
+        assert compat.sid_of_engineio(server.sio, "nope") is None
+        assert compat.engineio_of_sid(server.sio, "nope") is None
+    finally:
+        await client.disconnect()
+
+
+async def test_a_redis_manager_starts_before_any_client_and_stops_cleanly() -> None:
+    """compat.start_client_manager / stop_redis_manager: manager_initialized, .thread, .redis."""
+    redis = RedisProcess()
+    await asyncio.to_thread(redis.start)
+    try:
+        sio = socketio.AsyncServer(
+            async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis.url)
+        )
+        compat.start_client_manager(sio)
+        assert sio.manager_initialized is True
+        listener = sio.manager.thread
+        assert isinstance(listener, asyncio.Task) and not listener.done()
+        compat.start_client_manager(sio)  # idempotent
+        assert sio.manager.thread is listener
+        await compat.stop_redis_manager(sio)
+        assert listener.done()
+        plain = socketio.AsyncServer(async_mode="aiohttp")
+        compat.start_client_manager(plain)
+        await compat.stop_redis_manager(plain)  # no Redis: nothing to do
+    finally:
+        await asyncio.to_thread(redis.close)
+
+
+# -- aiohttp -------------------------------------------------------------------------------
+
+
+async def test_aiohttps_websocket_client_sends_the_sample_key_only_inside_the_context() -> None:
+    """compat.sample_websocket_key: the ``os`` reference of aiohttp.client."""
+    import aiohttp.client as client_module
+
+    assert inspect.getsource(client_module).count("os.urandom(16)") == 1
+    keys: list[str] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        keys.append(request.headers["Sec-WebSocket-Key"])
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    try:
+        async with aiohttp.ClientSession() as http:
+            with compat.sample_websocket_key():
+                async with http.ws_connect(url) as ws:
+                    await ws.receive()
+            async with http.ws_connect(url) as ws:
+                await ws.receive()
+    finally:
+        await runner.cleanup()
+    assert keys[0] == "dGhlIHNhbXBsZSBub25jZQ=="
+    assert keys[1] != keys[0]
+    assert client_module.os.urandom is __import__("os").urandom
+
+
+# -- argparse (the standard library) ---------------------------------------------------------
+
+
+def test_argparse_is_read_through_the_seam() -> None:
+    """compat.argparse_actions / _subcommands / _usage: ArgumentParser._actions,
+    _SubParsersAction._choices_actions, _mutually_exclusive_groups (the standard library)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="demo")
+    parser.add_argument("--flag", action="store_true", help="a flag")
+    sub = parser.add_subparsers(dest="command")
+    one = sub.add_parser("one", help="the first")
+    one.add_argument("path")
+    sub.add_parser("two", help="the second")
+    assert [a.dest for a in compat.argparse_actions(parser)] == ["help", "flag", "command"]
+    assert [(n, h) for n, _, h in compat.argparse_subcommands(parser)] == [
+        ("one", "the first"),
+        ("two", "the second"),
+    ]
+    assert compat.argparse_subcommands(one) == []
+    assert compat.argparse_usage(parser) == "demo [-h] [--flag] {one,two} ..."
+    assert compat.argparse_usage(one) == "demo one [-h] path"

@@ -1,0 +1,109 @@
+"""Drawing one browser's session for the live panel: labels, redaction, SVG.
+
+The panel shows one client's events (its lifeline and the server's), the last
+[MAX_EVENTS][tutorial.live.render.MAX_EVENTS] of the chosen layer view, drawn by the
+project's own renderer ([sequence_diagram][tutorial.render.sequence.sequence_diagram]).
+In the chat view a Socket.IO packet is labelled with its event and payload
+([chat_label][tutorial.live.render.chat_label]). Every label goes through the
+renderer's escaping (``& < >`` become entities), so a message text can never become
+markup in the SVG; login secrets are shown as ``•••``
+([redact][tutorial.live.render.redact]).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from tutorial.live.trace import SERVER_LIFELINE
+from tutorial.protocol.layers import Layer
+from tutorial.render.sequence import PRESETS, sequence_diagram
+from tutorial.trace.model import Lifeline, Trace, TraceEvent
+
+LAYERS: tuple[str, ...] = ("chat", "packets", "frames")
+"""The layer views the panel offers."""
+MAX_EVENTS = 40
+"""The diagram shows at most this many events (the latest), so it stays readable."""
+MAX_LABEL = 56
+BROWSER = {"client": "this browser"}
+"""A client lifeline here is the browser showing the panel."""
+
+
+FIRST_KEYS = ("user", "text", "ok", "roomId", "seq")
+"""In a chat label, these keys of a payload come first (a label is cut at MAX_LABEL)."""
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        first = [k for k in FIRST_KEYS if k in value]
+        value = {k: value[k] for k in [*first, *(k for k in value if k not in first)]}
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def chat_label(event: TraceEvent) -> str:
+    """A Socket.IO packet read as a chat event: ``new-message {"user":"bob","text":...}``.
+
+    Only the label changes: it is made from the decoded packet, with the keys a reader
+    looks for first (``FIRST_KEYS``); the other layers keep the wiretap's labels.
+    """
+    f = event.fields
+    if event.layer is not Layer.SIO or f.get("namespace") not in (None, "/"):
+        return event.label
+    name = f.get("event")
+    ack = f" #{f['id']}" if "id" in f else ""
+    if isinstance(name, str):
+        args = f.get("args")
+        args = args if isinstance(args, list) else []
+        body = " ".join(_compact(a) for a in args)
+        return f"{name}{ack} {body}".strip()
+    if f.get("type") == "ACK":
+        data = f.get("data")
+        body = " ".join(_compact(a) for a in data) if isinstance(data, list) else ""
+        return f"ack{ack} {body}".strip()
+    return event.label
+
+
+SECRET = re.compile(r'("(?:password|token)"\s*:\s*)"[^"]*"')
+
+
+def redact(label: str) -> str:
+    """Hide login secrets (``"password"``, ``"token"`` values) in a label: the panel is
+    on screen, and screenshots travel. The only change made to what the wire said."""
+    return SECRET.sub(r'\1"•••"', label)
+
+
+def render_svg(
+    lifeline: str,
+    label: str,
+    events: Sequence[TraceEvent],
+    layer: str,
+    *,
+    max_label: int = MAX_LABEL,
+) -> str:
+    """The SVG of one client's events: its lifeline and the server's, nothing else."""
+    labels = chat_label if layer == "chat" else (lambda e: e.label)
+    events = [replace(e, label=redact(labels(e))) for e in events]
+    trace = Trace(
+        [Lifeline(lifeline, label, "client"), Lifeline(SERVER_LIFELINE, "Server", "server")],
+        events,
+    )
+    # The renderer captions a client "teaching client"; this one is a browser.
+    graph = sequence_diagram(
+        trace, layers=layer, max_label=max_label, show_legend=False, captions=BROWSER
+    )
+    svg: str = graph.pipe(format="svg", encoding="utf-8")
+    # Keep the <svg> element only (no XML prolog, DOCTYPE or comments).
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+def latest(events: Sequence[TraceEvent], layer: str, limit: int = MAX_EVENTS) -> list[TraceEvent]:
+    """The last ``limit`` events of a layer preset."""
+    wanted = PRESETS[layer].layers
+    return [e for e in events if e.layer in wanted][-limit:]
+
+
+__all__ = ["LAYERS", "MAX_EVENTS", "chat_label", "latest", "redact", "render_svg"]
