@@ -259,28 +259,58 @@ def document(
 def drawn_document(
     trace: Trace,
     name: str,
-    svg: str,
     rows: Sequence[Sequence[int]],
     *,
+    svg: str = "",
     description: str = "",
     redact: bool = False,
 ) -> dict[str, Any]:
-    """A document for a diagram drawn elsewhere (the browser chat's live panel): one
-    view, its ``svg`` (rows tagged ``seq_row_k``) and, for each row, the indices in
-    ``trace`` of the events it shows."""
+    """A document for a diagram drawn elsewhere (the browser chat's live panel).
+
+    One view whose row ``k`` shows the events ``rows[k]`` (indices in ``trace``); its
+    ``svg`` may stay empty when the page already shows the diagram (the script's
+    ``options.diagram``). The whole ``trace`` is inspected, so that links and compressed
+    frames (whose deflate window spans the connection) are read as on the wire, but
+    only the events the rows show, and the units that carried them or that they
+    carried, are written out, renumbered in trace order.
+
+    Args:
+        trace: Every event the diagram's events may be linked to (a session's events).
+        name: The view's name (``chat``, ``packets``, ``frames``).
+        rows: For each row of the diagram, the indices in ``trace`` of its events.
+        svg: The diagram, if the script is to draw it itself.
+        description: One line on what the view shows.
+        redact: Hide login secrets ([bytes_json][tutorial.render.stepper.bytes_json]).
+
+    Returns:
+        The step-through document (see the module docstring).
+    """
     steps = inspect_trace(trace)
+    wanted = sorted({j for row in rows for i in row for j in family(steps, i)})
+    new = {old: n for n, old in enumerate(wanted)}
+
+    def renumber(indices: Iterable[int]) -> list[int]:
+        return [new[j] for j in indices if j in new]
+
+    events = []
+    for old in wanted:
+        event = event_json(steps, steps[old], redact=redact)
+        event["index"] = new[old]
+        for key in ("carried_by", "carries", "family"):
+            event[key] = renumber(event[key])
+        events.append(event)
     return {
         "format": FORMAT,
         "version": VERSION,
         "title": "",
         "lifelines": {lf.id: lf.label for lf in trace.lifelines},
-        "events": [event_json(steps, s, redact=redact) for s in steps],
+        "events": events,
         "views": [
             {
                 "name": name,
                 "description": description,
                 "svg": svg,
-                "rows": [{"events": list(r), "number": None, "label": ""} for r in rows],
+                "rows": [{"events": renumber(row), "number": None, "label": ""} for row in rows],
             }
         ],
     }
