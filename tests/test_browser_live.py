@@ -263,8 +263,21 @@ async def test_clicking_an_arrow_of_the_live_diagram_shows_its_bytes(
     for card in await page.evaluate(FRAME_CARDS):
         every_bit_named_once(card)
     await alice.shot("browser-live-inspect-frames.png")
-    # Esc closes it; switching the layer closes it too.
+    # Esc closes it.
     await page.keyboard.press("Escape")
     await expect(pane).to_be_hidden()
+
+    # A narrower window: the diagram moves under the chat; inspecting, it comes on top
+    # with the bytes under it, and nothing is wider than the window.
+    await page.set_viewport_size({"width": 1000, "height": 860})
+    await click_row(alice, "101 Switching Protocols")
+    await expect(pane).to_be_visible()
+    await expect(mount.locator(".ti-this-card")).to_contain_text("Sec-WebSocket-Accept")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1000
+    assert (await page.locator("#live-diagram-body").bounding_box() or {})["height"] >= 200
+    await alice.shot("browser-live-inspect-narrow.png")
+    await page.click("#inspector-close")
+    await expect(pane).to_be_hidden()
+    await expect(page.locator("#chat-view")).to_be_visible()
     assert alice.console_errors == []
     assert alice.dialogs == []

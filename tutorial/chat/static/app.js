@@ -1199,6 +1199,7 @@ async function inspectAt(target, x, y) {
 function openInspector(inspector, doc, k) {
   const pane = $("inspector-pane");
   pane.hidden = false;
+  pane.parentElement.classList.add("inspecting");
   inspectorNote();
   inspecting.ui = inspector.mount($("inspector-mount"), doc, {
     diagram: $("live-diagram-body"),
@@ -1216,6 +1217,7 @@ function closeInspector(resume = true) {
   inspecting.version = null;
   inspecting.pending = null;
   $("inspector-pane").hidden = true;
+  $("inspector-pane").parentElement.classList.remove("inspecting");
   if (!live.socket) return;
   liveStatus("live", "live");
   if (resume && pending) showDiagram(pending);
