@@ -927,8 +927,12 @@ class ChatServer:
         room_id: str = payload["roomId"]
         if room_id not in session.rooms:
             raise PayloadError(ErrorCode.NOT_IN_ROOM, f"not in {room_id!r}")
-        await self.sio.emit(
-            event, {"roomId": room_id, "user": session.user}, room=room_id, skip_sid=session.sid
+        await broadcast(
+            self.sio,
+            event,
+            {"roomId": room_id, "user": session.user},
+            room_id,
+            skip_sid=session.sid,
         )
         return {"ok": True}
 
