@@ -241,3 +241,24 @@ def json_text(value: object) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def test_a_reconnection_is_told_as_it_happened() -> None:
+    trace = two_party()
+    close = frame(b"\x03\xe8", masked=True, opcode=0x8)
+    trace.record(
+        "alice",
+        "server",
+        Layer.WS,
+        "CLOSE fin=1 mask=1 len=2",
+        raw=close,
+        fields={"opcode": "CLOSE", "masked": True},
+    )
+    trace.record("alice", "server", Layer.TCP, "TCP close (client FIN)")
+    trace.record("server", "alice", Layer.TCP, "TCP refused: Connect call failed", kind="error")
+    trace.record("alice", "server", Layer.TCP, "TCP connect")
+    said = [s.sentence for s in inspect_trace(trace)]
+    assert "close frame, status 1000 NORMAL_CLOSURE: the connection ends" in said[0]
+    assert "the client closes its half of the TCP connection (FIN)" in said[1]
+    assert "refused: nothing listens on that port" in said[2] and "decoder" not in said[2]
+    assert "a new TCP connection opens" in said[3]

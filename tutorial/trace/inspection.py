@@ -195,6 +195,12 @@ def _field(annotated: Annotated | None, name: str) -> str | None:
     return next((v for k, v in annotated.decoded if k == name), None)
 
 
+def _span_value(annotated: Annotated | None, name: str) -> str | None:
+    if annotated is None:
+        return None
+    return next((s.value for s in annotated.spans if s.name == name), None)
+
+
 def _header(event: TraceEvent, name: str) -> str | None:
     for pair in event.fields.get("headers") or ():
         if isinstance(pair, list | tuple) and len(pair) == 2 and str(pair[0]).lower() == name:
@@ -204,12 +210,20 @@ def _header(event: TraceEvent, name: str) -> str | None:
 
 def _meaning(event: TraceEvent, annotated: Annotated | None, events: Sequence[TraceEvent]) -> str:
     f = event.fields
+    if event.layer is Layer.TCP:
+        said = event.label.lower()
+        if "refused" in said:
+            return (
+                "the TCP connection is refused: nothing listens on that port (the server is "
+                "down), so the client tries again after its backoff"
+            )
+        if "connect" in said:
+            return "a new TCP connection opens: everything after it rides on this byte stream"
+        side = next((w for w in ("server", "client") if w in said), None)
+        who = f"the {side}" if side else "one side"
+        return f"{who} closes its half of the TCP connection (FIN): it will send nothing more"
     if event.kind == "error":
         return f"bytes the decoder could not read ({f.get('reason', event.label)})"
-    if event.layer is Layer.TCP:
-        if "connect" in event.label.lower():
-            return "a new TCP connection opens: everything after it rides on this byte stream"
-        return "one side closes its half of the TCP connection (FIN)"
     if event.layer is Layer.HTTP:
         if "method" in f:
             if (_header(event, "upgrade") or "").lower() == "websocket":
@@ -233,7 +247,9 @@ def _meaning(event: TraceEvent, annotated: Annotated | None, events: Sequence[Tr
     if event.layer is Layer.WS:
         opcode = str(f.get("opcode", ""))
         if opcode == "CLOSE" or "code" in f:
-            return f"a WebSocket close frame, status {f.get('code')}: the connection ends"
+            code = f.get("code") or _span_value(annotated, "close status code")
+            status = f"status {code}" if code is not None else "without a status code"
+            return f"a WebSocket close frame, {status}: the connection ends"
         if opcode in ("PING", "PONG"):
             return f"a WebSocket {opcode.lower()} control frame"
         how = "masked, as every client frame must be" if f.get("masked") else "unmasked (server)"
