@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 
-import pytest
+from skips import needs
 
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.resp import (
@@ -24,9 +23,7 @@ from tutorial.scenarios.base import ScenarioResult
 from tutorial.trace.model import Trace
 from tutorial.trace.redistap import RedisTap
 
-needs_redis = pytest.mark.skipif(
-    shutil.which("redis-server") is None, reason="redis-server is not installed"
-)
+needs_redis = needs("redis-server")
 
 # -- the RESP decoder, from literal bytes ------------------------------------------------
 

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from tutorial.cluster.procs import free_port, kill_process, stop_process, tail, wait_until
+from tutorial.components import find
 
 
 def ping(host: str, port: int) -> bool:
@@ -28,7 +29,7 @@ class RedisProcess:
     def __init__(self, port: int | None = None, binary: str | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or 0
-        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.binary = binary or str(find("redis-server") or "redis-server")
         self.proc: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
 
