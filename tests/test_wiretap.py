@@ -61,7 +61,7 @@ async def test_garbage_bytes_become_error_events_and_the_connection_survives(ech
     async with Wiretap(trace, ("127.0.0.1", echo)) as tap:
         tap.name_next_connection("mallory")
         assert await relay(tap.port, [garbage, b"still here"]) == garbage + b"still here"
-        await asyncio.sleep(0.05)
+        await trace.wait_for(lambda e: e.kind == "error")
     errors = [e for e in trace.events if e.kind == "error"]
     assert errors, "the undecodable bytes are recorded as errors"
     assert {e.source for e in trace.events if e.source != "server"} == {"mallory"}
@@ -91,7 +91,10 @@ async def handshake_through_tap(server: ChatServer, transports: tuple[str, ...])
     try:
         with sample_websocket_key():
             await client.connect()
-        await asyncio.sleep(0.1)
+        # connect() returns on the server's CONNECT; the tap records it as it relays it.
+        await trace.wait_for(lambda e: e.layer is Layer.SIO and e.source == "server")
+        if "polling" in transports:  # the upgrade goes on after connect(): its last packet
+            await trace.wait_for(lambda e: e.layer is Layer.EIO and e.raw == b"5")
     finally:
         tap.recording = False
         await client.close()
