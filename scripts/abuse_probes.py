@@ -92,6 +92,11 @@ class Server:
         return log.read_text().count(f"{name}(") if log.exists() else 0
 
     def stop(self) -> None:
+        if self.strace and self.ps is not None:
+            # Under strace the server is strace's child: stop it first, or it outlives us.
+            with contextlib.suppress(psutil.Error):
+                self.ps.terminate()
+                self.ps.wait(20)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -286,6 +291,46 @@ async def probe_storm(args: argparse.Namespace) -> dict[str, Any]:
             "load": load(),
         }
     finally:
+        server.stop()
+
+
+async def probe_shutdown(args: argparse.Namespace) -> dict[str, Any]:
+    """N sockets of several users in ``general``, then SIGTERM: seconds until exit."""
+    server = Server(args.server_arg).start()
+    socks: list[Sock] = []
+    try:
+        users = ["alice", "bob", "charlie", "diana", "eve", "frank", "grace"]
+        tokens = {u: await login_token(server.port, u) for u in users}
+
+        async def one(user: str) -> None:
+            for _ in range(100):
+                s = await Sock.open(server.port, {"token": tokens[user], "offsets": {"general": 0}})
+                first = await asyncio.wait_for(_first_of(s, ("room-joined", "connect_error")), 300)
+                if first == "room-joined":
+                    socks.append(s)
+                    return
+                data = (dict(s.events).get("connect_error") or {}).get("data") or {}
+                s.abort()
+                await asyncio.sleep(float(data.get("retryAfter", 1)))
+
+        for batch in range(0, args.sockets, 70):
+            n = min(70, args.sockets - batch)
+            await asyncio.gather(*(one(users[k % len(users)]) for k in range(n)))
+        while not await asyncio.to_thread(quiet, server, 1.0):
+            pass
+        assert server.proc is not None
+        started = time.monotonic()
+        server.proc.terminate()
+        await asyncio.to_thread(server.proc.wait, 300)
+        return {
+            "probe": "shutdown",
+            "members": len(socks),
+            "shutdown_s": round(time.monotonic() - started, 2),
+            "load": load(),
+        }
+    finally:
+        for s in socks:
+            s.abort()
         server.stop()
 
 
@@ -704,6 +749,8 @@ def main() -> None:
     p = sub.add_parser("storm")
     p.add_argument("--sockets", type=int, default=1000)
     p.add_argument("--retry", action="store_true", help="wait out rate_limited and retry")
+    p = sub.add_parser("shutdown")
+    p.add_argument("--sockets", type=int, default=500)
     p = sub.add_parser("post")
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--wait", type=float, default=30.0)
@@ -733,6 +780,7 @@ def main() -> None:
         "slowloris": probe_slowloris,
         "guessing": probe_guessing,
         "acks": probe_acks,
+        "shutdown": probe_shutdown,
     }
     result = asyncio.run(probes[args.probe](args))
     print(json.dumps(result), flush=True)

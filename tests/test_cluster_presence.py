@@ -90,3 +90,16 @@ async def test_a_killed_server_leaves_no_ghost_members(recorders: list[Recorder]
         recorders.append(eve)
         await eve.login("eve")
         assert (await eve.join(ROOM))["members"] == ["bob", "eve"]
+
+
+def test_presence_reaches_redis_through_sentinel_urls_too() -> None:
+    # The same URL forms python-socketio's Redis manager takes (no connection is made).
+    from redis.asyncio import Redis
+
+    from tutorial.chat.presence import connect_redis
+
+    plain = connect_redis("redis://127.0.0.1:6399/0")
+    assert isinstance(plain, Redis)
+    sentinel = connect_redis("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/0/chat")
+    assert isinstance(sentinel, Redis)
+    assert sentinel.connection_pool.service_name == "chat"

@@ -26,6 +26,7 @@ from rawclient import RawSocket
 
 import tutorial
 from tutorial import compat
+from tutorial.chat.sendqueue import SendQueue
 from tutorial.chat.server import ChatServer
 from tutorial.cluster.redis import RedisProcess
 
@@ -139,6 +140,32 @@ async def test_a_packet_queued_on_a_session_reaches_its_client(
     assert hasattr(socket, "last_ping")
     socket.last_ping = time.time() - eio.ping_timeout - 1  # it missed its pings
     assert compat.queue_packet(eio, sid, packet) == compat.SLOW
+
+
+async def test_a_session_ended_through_the_seam_closes_its_websocket(
+    server: ChatServer, raw_socket: RawSocket
+) -> None:
+    """compat.engineio_socket, send_queue_of, end_engineio_socket: AsyncServer.sockets,
+    AsyncSocket.queue, .closed, .close (python-engineio)."""
+    eio, sid = server.sio.eio, raw_socket.handshake["sid"]
+    socket = compat.engineio_socket(eio, sid)
+    assert socket is not None and compat.engineio_socket(eio, "no-such-session") is None
+    assert isinstance(compat.send_queue_of(socket), SendQueue)  # the bound's own queue
+    await compat.end_engineio_socket(socket, stop_writer=True)
+    await asyncio.wait_for(raw_socket.closed(), 5)
+    assert socket.closed
+
+
+def test_a_sentinel_url_is_read_as_the_redis_manager_reads_it() -> None:
+    """compat.parse_redis_sentinel_url: socketio.redis_manager (python-socketio)."""
+    sentinels, service, options = compat.parse_redis_sentinel_url(
+        "redis+sentinel://h1:26379,h2:26380/0/mymaster"
+    )
+    assert (sentinels, service, options) == ([("h1", 26379), ("h2", 26380)], "mymaster", {"db": 0})
+    assert compat.parse_redis_sentinel_url("redis+sentinel://:pw@h1:26379/")[1:] == (
+        None,
+        {"password": "pw"},
+    )
 
 
 async def test_an_undecodable_frame_closes_the_connection_through_the_installed_class(

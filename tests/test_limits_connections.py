@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from rawclient import Recorder, unique_id
 
@@ -428,11 +429,73 @@ async def test_the_teaching_client_waits_out_a_throttled_reconnection(
                 break
         # The server drops the connection: the reconnection re-joins general through its
         # offsets, which costs a token she has not got yet.
-        (socket,) = srv.sio.eio.sockets.values()
-        srv.send_policy.transport_of(socket).abort()
+        (eio_socket,) = srv.sio.eio.sockets.values()
+        srv.send_policy.transport_of(eio_socket).abort()
         await alice.wait_for_state(State.RECONNECTING)
         await alice.wait_for_state(State.CONNECTED, timeout=10)
         assert "rate_limited" in [e.code for e in alice.errors]
         await alice.wait_until(lambda: "general" in alice.members, 5)
     finally:
         await alice.close()
+
+
+async def test_a_polling_client_that_never_polls_is_closed_and_its_queue_dropped(
+    custom_server: MakeServer, recorders: Callable[..., Recorder]
+) -> None:
+    srv = await custom_server(max_send_queue=16 * 1024, rate_capacity=1000.0)
+    base = f"{srv.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as r:
+            sid = json.loads((await r.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        login = "40" + json.dumps({"username": "alice", "password": "alice"})
+        join = "420" + json.dumps(["join-room", {"roomId": "general"}])
+        for body in (login, join):
+            async with http.post(url, data=body) as r:
+                assert r.status == 200
+        # From here on alice never polls: everything for her waits in her queue.
+        bob = recorders(srv.url, "bob")
+        await bob.login("bob", rooms=("general",))
+        for k in range(100):
+            await bob.call(
+                "send-message", {"roomId": "general", "text": "y" * 1900, "clientMsgId": f"p{k}"}
+            )
+            if srv.send_policy.overflows:
+                break
+        assert srv.send_policy.overflows == 1
+        assert await bob.next("user-left", timeout=10) == {"roomId": "general", "user": "alice"}
+        # Her next poll gets the Engine.IO CLOSE (or finds the session gone), at once.
+        async with http.get(url) as r:
+            answer = (r.status, await r.text())
+        assert answer[0] == 400 or answer == (200, "1"), answer
+
+
+async def test_a_second_delivery_path_asks_the_same_bound_before_it_writes(
+    custom_server: MakeServer,
+) -> None:
+    # What a fast fan-out path writing pre-built frames to transports must do: ask
+    # send_policy.admit(socket, nbytes) first, and skip the write when it says no.
+    srv = await custom_server(max_send_queue=32 * 1024)
+    stalled = await NeverReader.open(srv.port, {"username": "alice", "password": "alice"}, ())
+    try:
+        (eio_socket,) = srv.sio.eio.sockets.values()
+        transport = srv.send_policy.transport_of(eio_socket)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        text = '42["new-message",{"text":"' + "z" * 1900 + '"}]'
+        frame = bytes([0x81, 126]) + len(text).to_bytes(2, "big") + text.encode()
+        written = 0
+        for _ in range(1000):
+            if not srv.send_policy.admit(eio_socket, len(frame)):
+                break
+            transport.write(frame)
+            written += 1
+        else:
+            raise AssertionError("the bound never refused a write")
+        assert srv.send_policy.overflows == 1
+        assert written * len(frame) < 32 * 1024 + 400 * 1024  # the bound, plus the kernel's
+        assert not srv.send_policy.admit(eio_socket, 1)  # closed: nothing more is admitted
+        frames = await stalled.read_all()
+        opcode, payload = frames[-1]
+        assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1008
+    finally:
+        stalled.close()

@@ -324,3 +324,12 @@ async def test_stats_refuses_a_dns_name_host_and_an_untrusted_forwarded_client(
     right = {**remote, "Authorization": "Bearer s3cret-token"}
     status, _, body = await request(srv.port, "GET", "/stats", right)
     assert status == 200 and "rooms" in json.loads(body)
+
+
+async def test_behind_the_live_wiretap_stats_needs_the_token(custom_server: MakeServer) -> None:
+    # With --live-trace every request reaches the server through a wiretap on
+    # 127.0.0.1: a loopback peer says nothing about who is asking.
+    srv = await custom_server(live_trace=True, stats_token="s3cret-token")
+    assert (await request(srv.port, "GET", "/stats"))[0] == 403
+    right = {"Authorization": "Bearer s3cret-token"}
+    assert (await request(srv.port, "GET", "/stats", right))[0] == 200

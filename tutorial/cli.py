@@ -341,7 +341,7 @@ Besides Socket.IO on `/socket.io/`, the server answers:
 |---|---|
 | `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
 | `/healthz` | `{"ok": true, "name": NAME}` |
-| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token` |
+| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token`; with `--live-trace` (every request then comes through the wiretap on `127.0.0.1`) only with the token |
 
 `--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
 name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),

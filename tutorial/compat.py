@@ -12,6 +12,11 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   socket's send queue, see each client's own address.
 * [engineio_sessions][tutorial.compat.engineio_sessions] (python-engineio
   ``AsyncServer.sockets``): close every session when the server stops.
+* [engineio_socket][tutorial.compat.engineio_socket],
+  [send_queue_of][tutorial.compat.send_queue_of] and
+  [end_engineio_socket][tutorial.compat.end_engineio_socket] (python-engineio
+  ``AsyncServer.sockets``, ``AsyncSocket.queue``, ``.closed``, ``.close``): the send-queue
+  bound finds a session's queue and ends a session whose client does not read.
 * [queue_packet][tutorial.compat.queue_packet] (python-engineio ``AsyncSocket.queue``,
   ``.closed``, ``.last_ping``): a broadcast encoded once and queued to each socket,
   one task less per delivery.
@@ -20,6 +25,9 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   ``AsyncServer.manager_initialized``, ``AsyncPubSubManager.thread``,
   ``AsyncRedisManager.redis``): subscribe to Redis before the first client connects;
   release the listener on stop.
+* [parse_redis_sentinel_url][tutorial.compat.parse_redis_sentinel_url] (python-socketio
+  ``redis_manager.parse_redis_sentinel_url``): presence reads a Sentinel URL as the
+  manager does.
 * [sid_of_engineio][tutorial.compat.sid_of_engineio] and
   [engineio_of_sid][tutorial.compat.engineio_of_sid] (python-socketio
   ``BaseManager.sid_from_eio_sid``, ``eio_sid_from_sid``): the live view maps a page's
@@ -159,6 +167,39 @@ def engineio_sessions(eio: Any) -> list[Any]:
     return list(eio.sockets.values())
 
 
+def engineio_socket(eio: Any, eio_sid: str) -> Any | None:
+    """The open Engine.IO session ``eio_sid`` (an ``engineio.AsyncSocket``), or None.
+
+    Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
+    """
+    return eio.sockets.get(eio_sid)
+
+
+def send_queue_of(socket: Any) -> Any:
+    """The queue an Engine.IO session's writer takes its packets from.
+
+    Reaches: ``AsyncSocket.queue``; checked with python-engineio 4.13-4.15.
+    """
+    return getattr(socket, "queue", None)
+
+
+async def end_engineio_socket(socket: Any, *, stop_writer: bool) -> None:
+    """End one Engine.IO session now, without waiting for its client (it may not read).
+
+    The session's CLOSE is queued (``close(wait=False, abort=False)``); with
+    ``stop_writer`` (a WebSocket session) the writer's stop signal follows (``None`` on
+    its queue): the writer sends what it has and closes with code 1000.
+
+    Reaches: ``AsyncSocket.closed``, ``.close(wait=, abort=)``, ``.queue``; checked with
+    python-engineio 4.13-4.15.
+    """
+    if not socket.closed:
+        with contextlib.suppress(Exception):
+            await socket.close(wait=False, abort=False)
+    if stop_writer:
+        socket.queue.put_nowait(None)
+
+
 QUEUED = "queued"
 """[queue_packet][tutorial.compat.queue_packet] put the packet on the session's queue."""
 GONE = "gone"
@@ -190,6 +231,22 @@ def queue_packet(eio: Any, eio_sid: str, packet: Any, now: float | None = None) 
 
 
 # -- python-socketio ----------------------------------------------------------------------
+
+
+def parse_redis_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
+    """Split a ``redis+sentinel://`` URL the way python-socketio's Redis manager does.
+
+    Returns ``(sentinels, service, connection options)``, so that presence and the
+    manager name the same master for one URL.
+
+    Reaches: ``socketio.redis_manager.parse_redis_sentinel_url`` (undocumented); checked
+    with python-socketio 5.16-5.18.
+    """
+    from socketio.redis_manager import parse_redis_sentinel_url as parse
+
+    sentinels, service, options = parse(url)
+    return sentinels, service, options
+
 
 
 def start_client_manager(sio: Any) -> None:

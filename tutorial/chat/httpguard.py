@@ -22,7 +22,8 @@ An aiohttp middleware (``HttpGuard.middleware``) and an origin check
   reading the body, and its Engine.IO session is closed; the body must arrive within
   ``read_timeout`` seconds (408 otherwise). The connection is closed after either.
 * **/stats for operators only:** from a loopback address under an IP or ``localhost``
-  host, or with ``Authorization: Bearer <--stats-token>``.
+  host, or with ``Authorization: Bearer <--stats-token>``. Behind the live wiretap
+  (``--live-trace``) every request comes from 127.0.0.1, so only the token opens it.
 
 The header-read timeout itself is aiohttp's ``keepalive_timeout`` (see
 [tutorial.chat.server.ChatServer][tutorial.chat.server.ChatServer]): a connection that has not
@@ -108,6 +109,7 @@ class HttpGuard:
         read_timeout: float = 10.0,
         socketio_path: str = "/socket.io/",
         close_session: Callable[[str], Awaitable[None]] | None = None,
+        loopback_means_local: bool = True,
     ) -> None:
         self.origins = frozenset(normalize_origin(o) for o in origins)
         self.any_origin = "*" in self.origins
@@ -117,6 +119,9 @@ class HttpGuard:
         self.read_timeout = read_timeout
         self.socketio_path = socketio_path
         self.close_session = close_session
+        # False when every request arrives through a local relay (the live wiretap):
+        # then a loopback peer says nothing about the client, and /stats needs the token.
+        self.loopback_means_local = loopback_means_local
         self.refused: dict[str, int] = {}
 
     # -- who is asking ---------------------------------------------------------------------
@@ -242,6 +247,8 @@ class HttpGuard:
                 given.removeprefix("Bearer ").strip().encode(), token.encode()
             ):
                 return True
+        if not self.loopback_means_local:
+            return False
         ip = _ip(request.remote)
         return ip is not None and ip.is_loopback and self.host_allowed(request)
 

@@ -302,9 +302,9 @@ def connect_redis(url: str) -> Any:
     from redis import asyncio as aioredis
 
     if url.startswith("redis+sentinel://") or url.startswith("valkey+sentinel://"):
-        from socketio.redis_manager import parse_redis_sentinel_url
+        from tutorial import compat
 
-        sentinels, service, options = parse_redis_sentinel_url(url)
+        sentinels, service, options = compat.parse_redis_sentinel_url(url)
         sentinel = aioredis.Sentinel(sentinels, **options)
-        return sentinel.master_for(service or "mymaster")
+        return sentinel.master_for(service or "socketio")  # as python-socketio defaults
     return aioredis.Redis.from_url(url)

@@ -41,6 +41,8 @@ from typing import Any
 
 from engineio import packet as eio_packet
 
+from tutorial import compat
+
 log = logging.getLogger("tutorial.chat.sendqueue")
 
 DEFAULT_MAX_SEND_QUEUE = 1024 * 1024
@@ -188,22 +190,19 @@ class SendQueuePolicy:
         (the writer then closes the WebSocket with code 1000), and the TCP connection is
         aborted after the grace period if the client reads nothing.
         """
-        sockets = getattr(self.eio, "sockets", None) or {}
-        socket = sockets.get(eio_sid)
+        socket = None if self.eio is None else compat.engineio_socket(self.eio, eio_sid)
         if socket is None:
             return
         transport = self.transport_of(socket)
-        if not socket.closed:
-            with contextlib.suppress(Exception):
-                await socket.close(wait=False, abort=False)
+        await compat.end_engineio_socket(socket, stop_writer=transport is not None)
         if transport is not None:
-            socket.queue.put_nowait(None)
             close_later(transport, self.close_grace)
 
     def _find_socket(self, queue: SendQueue) -> Any:
-        sockets = getattr(self.eio, "sockets", None) or {}
-        for socket in list(sockets.values()):
-            if getattr(socket, "queue", None) is queue:
+        if self.eio is None:
+            return None
+        for socket in compat.engineio_sessions(self.eio):
+            if compat.send_queue_of(socket) is queue:
                 queue.socket = socket
                 return socket
         return None

@@ -212,6 +212,7 @@ class ChatServer:
             max_body=config.max_http_buffer_size,
             read_timeout=config.read_timeout,
             close_session=self._close_eio_session,
+            loopback_means_local=not config.live_trace,
         )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -941,8 +942,12 @@ class ChatServer:
         room_id: str = payload["roomId"]
         if room_id not in session.rooms:
             raise PayloadError(ErrorCode.NOT_IN_ROOM, f"not in {room_id!r}")
-        await self.sio.emit(
-            event, {"roomId": room_id, "user": session.user}, room=room_id, skip_sid=session.sid
+        await broadcast(
+            self.sio,
+            event,
+            {"roomId": room_id, "user": session.user},
+            room_id,
+            skip_sid=session.sid,
         )
         return {"ok": True}
 
