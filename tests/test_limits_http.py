@@ -13,10 +13,13 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from rawclient import RawSocket
 
+from tests.conftest import make_config
+from tutorial import live
 from tutorial.chat.server import ChatServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -326,10 +329,15 @@ async def test_stats_refuses_a_dns_name_host_and_an_untrusted_forwarded_client(
     assert status == 200 and "rooms" in json.loads(body)
 
 
-async def test_behind_the_live_wiretap_stats_needs_the_token(custom_server: MakeServer) -> None:
+async def test_behind_the_live_wiretap_stats_needs_the_token(tmp_path: Path) -> None:
     # With --live-trace every request reaches the server through a wiretap on
     # 127.0.0.1: a loopback peer says nothing about who is asking.
-    srv = await custom_server(live_trace=True, stats_token="s3cret-token")
-    assert (await request(srv.port, "GET", "/stats"))[0] == 403
-    right = {"Authorization": "Bearer s3cret-token"}
-    assert (await request(srv.port, "GET", "/stats", right))[0] == 200
+    srv = ChatServer(make_config(tmp_path, stats_token="s3cret-token"))
+    live.attach(srv, enabled=True)  # as tutorial serve --live-trace does
+    await srv.start()
+    try:
+        assert (await request(srv.port, "GET", "/stats"))[0] == 403
+        right = {"Authorization": "Bearer s3cret-token"}
+        assert (await request(srv.port, "GET", "/stats", right))[0] == 200
+    finally:
+        await srv.stop()

@@ -212,7 +212,6 @@ class ChatServer:
             max_body=config.max_http_buffer_size,
             read_timeout=config.read_timeout,
             close_session=self._close_eio_session,
-            loopback_means_local=not config.live_trace,
         )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -294,6 +293,9 @@ class ChatServer:
         )
         await self._runner.setup()
         front = self.front
+        # Behind a front (the live wiretap) every request comes from 127.0.0.1: a loopback
+        # peer then says nothing about the client, and /stats needs the token.
+        self.guard.loopback_means_local = front is None
         # With a front, the app listens inside and the front on the public address.
         host, port = ("127.0.0.1", 0) if front else (self.config.host, self.config.port)
         await web.TCPSite(self._runner, host, port).start()
