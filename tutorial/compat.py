@@ -248,7 +248,6 @@ def parse_redis_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | Non
     return sentinels, service, options
 
 
-
 def start_client_manager(sio: Any) -> None:
     """Initialise the server's client manager now (a Redis manager subscribes).
 
