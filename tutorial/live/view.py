@@ -36,7 +36,7 @@ import socketio
 from tutorial import compat
 from tutorial.chat.server import ChatServer
 from tutorial.live.render import LAYERS, MAX_EVENTS, chat_label, latest, redact, render_svg
-from tutorial.live.trace import SERVER_LIFELINE, LiveTrace
+from tutorial.live.trace import KEEP_SESSIONS, SERVER_LIFELINE, LiveTrace
 from tutorial.protocol.spans import Span
 from tutorial.trace.spans import span_note
 from tutorial.trace.wiretap import Wiretap
@@ -46,6 +46,12 @@ log = logging.getLogger("tutorial.live")
 TRACE_NAMESPACE = "/trace"
 PUSH_INTERVAL = 0.3
 """At most one push per viewer in this many seconds; a burst becomes one push."""
+KEEP_CLOSED_CONNECTIONS = 16
+"""Closed TCP connections the live wiretap keeps a record of (open ones are all kept)."""
+KEEP_SIDS = 4 * KEEP_SESSIONS
+"""Sids the live wiretap remembers: an Engine.IO and a Socket.IO sid per session, for
+twice the sessions the live trace keeps. With both bounds (and the live trace's own)
+the live view's memory stays flat on a server that runs for months."""
 OFF_CODE = "live_trace_off"
 OFF_MESSAGE = "Live tracing is off. Start the server with: tutorial serve --live-trace"
 
@@ -115,6 +121,8 @@ class LiveView:
             server_lifeline=SERVER_LIFELINE,
             server_label="Server",
             per_request=True,
+            keep_closed=KEEP_CLOSED_CONNECTIONS,
+            keep_sids=KEEP_SIDS,
         )
         return await self.tap.start()
 
