@@ -75,16 +75,65 @@ def test_page_loads_without_console_errors(browser, site_url: str, path: str) ->
     page.close()
 
 
+# Words the chapter's own diagram carries (its graphviz title), not just any picture.
+CHAPTER_DIAGRAM = {
+    "01-handshake": "Seed diagram 1",
+    "02-architecture": "Seed diagram 2",
+    "03-event-flow": "Seed diagram 3",
+    "04-rooms": "Seed diagram 4",
+    "05-state-machine": "Client connection states",
+    "06-scaling": "Seed diagram 6",
+}
+
+# Every graphviz SVG in the article, inline or as an <img> data URI (how notebook output
+# reaches the page), with its rendered width and its text.
+DIAGRAMS_JS = """
+() => {
+  const out = [];
+  const seen = (svg, width) => {
+    if (!svg.includes('class="graph"')) return;  // graphviz's, not an icon
+    const text = [...svg.matchAll(/<text[^>]*>([^<]*)<\\/text>/g)].map(m => m[1]).join(" ");
+    out.push({ width, text });
+  };
+  for (const el of document.querySelectorAll("article svg")) {
+    seen(el.outerHTML, el.getBoundingClientRect().width);
+  }
+  for (const img of document.querySelectorAll("article img")) {
+    const src = img.getAttribute("src") || "";
+    const b64 = src.match(/^data:image\\/svg\\+xml;base64,(.*)$/);
+    const utf8 = src.match(/^data:image\\/svg\\+xml[^,]*,(.*)$/);
+    const svg = b64 ? atob(b64[1]) : utf8 ? decodeURIComponent(utf8[1]) : null;
+    if (svg && img.complete && img.naturalWidth > 0) {
+      seen(svg, img.getBoundingClientRect().width);
+    }
+  }
+  return out;
+}
+"""
+
+
+def diagram_texts(diagrams: list[dict[str, object]]) -> list[str]:
+    """The texts of the diagrams shown at a readable size (wider than 200 px)."""
+    return [str(d["text"]) for d in diagrams if float(str(d["width"])) > 200]
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS[1:])
-def test_chapter_page_shows_its_diagram_as_svg(browser, site_url: str, chapter: str) -> None:  # type: ignore[no-untyped-def]
+def test_chapter_page_shows_its_own_diagram(browser, site_url: str, chapter: str) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{site_url}chapters/{chapter}/", wait_until="load")
-    svgs = page.locator("article svg")
-    assert svgs.count() >= 1, f"{chapter}: no inline SVG"
+    texts = diagram_texts(page.evaluate(DIAGRAMS_JS))
+    assert any(CHAPTER_DIAGRAM[chapter] in t for t in texts), f"{chapter}: {texts}"
     OUT.mkdir(exist_ok=True)
-    svgs.first.scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / f"site-{chapter}.png"))
     page.close()
+
+
+def test_the_diagram_check_refuses_icons_and_other_chapters_diagrams() -> None:
+    icon = {"width": 24.0, "text": ""}
+    tiny = {"width": 24.0, "text": "Seed diagram 3: event flow"}
+    other = {"width": 800.0, "text": "Seed diagram 1: the Socket.IO handshake"}
+    assert diagram_texts([icon, tiny]) == []
+    assert not any(CHAPTER_DIAGRAM["03-event-flow"] in t for t in diagram_texts([other]))
 
 
 def test_home_page_screenshot(browser, site_url: str) -> None:  # type: ignore[no-untyped-def]
