@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from conftest import make_config
 from rawclient import RawSocket
 
-from tests.conftest import make_config
 from tutorial import live
 from tutorial.chat.server import ChatServer
 
@@ -333,7 +333,7 @@ async def test_behind_the_live_wiretap_stats_needs_the_token(tmp_path: Path) -> 
     # With --live-trace every request reaches the server through a wiretap on
     # 127.0.0.1: a loopback peer says nothing about who is asking.
     srv = ChatServer(make_config(tmp_path, stats_token="s3cret-token"))
-    live.attach(srv, enabled=True)  # as tutorial serve --live-trace does
+    assert live.attach(srv) is not None
     await srv.start()
     try:
         assert (await request(srv.port, "GET", "/stats"))[0] == 403

@@ -293,9 +293,6 @@ class ChatServer:
         )
         await self._runner.setup()
         front = self.front
-        # Behind a front (the live wiretap) every request comes from 127.0.0.1: a loopback
-        # peer then says nothing about the client, and /stats needs the token.
-        self.guard.loopback_means_local = front is None
         # With a front, the app listens inside and the front on the public address.
         host, port = ("127.0.0.1", 0) if front else (self.config.host, self.config.port)
         await web.TCPSite(self._runner, host, port).start()
