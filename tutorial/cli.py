@@ -59,6 +59,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         default="sqlite:///.data/chat.db",
         help="message store URL: sqlite:///PATH (default .data/chat.db) or postgresql://...",
     )
+    p.add_argument(
+        "--read-db",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a PostgreSQL hot standby of --db to read history from (repeatable)",
+    )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
         "--origin",
@@ -111,8 +118,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         "--redis",
         type=redis_url,
         default=None,
-        help="redis://HOST:PORT (or rediss://, redis+sentinel://) to share broadcasts; "
-        "serve refuses to start when it cannot reach it",
+        help="redis://HOST:PORT/0 (or rediss://, redis+sentinel://S1,S2,S3/0/NAME) to share "
+        "broadcasts; serve refuses to start when it cannot reach it",
     )
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
     p.add_argument(
@@ -127,6 +134,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         db_url=args.db,
+        db_read_urls=list(args.read_db),
         demo=args.demo,
         cors_allowed_origins=args.origin,
         redis_url=args.redis,
@@ -280,7 +288,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "bench",
-        "benchmark: Node socket.io vs python-socketio vs the teaching server, side by side",
+        "benchmark: Node socket.io vs python-socketio vs the teaching server, side by side; "
+        "history reads with 0 and 2 standbys",
         cluster_cli.bench_arguments,
         cluster_cli.run_bench,
         "The benchmark behind make bench: how many chat messages per second reach their "
@@ -289,7 +298,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "cluster",
-        "run diagram 6: nginx, N servers, Redis, a store",
+        "run diagram 6: nginx (TLS), N servers, Redis with Sentinels, a store "
+        "(PostgreSQL with standbys)",
         cluster_cli.cluster_arguments,
         cluster_cli.run_cluster,
         "Seed diagram 6 as real processes on 127.0.0.1, each on a free port.",
@@ -341,7 +351,7 @@ Besides Socket.IO on `/socket.io/`, the server answers:
 |---|---|
 | `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
 | `/healthz` | `{"ok": true, "name": NAME}` |
-| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token`; with `--live-trace` (every request then comes through the wiretap on `127.0.0.1`) only with the token |
+| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far; with `--read-db`, also `store: {reads: {replica-1: n, ..., primary: n}, stale, fallbacks}`. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token`; with `--live-trace` (every request then comes through the wiretap on `127.0.0.1`) only with the token |
 
 `--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
 name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),
@@ -380,14 +390,17 @@ stored as a salted scrypt hash.
 
 The JSON is described in [Trace format](trace-format.md). The views: `chat` (Socket.IO
 events and server steps), `packets` (HTTP, Engine.IO, Socket.IO), `frames` (TCP, HTTP,
-WebSocket frames). The `scaling` scenario starts redis-server, so it needs it installed
-(`make setup`).
+WebSocket frames). The `scaling` scenario starts redis-server; `architecture` and
+`cluster` start a whole cluster (nginx, servers, Redis, and for `cluster` PostgreSQL),
+so they need them installed (`make setup`).
 """,
     "cluster up": """
-nginx runs in front of N chat servers (`tutorial serve --demo --redis ... --db ...`),
-with redis-server and a shared store. It prints the entry URL and one line per part,
-then waits; `Ctrl-C` stops everything and deletes the temporary files. A step-by-step
-guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
+nginx terminates TLS in front of N chat servers (`tutorial serve --demo --redis ...
+--db ...`), with a Redis master, its replicas and three Sentinels, and a shared store
+(with `--postgres`: a primary and streaming standbys). It prints the entry URL, one line
+per part, the throwaway CA to trust and (with standbys) the promotion command, then
+waits; `Ctrl-C` stops everything and deletes the temporary files, keys included. A
+step-by-step guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
 long-polling (see [Why sticky sessions](../explanation/sticky-sessions.md)).
 """,
     "bench": """
@@ -396,13 +409,16 @@ every message is delivered to all C clients. The targets run under the same load
 by side, repetitions interleaved: Node socket.io 4 (npm `socket.io`, the fastest real
 alternative), a bare python-socketio broadcast server (the baseline), the teaching server
 alone (fast fan-out; python-socketio's own fan-out; tracing on), the teaching server
-behind nginx with Redis, and N teaching servers behind nginx. The load generator is the
+behind nginx (terminating TLS; the load generators trust the run's throwaway CA) with
+Redis, and N teaching servers behind nginx. The load generator is the
 official JavaScript client `socket.io-client` under Node (`--generator python` for
 python-socketio's, `both` for both), in separate processes that talk through the
 interface of `tutorial/cluster/benchwire.py`. Every row gives its throughput as a ratio
 to Node's and to bare python-socketio's, and the server's CPU time per delivery;
 `bench.json` also records the machine (cores, CPU model, load average before and
-after). See [What it costs](../explanation/performance.md).
+after). Then history reads per second from PostgreSQL, with 0 and with 2 streaming
+standbys side by side (each read a `join-room {since: 0}` answered with up to 50
+messages), and which server answered them. See [What it costs](../explanation/performance.md).
 """,
     "": """
 ## Mistakes and exit status

@@ -13,6 +13,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.jupyterlab.frontend import decode_data_uri
+from tests.jupyterlab.svg import smallest_font, viewbox_width
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"
@@ -75,7 +77,7 @@ def test_page_loads_without_console_errors(browser, site_url: str, path: str) ->
     page.close()
 
 
-# Words the chapter's own diagram carries (its graphviz title), not just any picture.
+# Words the chapter's own diagram carries (its graphviz title): not just any picture.
 CHAPTER_DIAGRAM = {
     "01-handshake": "Seed diagram 1",
     "02-architecture": "Seed diagram 2",
@@ -85,55 +87,75 @@ CHAPTER_DIAGRAM = {
     "06-scaling": "Seed diagram 6",
 }
 
-# Every graphviz SVG in the article, inline or as an <img> data URI (how notebook output
-# reaches the page), with its rendered width and its text.
-DIAGRAMS_JS = """
-() => {
-  const out = [];
-  const seen = (svg, width) => {
-    if (!svg.includes('class="graph"')) return;  // graphviz's, not an icon
-    const text = [...svg.matchAll(/<text[^>]*>([^<]*)<\\/text>/g)].map(m => m[1]).join(" ");
-    out.push({ width, text });
-  };
-  for (const el of document.querySelectorAll("article svg")) {
-    seen(el.outerHTML, el.getBoundingClientRect().width);
-  }
-  for (const img of document.querySelectorAll("article img")) {
-    const src = img.getAttribute("src") || "";
-    const b64 = src.match(/^data:image\\/svg\\+xml;base64,(.*)$/);
-    const utf8 = src.match(/^data:image\\/svg\\+xml[^,]*,(.*)$/);
-    const svg = b64 ? atob(b64[1]) : utf8 ? decodeURIComponent(utf8[1]) : null;
-    if (svg && img.complete && img.naturalWidth > 0) {
-      seen(svg, img.getBoundingClientRect().width);
-    }
-  }
-  return out;
-}
-"""
+#: The smallest text a diagram may show, in CSS px, as the page first draws it.
+MIN_TEXT_PX = 10.0
+
+DIAGRAMS_JS = """() => [...document.querySelectorAll('article .tutorial-diagram')].map(box => {
+    const img = box.querySelector('.tdg-box img');
+    const scroller = box.querySelector('.tdg-box');
+    const article = box.closest('article').getBoundingClientRect();
+    return {
+        src: img.getAttribute('src'),
+        width: img.getBoundingClientRect().width,
+        right: img.getBoundingClientRect().right,
+        boxRight: scroller.getBoundingClientRect().right,
+        boxWidth: scroller.clientWidth,
+        overflowX: getComputedStyle(scroller).overflowX,
+        articleRight: article.right,
+    };
+})"""
 
 
-def diagram_texts(diagrams: list[dict[str, object]]) -> list[str]:
-    """The texts of the diagrams shown at a readable size (wider than 200 px)."""
-    return [str(d["text"]) for d in diagrams if float(str(d["width"])) > 200]
+def _text_px(svg: str, rendered_width: float) -> float:
+    return smallest_font(svg) * rendered_width / viewbox_width(svg)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS[1:])
-def test_chapter_page_shows_its_own_diagram(browser, site_url: str, chapter: str) -> None:  # type: ignore[no-untyped-def]
+def test_chapter_page_diagrams_are_legible(browser, site_url: str, chapter: str) -> None:  # type: ignore[no-untyped-def]
+    """Every diagram on a chapter page is drawn at a size whose smallest text is at
+    least 10 px; one wider than the page scrolls sideways in its box (never shrunk),
+    and the box's *fit* button shows all of it."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{site_url}chapters/{chapter}/", wait_until="load")
-    texts = diagram_texts(page.evaluate(DIAGRAMS_JS))
-    assert any(CHAPTER_DIAGRAM[chapter] in t for t in texts), f"{chapter}: {texts}"
+    diagrams = page.evaluate(DIAGRAMS_JS)
+    assert diagrams, f"{chapter}: no diagram"
+    titles = [decode_data_uri(d["src"]) for d in diagrams]
+    assert any(CHAPTER_DIAGRAM[chapter] in svg for svg in titles), f"{chapter}: not its diagram"
+    assert page.locator("article .tutorial-widget-note").count() >= 1, "widget picture"
+    for i, d in enumerate(diagrams):
+        svg = decode_data_uri(d["src"])
+        px = _text_px(svg, d["width"])
+        assert px >= MIN_TEXT_PX, f"{chapter} diagram {i}: text drawn at {px:.1f} px"
+        assert d["boxRight"] <= d["articleRight"] + 1, f"{chapter} diagram {i}: box too wide"
+        if d["right"] > d["boxRight"] + 1:
+            assert d["overflowX"] in ("auto", "scroll"), f"{chapter} diagram {i} is cut off"
+    widest = max(range(len(diagrams)), key=lambda i: diagrams[i]["width"])
+    box = page.locator("article .tutorial-diagram").nth(widest)
+    box.scroll_into_view_if_needed()
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / f"site-{chapter}.png"))
+    box.locator(".tdg-zoom-fit").click()
+    fitted = box.locator(".tdg-box img").bounding_box()
+    assert fitted is not None
+    assert fitted["width"] <= diagrams[widest]["boxWidth"] + 1
+    page.screenshot(path=str(OUT / f"site-{chapter}-fit.png"))
     page.close()
 
 
-def test_the_diagram_check_refuses_icons_and_other_chapters_diagrams() -> None:
-    icon = {"width": 24.0, "text": ""}
-    tiny = {"width": 24.0, "text": "Seed diagram 3: event flow"}
-    other = {"width": 800.0, "text": "Seed diagram 1: the Socket.IO handshake"}
-    assert diagram_texts([icon, tiny]) == []
-    assert not any(CHAPTER_DIAGRAM["03-event-flow"] in t for t in diagram_texts([other]))
+def test_gallery_diagrams_keep_their_natural_size(browser, site_url: str) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}gallery/", wait_until="load")
+    figures = page.locator("article figure img")
+    assert figures.count() == 6
+    for i in range(figures.count()):
+        img = figures.nth(i)
+        src = img.get_attribute("src") or ""
+        svg = (SITE / "gallery" / src).resolve().read_text()
+        width = img.evaluate("e => e.getBoundingClientRect().width")
+        assert _text_px(svg, width) >= MIN_TEXT_PX, f"gallery image {src}"
+        link = img.locator("xpath=..")
+        assert (link.get_attribute("href") or "").endswith(".svg"), "click opens it alone"
+    page.close()
 
 
 def test_home_page_screenshot(browser, site_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,19 +8,26 @@ The config carries what PITFALLS.md lists for Socket.IO behind nginx:
 * sticky sessions with ``hash $remote_addr consistent`` (``sticky=False``: round-robin,
   which breaks HTTP long-polling);
 * ``max_fails=1 fail_timeout=...`` and ``proxy_next_upstream error timeout``: a dead
-  server is skipped at once, so its clients reconnect to a survivor.
+  server is skipped at once, so its clients reconnect to a survivor;
+* TLS termination (``tls=TlsFiles``, see [tutorial.cluster.tls][]): nginx speaks
+  TLS to the clients (``https://``, ``wss://``) and plain HTTP to the servers, and tells
+  them so in ``X-Forwarded-Proto``;
+* ``stub_status`` on a second, private port: the balancer's own connection counts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from tutorial.cluster.procs import free_port, port_open, stop_process, tail, wait_until
+from tutorial.cluster.tls import ThrowawayCA, TlsFiles
 from tutorial.components import find
 
 TEMPLATE = """\
@@ -51,8 +58,8 @@ http {{
     }}
 
     server {{
-        listen {host}:{port};
-
+        listen {host}:{port}{ssl};
+{tls}
         location / {{
             proxy_pass http://chat;
             proxy_http_version 1.1;
@@ -61,6 +68,7 @@ http {{
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_buffering off;
             proxy_connect_timeout 2s;
             proxy_read_timeout 75s;
@@ -70,7 +78,21 @@ http {{
             add_header X-Upstream $upstream_addr always;
         }}
     }}
+
+    server {{
+        listen {host}:{status_port};
+        location = /status {{
+            stub_status;
+        }}
+    }}
 }}
+"""
+
+TLS_LINES = """\
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:tutorial_tls:1m;
 """
 
 
@@ -82,8 +104,11 @@ def render_config(
     host: str = "127.0.0.1",
     fail_timeout: float = 10.0,
     access_log: bool = False,
+    tls: TlsFiles | None = None,
+    status_port: int = 0,
 ) -> str:
-    """The nginx.conf text for a load balancer on ``host:port`` in front of ``upstreams``."""
+    """The nginx.conf text for a load balancer on ``host:port`` in front of ``upstreams``
+    (TLS on that port when ``tls`` is given; ``stub_status`` on ``status_port``)."""
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout={fail_timeout:g}s;"
         for p in upstreams
@@ -98,11 +123,32 @@ def render_config(
         servers=servers,
         host=host,
         port=port,
+        ssl=" ssl" if tls else "",
+        tls=TLS_LINES.format(cert=tls.cert, key=tls.key) if tls else "",
+        status_port=status_port or free_port(host),
     )
 
 
+# Loopback only: never through an HTTP proxy that the environment may name.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def parse_stub_status(text: str) -> dict[str, int]:
+    """``Active connections: 3 / server accepts handled requests / 7 7 12 / Reading: ...``"""
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    if len(numbers) < 4:
+        raise ValueError(f"not a stub_status page: {text[:80]!r}")
+    active, accepted, handled, requests = numbers[:4]
+    return {"active": active, "accepted": accepted, "handled": handled, "requests": requests}
+
+
 class NginxProcess:
-    """``nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'`` as a child process."""
+    """``nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'`` as a child process.
+
+    With ``ca`` (a [ThrowawayCA][tutorial.cluster.tls.ThrowawayCA]) it terminates TLS: the
+    certificate and key are written into nginx's own temporary directory at start and
+    deleted with it at stop.
+    """
 
     def __init__(
         self,
@@ -111,19 +157,31 @@ class NginxProcess:
         port: int | None = None,
         binary: str | None = None,
         fail_timeout: float = 10.0,
+        ca: ThrowawayCA | None = None,
     ) -> None:
         self.upstreams = list(upstreams)
         self.sticky = sticky
         self.host = "127.0.0.1"
         self.port = port or 0
+        self.status_port = 0
         self.fail_timeout = fail_timeout
+        self.ca = ca
         self.binary = binary or str(find("nginx") or "nginx")
         self.proc: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
 
     @property
+    def tls(self) -> bool:
+        return self.ca is not None
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def status_url(self) -> str:
+        """nginx's ``stub_status`` page (plain HTTP, a port of its own)."""
+        return f"http://{self.host}:{self.status_port}/status"
 
     @property
     def pid(self) -> int | None:
@@ -145,9 +203,19 @@ class NginxProcess:
         (self.dir / "logs").mkdir()  # nginx opens logs/error.log before reading the config
         if not self.port:
             self.port = free_port(self.host)
+        if not self.status_port:
+            self.status_port = free_port(self.host)
+        files = self.ca.write(self.dir / "tls") if self.ca is not None else None
         self.config_path.write_text(
             render_config(
-                self.dir, self.port, self.upstreams, self.sticky, self.host, self.fail_timeout
+                self.dir,
+                self.port,
+                self.upstreams,
+                self.sticky,
+                self.host,
+                self.fail_timeout,
+                tls=files,
+                status_port=self.status_port,
             )
         )
         cmd = [self.binary, "-p", str(self.dir), "-c", str(self.config_path), "-g", "daemon off;"]
@@ -166,7 +234,7 @@ class NginxProcess:
                 raise RuntimeError(
                     f"nginx exited:\n{tail(self.dir / 'stderr.log')}{tail(self.error_log)}"
                 )
-            return port_open(self.host, self.port)
+            return port_open(self.host, self.port) and port_open(self.host, self.status_port)
 
         try:
             wait_until(ready, timeout, "nginx")
@@ -174,6 +242,12 @@ class NginxProcess:
             self.stop()
             raise
         return self.url
+
+    def status(self) -> dict[str, int]:
+        """nginx's own counters (``stub_status``): ``active`` connections now, and
+        ``accepted``, ``handled`` and ``requests`` since start."""
+        with _OPENER.open(self.status_url, timeout=2) as response:
+            return parse_stub_status(response.read().decode("ascii", "replace"))
 
     def stop(self) -> None:
         stop_process(self.proc)

@@ -15,8 +15,13 @@ as they arrive. After copying a chunk it hands a copy to the subclass:
 4. [ended][tutorial.trace.proxy.LoopbackProxy.ended]: one direction reached its end.
 5. [closed][tutorial.trace.proxy.LoopbackProxy.closed]: both sides are closed.
 
-A subclass may also hold one direction back ([gate][tutorial.trace.proxy.LoopbackProxy.gate],
-fault injection) and say how long a connection may outlive the first side to finish
+A subclass may also choose the source address of the upstream connection
+([source][tutorial.trace.proxy.LoopbackProxy.source]: a tap in front of a balancer
+that hashes on the client's address connects from that address), hold one direction
+back ([gate][tutorial.trace.proxy.LoopbackProxy.gate], fault injection), hold a new
+connection before it reaches the upstream
+([connecting][tutorial.trace.proxy.LoopbackProxy.connecting]), and say how long a
+connection may outlive the first side to finish
 ([linger][tutorial.trace.proxy.LoopbackProxy.linger]). Recording must never break the
 relay: exceptions raised by the hooks are the subclass's to catch.
 [stop][tutorial.trace.proxy.LoopbackProxy.stop] closes the listener and every connection
@@ -106,6 +111,10 @@ class LoopbackProxy(Generic[R]):
         """A client connected: the record of connection ``number`` (1, 2, ...)."""
         raise NotImplementedError
 
+    def source(self, conn: R, peer_host: str) -> tuple[str, int] | None:
+        """The local address to open the upstream connection from (None: any)."""
+        return None
+
     def refused(self, conn: R, exc: OSError) -> None:
         """The upstream could not be reached."""
 
@@ -120,6 +129,10 @@ class LoopbackProxy(Generic[R]):
 
     def gate(self, conn: R, direction: Direction) -> Awaitable[None] | None:
         """Something to wait for before relaying the next chunk (None: go on)."""
+        return None
+
+    def connecting(self, conn: R) -> Awaitable[None] | None:
+        """Something to wait for before connecting to the upstream (None: go on)."""
         return None
 
     def linger(self, conn: R) -> float | None:
@@ -148,8 +161,13 @@ class LoopbackProxy(Generic[R]):
         self.connections.append(conn)
         up_writer: asyncio.StreamWriter | None = None
         try:
+            wait = self.connecting(conn)
+            if wait is not None:
+                await wait
             try:
-                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+                up_reader, up_writer = await asyncio.open_connection(
+                    *self.upstream, local_addr=self.source(conn, str(peer[0]))
+                )
             except OSError as exc:
                 self.refused(conn, exc)
                 return

@@ -21,7 +21,9 @@ recording is caught (and counted in ``failures``).
 
 Which lifeline is which client is learned from the wire ([tutorial.trace.naming][]):
 name the next connection right before the client connects, and connect clients one at
-a time. Events of a connection are held back until its lifeline is known (at its first
+a time (a tap behind a load balancer may instead name each new session from its first
+request, ``name_request``: by the ``X-Real-IP`` header the balancer adds). Events of a
+connection are held back until its lifeline is known (at its first
 complete HTTP request); they keep the time at which their bytes were read.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tutorial.protocol.http import HttpRequest
@@ -66,6 +68,10 @@ async def _released(conn: TappedConnection) -> None:
     await conn.release.wait()
 
 
+async def _opened(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
 class Wiretap(LoopbackProxy[TappedConnection]):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of ``upstream``.
 
@@ -87,17 +93,22 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         per_request: bool = False,
         keep_closed: int | None = None,
         keep_sids: int | None = None,
+        name_request: Callable[[HttpRequest], str | None] | None = None,
     ) -> None:
         super().__init__(upstream, host, port, keep_closed=keep_closed)
         self.trace = trace
         self.server_lifeline = server_lifeline
         self.server_label = server_label
-        self.names = Lifelines(default_name, per_request=per_request, keep_sids=keep_sids)
+        self.names = Lifelines(
+            default_name, per_request=per_request, name_request=name_request, keep_sids=keep_sids
+        )
         self.failures: list[str] = []
         """Exceptions caught while recording (the relayed bytes were not affected; the
         last ``MAX_FAILURES``)."""
         self.recording = True
         """False: keep relaying, record nothing (e.g. while a scenario tears down)."""
+        self._upstream_open = asyncio.Event()
+        self._upstream_open.set()
 
     @property
     def url(self) -> str:
@@ -142,6 +153,20 @@ class Wiretap(LoopbackProxy[TappedConnection]):
             conn.held = False
             conn.release.set()
 
+    def hold_new_connections(self) -> None:
+        """Accept new connections but connect them to the server only at
+        [release_new_connections][tutorial.trace.wiretap.Wiretap.release_new_connections].
+
+        The state-machine chapter restarts its server while the client retries: held,
+        the client's next attempt waits for the server instead of racing its restart,
+        so a run shows one refused attempt however busy the machine is.
+        """
+        self._upstream_open.clear()
+
+    def release_new_connections(self) -> None:
+        """Connect the held connections to the server, and new ones at once again."""
+        self._upstream_open.set()
+
     # -- counters ----------------------------------------------------------------------
 
     def bytes_by_lifeline(self) -> dict[str, tuple[int, int]]:
@@ -162,6 +187,9 @@ class Wiretap(LoopbackProxy[TappedConnection]):
 
     def refused(self, conn: TappedConnection, exc: OSError) -> None:
         self._observe_tcp(conn, S2C, f"TCP refused: {exc.strerror or exc}", error=True)
+
+    def connecting(self, conn: TappedConnection) -> Awaitable[None] | None:
+        return None if self._upstream_open.is_set() else _opened(self._upstream_open)
 
     def gate(self, conn: TappedConnection, direction: Direction) -> Awaitable[None] | None:
         if direction is S2C and conn.held:
@@ -253,15 +281,17 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         if conn.lifeline is None:
             conn.pending.append((t, direction, event))
             if request is not None:
-                self._resolve(conn, request.query.get("sid"))
+                self._resolve(conn, request.query.get("sid"), request)
             elif isinstance(event, WireEvent):
                 self._resolve(conn, None)
             return
         self._record(conn, t, direction, event)
 
-    def _resolve(self, conn: TappedConnection, sid: str | None) -> None:
+    def _resolve(
+        self, conn: TappedConnection, sid: str | None, request: HttpRequest | None = None
+    ) -> None:
         """Give the connection its lifeline, then record what waited for it."""
-        name, label = self.names.new_session(sid)
+        name, label = self.names.new_session(sid, request)
         conn.lifeline = name
         self.trace.add_lifeline(self.server_lifeline, self.server_label, "server")
         self.trace.add_lifeline(name, label or name, "client")
