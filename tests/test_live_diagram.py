@@ -422,6 +422,19 @@ def test_chat_labels_and_redaction() -> None:
     )
 
 
+async def test_the_live_wiretap_remembers_a_bounded_number_of_connections_and_sids(
+    live_server: live.LiveView,
+) -> None:
+    # The bounds themselves are tested on a tap in tests/test_wiretap.py; here: the live
+    # view, which runs as long as the server, sets them.
+    from tutorial.live.view import KEEP_CLOSED_CONNECTIONS, KEEP_SIDS
+
+    tap = live_server.tap
+    assert tap is not None
+    assert tap.keep_closed == KEEP_CLOSED_CONNECTIONS and tap.names.keep_sids == KEEP_SIDS
+    assert live_server.trace is not None and live_server.trace.keep_sessions * 4 == KEEP_SIDS
+
+
 # -- click-to-inspect: the ``inspect`` documents ----------------------------------------
 
 

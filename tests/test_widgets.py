@@ -110,7 +110,7 @@ async def test_failures_from_another_thread_keep_their_traceback() -> None:
 
     async def work() -> None:
         try:
-            await asyncio.wait_for(asyncio.sleep(1), 0.01)
+            await asyncio.wait_for(asyncio.sleep(1), 0.01)  # sleep-ok: outlasts its timeout
         finally:
             main.call_soon(failed.set)
 

@@ -52,7 +52,7 @@ from tutorial.live.render import (
     redact,
     render_svg,
 )
-from tutorial.live.trace import SERVER_LIFELINE, LiveTrace
+from tutorial.live.trace import KEEP_SESSIONS, SERVER_LIFELINE, LiveTrace
 from tutorial.protocol.spans import Span
 from tutorial.render import stepper
 from tutorial.trace.model import TraceEvent
@@ -69,6 +69,12 @@ ASSETS = {"inspector.js": "text/javascript", "inspector.css": "text/css"}
 """The trace inspector's files, served under ``ASSET_PATH`` while live tracing is on."""
 KEEP_DRAWN = 4
 """What each viewer keeps of its last pushes, for ``inspect``: a list of references."""
+KEEP_CLOSED_CONNECTIONS = 16
+"""Closed TCP connections the live wiretap keeps a record of (open ones are all kept)."""
+KEEP_SIDS = 4 * KEEP_SESSIONS
+"""Sids the live wiretap remembers: an Engine.IO and a Socket.IO sid per session, for
+twice the sessions the live trace keeps. With both bounds (and the live trace's own)
+the live view's memory stays flat on a server that runs for months."""
 OFF_CODE = "live_trace_off"
 OFF_MESSAGE = "Live tracing is off. Start the server with: tutorial serve --live-trace"
 
@@ -164,6 +170,8 @@ class LiveView:
             server_lifeline=SERVER_LIFELINE,
             server_label="Server",
             per_request=True,
+            keep_closed=KEEP_CLOSED_CONNECTIONS,
+            keep_sids=KEEP_SIDS,
         )
         return await self.tap.start()
 
