@@ -330,7 +330,7 @@ def asset(name: str) -> str:
     return resources.files("tutorial.render").joinpath("static", name).read_text("utf-8")
 
 
-def static_html(doc: dict[str, Any], *, height: int | None = None) -> str:
+def static_html(doc: dict[str, Any], *, height: int | None = None, view: str | None = None) -> str:
     """A page fragment: the document embedded as JSON, for the script to mount.
 
     Without the script the fragment still shows the first view's diagram.
@@ -338,6 +338,8 @@ def static_html(doc: dict[str, Any], *, height: int | None = None) -> str:
     data = to_json(doc).replace("</", "<\\/")
     first = doc["views"][0]["svg"] if doc["views"] else ""
     style = f' data-height="{height}"' if height else ""
+    if view and any(v["name"] == view for v in doc["views"]):
+        style += f' data-view="{view}"'  # the view to open with (a known name, no escaping)
     return (
         f'<div class="trace-inspector"{style}>'
         f'<script type="application/json" class="trace-inspector-data">{data}</script>'

@@ -476,7 +476,10 @@
     Array.prototype.forEach.call(found, function (el) {
       var height = parseInt(el.getAttribute("data-height") || "0", 10) || undefined;
       var embedded = readDoc(el);
-      if (embedded) { mount(el, embedded, { height: height }); return; }
+      if (embedded) {
+        mount(el, embedded, { height: height, view: el.getAttribute("data-view") || undefined });
+        return;
+      }
       var src = el.getAttribute("data-src");
       if (!src) return;
       var load = function () {
