@@ -218,6 +218,9 @@ class Stage(Harness):
         self._own_server = server is None
         self._remove_span_hook: Callable[[], None] | None = None
         self.clients: list[ChatClient] = []
+        self.closings: list[tuple[int, int, str]] = []
+        """The trace windows ``(start, end, lifeline)`` of
+        [close_clients][tutorial.scenarios.base.Stage.close_clients]: one per client."""
 
     @property
     def server_port(self) -> int:
@@ -308,6 +311,36 @@ class Stage(Harness):
                 await other.wait_until(functools.partial(_has_seq, other, room, ack["seq"]))
         return ack
 
+    async def close_clients(self, timeout: float = 10.0) -> None:
+        """Close every client, one at a time, while the tap still records, so that the
+        trace holds each connection's whole life: the client's goodbye (Socket.IO
+        DISCONNECT, Engine.IO CLOSE), the WebSocket closing handshake, both TCP FINs,
+        and the ``user-left`` every member still connected is sent.
+
+        Each close waits, on the wire, for those ``user-left`` and for every connection
+        of the client to be closed on both sides (no pause): the next client leaves only
+        then, and each close is one window of the trace (``closings``), which a
+        deterministic result puts in a canonical order
+        ([leaving_order][tutorial.scenarios.base.leaving_order]).
+        """
+        assert self.tap is not None
+        for i, client in enumerate(self.clients):
+            start = self.mark()
+            told = [
+                (other.name, room)
+                for other in self.clients[i + 1 :]
+                if other.state.value == "CONNECTED" and client.user is not None
+                for room, members in sorted(other.members.items())
+                if client.user in members
+            ]
+            await client.close()
+            for name, room in told:
+                await self.trace.wait_for(
+                    functools.partial(_is_user_left, name, room, client.user), timeout
+                )
+            await self.tap.wait_closed(self.tap.connections_of(client.name), timeout)
+            self.closings.append((start, self.mark(), client.name))
+
     def mark(self) -> int:
         """The index the next event will have (to mark a story window)."""
         return len(self.trace)
@@ -324,6 +357,7 @@ class Stage(Harness):
         trace = trace if trace is not None else Trace(self.trace.lifelines, self.trace.events)
         figures = dict(figures or {})
         if self.deterministic:
+            trace = leaving_order(trace, self.closings)
             normaliser = StableNormaliser()
             trace = stable_trace(trace, "server", normaliser)
             figures = {k: normaliser.value(v, k) for k, v in figures.items()}
@@ -335,6 +369,42 @@ class Stage(Harness):
             seconds=self.seconds(),
             **kw,
         )
+
+
+def _is_user_left(target: str, room: str, user: str | None, event: TraceEvent) -> bool:
+    """The server's ``user-left {roomId: room, user}`` on its way to ``target``."""
+    if event.target != target or not sio_event(event, Event.USER_LEFT):
+        return False
+    args = event.fields.get("args")
+    payload = args[0] if isinstance(args, list | tuple) and args else None
+    return isinstance(payload, dict) and payload == {"roomId": room, "user": user}
+
+
+def leaving_order(
+    trace: Trace, windows: Iterable[tuple[int, int, str]], server: str = "server"
+) -> Trace:
+    """Each client's leaving (a window ``(start, end, lifeline)`` of
+    [close_clients][tutorial.scenarios.base.Stage.close_clients]) in a canonical order:
+    the leaving client's own connection first, then the server's notes, then what the
+    others were sent, column by column.
+
+    Which of those streams the tap read first is the scheduler's choice; each stream
+    keeps its own recorded order (a stable sort), so no event moves within its stream.
+    """
+    column = {lf.id: i for i, lf in enumerate(trace.lifelines)}
+    events = list(trace.events)
+    for start, end, lifeline in windows:
+
+        def key(e: TraceEvent, lifeline: str = lifeline) -> int:
+            if lifeline in (e.source, e.target):
+                return 0
+            if e.is_self:
+                return 1
+            other = e.target if e.source == server else e.source
+            return 2 + column.get(other, 0)
+
+        events[start:end] = sorted(events[start:end], key=key)
+    return Trace(trace.lifelines, events)
 
 
 def _is_member(client: ChatClient, room: str, user: str | None) -> bool:
