@@ -467,6 +467,7 @@ __all__ = [
     "Harness",
     "ScenarioResult",
     "Stage",
+    "leaving_order",
     "mark_story",
     "not_a_carrier",
     "sequence_view",
