@@ -32,6 +32,8 @@ RUNS: list[tuple[str, dict[str, Any]]] = [
     ("event-flow", {}),
     ("rooms", {}),
     ("state-machine", {}),
+    ("state-machine", {"fault": "down"}),
+    ("state-machine", {"fault": "bad_password"}),
     ("state-machine", {"fault": "timeout"}),
     ("state-machine", {"fault": "rate_limit"}),
     ("scaling", {}),
@@ -72,6 +74,16 @@ async def test_the_trace_holds_every_captured_frame_once_in_order(
             assert frames[-1][0].value == 8, f"{client} sent no close frame"
     closes = [e for e in result.trace.events if e.layer is Layer.WS and "code" in e.fields]
     assert closes, "no close frame on the trace"
+    # Every TCP connection the trace opened, it also saw end (a FIN, or a refusal).
+    clients = clients_of(result)
+    tcp: dict[tuple[str, int], list[str]] = {}
+    for e in result.trace.events:
+        if e.layer is Layer.TCP:
+            server = e.target if e.source in clients else e.source
+            tcp.setdefault((server, e.fields["connection"]), []).append(e.label)
+    ended = ("TCP close", "TCP refused")
+    unfinished = [k for k, labels in tcp.items() if not any(x.startswith(ended) for x in labels)]
+    assert tcp and unfinished == []
 
 
 async def test_the_closing_handshake_and_user_left_are_on_the_trace() -> None:
