@@ -6,6 +6,7 @@ tells the story of one seed diagram, and stops everything, even on error:
     async with Stage("event-flow", deterministic=True) as stage:
         alice = await stage.client("alice")
         ...
+        await stage.close_clients()   # the rest of each connection's life, traced
         return stage.result(figures={...})
 
 [Stage][tutorial.scenarios.base.Stage] starts a teaching server on port 0 with a temporary SQLite
@@ -13,7 +14,10 @@ file (or
 uses the server it is given), a [Wiretap][tutorial.trace.wiretap.Wiretap] in front of
 it, and a [ServerSpans][tutorial.trace.spans.ServerSpans] hook, all recording into one
 [Trace][tutorial.trace.model.Trace]. Clients connect through the tap, one at a time,
-each on its own named lifeline.
+each on its own named lifeline, and leave the same way inside the traced window
+([close_clients][tutorial.scenarios.base.Stage.close_clients]), so that a trace holds
+each connection's whole life: from its TCP connect to its closing handshake, its FINs
+and the ``user-left`` the others are sent.
 
 **Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
 byte: the teaching client sends RFC 6455's sample key
@@ -187,7 +191,8 @@ class Harness:
         raise NotImplementedError
 
     def _quiet(self) -> None:
-        """Stop recording (closing clients must not draw)."""
+        """Stop recording: whatever ``close`` still finds open (after an error, or a
+        client a scenario did not close itself) closes off the record."""
 
     async def _stop(self) -> None:
         raise NotImplementedError
