@@ -238,3 +238,25 @@ def test_a_recovery_over_the_bound_or_none_at_all_fails() -> None:
     with pytest.raises(DeliveryError) as caught:
         check_recovery(ledger, ["alice", "bob"], wire.trace.elapsed(), bound=5.0)
     assert "not recovered: alice got no new session" in caught.value.problems[0]
+
+
+def test_one_servers_messages_overtaking_each_other_on_the_wire_are_reordered() -> None:
+    wire = Wire()
+    wire.send("alice", 1, "alice-1", 1)
+    wire.send("alice", 2, "alice-2", 2)
+    for c in CLIENTS:  # server-1's two broadcasts reach bob the other way round
+        for seq in (1, 2) if c == "alice" else (2, 1):
+            wire.deliver(c, seq, f"alice-{seq}")
+    found = problems(wire, stored((1, "alice-1"), (2, "alice-2")))
+    assert found == ["reordered: bob got seq 1 of server-1's live after seq 2"]
+
+
+def test_messages_of_two_servers_may_cross_on_the_way() -> None:
+    wire = Wire()
+    wire.send("alice", 1, "alice-1", 1)  # acked by server-1
+    wire.send("bob", 1, "bob-1", 2)  # acked by server-2
+    wire.deliver("bob", 2, "bob-1")  # bob's own, local: first
+    wire.deliver("bob", 1, "alice-1")  # alice's, through Redis: after it
+    for seq in (1, 2):
+        wire.deliver("alice", seq, ("alice-1", "bob-1")[seq - 1])
+    check(wire, stored((1, "alice-1"), (2, "bob-1")))

@@ -24,8 +24,11 @@ the store and (optionally) what each client's application saw, and raises
   live (``new-message``) twice (a replay of a seq in a ``room-joined`` history is a
   retransmission, which is allowed: the client drops it);
 * **nothing is reordered**: seqs run 1..N without a gap; a sender's messages got
-  increasing seqs in the order it sent them; every client delivered exactly the
-  seqs it received, once each, in increasing order.
+  increasing seqs in the order it sent them; the messages one server acknowledged
+  reached each client live in increasing seq order (a server broadcasts a room's
+  messages in seq order, and Redis keeps one publisher's order: only messages from
+  *different* servers may overtake each other on the way); every client delivered
+  exactly the seqs it received, once each, in increasing order.
 
 [check_recovery][tutorial.cluster.ledger.check_recovery] holds the reconnections
 against a bound: **every client cut off by a fault had a new session within
@@ -251,6 +254,17 @@ def check_delivery(
         twice = sorted({s for s in live if live.count(s) > 1})
         if twice:
             problems.append(f"duplicated: seqs {twice[:10]} reached {client} live twice")
+        highest: dict[str, int] = {}  # origin server -> highest seq it sent live so far
+        for c in copies:
+            origin = ledger.acked_by.get(c.client_msg_id)
+            if not c.live or origin is None:
+                continue
+            if c.seq < highest.get(origin, 0):
+                problems.append(
+                    f"reordered: {client} got seq {c.seq} of {origin}'s live after seq "
+                    f"{highest[origin]}"
+                )
+            highest[origin] = max(highest.get(origin, 0), c.seq)
         for c in copies:
             seen_as.setdefault(c.client_msg_id, set()).add(c.seq)
             if by_seq.get(c.seq, c.client_msg_id) != c.client_msg_id:
