@@ -232,6 +232,23 @@ def test_the_drill_checker_fails_on_a_lost_a_doubled_and_a_swapped_message(
     found = problems(swapped)
     assert any(p.startswith("reordered: alice's messages") for p in found), found
 
+    # Swapped on the way: two of one server's broadcasts reached bob the other way round.
+    acked_by = read_ledger(events, room, [c.name for c in clients]).acked_by
+
+    def origin(k: int) -> str | None:
+        return acked_by.get(events[k].fields["args"][0]["clientMsgId"])
+
+    j = next(
+        k for k in range(i + 1, len(events)) if _live("bob")(events[k]) and origin(k) == origin(i)
+    )
+    overtaken = list(events)
+    overtaken[i], overtaken[j] = (
+        replace(events[j], t=events[i].t),
+        replace(events[i], t=events[j].t),
+    )
+    found = problems(overtaken)
+    assert any(p.startswith("reordered: bob got seq") for p in found), found
+
 
 def _ack_of(events: list[TraceEvent], send: int) -> int:
     """The index of the ACK that answers the send at ``send``."""
