@@ -93,6 +93,7 @@ async def run(
         outcome["final_state"] = str(client.state)
         outcome["login_required"] = client.login_required
         figures = _figures(client, deterministic) | outcome
+        await stage.close_clients()  # the last connection's closing handshake, traced
         title = f"Seed diagram 5: connection states, fault = {fault}"
         return stage.result(
             figures=figures,
