@@ -120,6 +120,11 @@ async def test_state_machine_takes_the_expected_transitions(fault: str) -> None:
         assert result.figures["received"] == [f"message {i}" for i in range(1, 7)]
     if fault == "timeout":
         assert result.figures["connection_lost"]["detection"] == "Network Timeout"
+        # The heartbeat the client was told is the one the server keeps (python-engineio
+        # truncates a sub-second pingInterval to 0 ms, and the client then races the
+        # first ping).
+        opened = [e.fields for e in result.trace.events if "pingInterval" in e.fields]
+        assert opened and all(f["pingInterval"] == 1000 for f in opened)
     assert result.seconds < 10
     assert "digraph" in result.diagram().source
 

@@ -82,6 +82,38 @@ async def test_a_refused_upstream_is_recorded_not_raised() -> None:
     assert any(e.label.startswith("TCP refused") and e.kind == "error" for e in trace.events)
 
 
+async def test_a_held_connection_reaches_an_upstream_that_starts_meanwhile() -> None:
+    """hold_new_connections: a client that connects while the server is down waits at
+    the tap and reaches the server once it is back (unheld, it would be refused)."""
+
+    async def echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(65536))
+        await writer.drain()
+        writer.close()
+
+    trace = Trace()
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    async with Wiretap(trace, ("127.0.0.1", port)) as tap:
+        tap.hold_new_connections()
+        arrived = asyncio.Event()
+        hold = tap.connecting
+        tap.connecting = lambda conn: (arrived.set(), hold(conn))[1]  # type: ignore[method-assign]
+        reader, writer = await asyncio.open_connection("127.0.0.1", tap.port)
+        writer.write(b"are you back?")
+        await asyncio.wait_for(arrived.wait(), 5)  # the tap has it, the server is down
+        upstream = await asyncio.start_server(echo_once, "127.0.0.1", port)
+        try:
+            tap.release_new_connections()
+            assert await asyncio.wait_for(reader.readexactly(13), 5) == b"are you back?"
+        finally:
+            writer.close()
+            upstream.close()
+    assert not any(e.label.startswith("TCP refused") for e in trace.events)
+
+
 async def handshake_through_tap(server: ChatServer, transports: tuple[str, ...]) -> Trace:
     trace = Trace()
     tap = Wiretap(trace, ("127.0.0.1", server.port or 0))

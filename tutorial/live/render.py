@@ -90,9 +90,16 @@ def render_svg(
         [Lifeline(lifeline, label, "client"), Lifeline(SERVER_LIFELINE, "Server", "server")],
         events,
     )
-    # The renderer captions a client "teaching client"; this one is a browser.
+    # The renderer captions a client "teaching client"; this one is a browser. The
+    # panel keeps its own window of events (MAX_EVENTS): every row of it is drawn, the
+    # Engine.IO carriers too (the "packets" view is about them).
     graph = sequence_diagram(
-        trace, layers=layer, max_label=max_label, show_legend=False, captions=BROWSER
+        trace,
+        layers=layer,
+        max_label=max_label,
+        show_legend=False,
+        captions=BROWSER,
+        fold_long=False,
     )
     svg: str = graph.pipe(format="svg", encoding="utf-8")
     # Keep the <svg> element only (no XML prolog, DOCTYPE or comments).

@@ -17,7 +17,9 @@ as they arrive. After copying a chunk it hands a copy to the subclass:
 
 A subclass may also choose the source address of the upstream connection
 ([source][tutorial.trace.proxy.LoopbackProxy.source]: a tap in front of a balancer
-that hashes on the client's address connects from that address), hold one direction
+that hashes on the client's address connects from that address), hold a new
+connection before it reaches the upstream
+([connecting][tutorial.trace.proxy.LoopbackProxy.connecting]), hold one direction
 back ([gate][tutorial.trace.proxy.LoopbackProxy.gate], fault injection) and say how
 long a connection may outlive the first side to finish
 ([linger][tutorial.trace.proxy.LoopbackProxy.linger]). Recording must never break the
@@ -114,6 +116,10 @@ class LoopbackProxy(Generic[R]):
         """Something to wait for before relaying the next chunk (None: go on)."""
         return None
 
+    def connecting(self, conn: R) -> Awaitable[None] | None:
+        """Something to wait for before connecting to the upstream (None: go on)."""
+        return None
+
     def linger(self, conn: R) -> float | None:
         """Seconds the other direction may still run once one has finished (None: none,
         it is cancelled at once)."""
@@ -139,6 +145,9 @@ class LoopbackProxy(Generic[R]):
         self.connections.append(conn)
         up_writer: asyncio.StreamWriter | None = None
         try:
+            wait = self.connecting(conn)
+            if wait is not None:
+                await wait
             try:
                 up_reader, up_writer = await asyncio.open_connection(
                     *self.upstream, local_addr=self.source(conn, str(peer[0]))

@@ -65,6 +65,10 @@ async def _released(conn: TappedConnection) -> None:
     await conn.release.wait()
 
 
+async def _opened(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
 class Wiretap(LoopbackProxy[TappedConnection]):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of ``upstream``.
 
@@ -94,6 +98,8 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         """Exceptions caught while recording (the relayed bytes were not affected)."""
         self.recording = True
         """False: keep relaying, record nothing (e.g. while a scenario tears down)."""
+        self._upstream_open = asyncio.Event()
+        self._upstream_open.set()
 
     @property
     def url(self) -> str:
@@ -138,6 +144,19 @@ class Wiretap(LoopbackProxy[TappedConnection]):
             conn.held = False
             conn.release.set()
 
+    def hold_new_connections(self) -> None:
+        """Accept new connections but connect them to the server only at
+        [release_new_connections][tutorial.trace.wiretap.Wiretap.release_new_connections].
+
+        The state-machine chapter restarts its server while the client retries: held,
+        the client's next attempt waits for the server instead of racing its restart,
+        so a run shows one refused attempt however busy the machine is.
+        """
+        self._upstream_open.clear()
+
+    def release_new_connections(self) -> None:
+        self._upstream_open.set()
+
     # -- counters ----------------------------------------------------------------------
 
     def bytes_by_lifeline(self) -> dict[str, tuple[int, int]]:
@@ -158,6 +177,9 @@ class Wiretap(LoopbackProxy[TappedConnection]):
 
     def refused(self, conn: TappedConnection, exc: OSError) -> None:
         self._observe_tcp(conn, S2C, f"TCP refused: {exc.strerror or exc}", error=True)
+
+    def connecting(self, conn: TappedConnection) -> Awaitable[None] | None:
+        return None if self._upstream_open.is_set() else _opened(self._upstream_open)
 
     def gate(self, conn: TappedConnection, direction: Direction) -> Awaitable[None] | None:
         if direction is S2C and conn.held:
