@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import aiosqlite
@@ -280,3 +281,112 @@ def test_argparse_is_read_through_the_seam() -> None:
     assert compat.argparse_subcommands(one) == []
     assert compat.argparse_usage(parser) == "demo [-h] [--flag] {one,two} ..."
     assert compat.argparse_usage(one) == "demo one [-h] path"
+
+
+# -- the broadcast fast path (tutorial/chat/fanout.py) -------------------------------------
+
+
+async def test_a_session_is_read_through_the_seam(server: ChatServer) -> None:
+    """compat.engineio_socket / engineio_socket_table / socket_state / send_queue_of:
+    AsyncServer.sockets, AsyncSocket.closed, .closing, .upgraded, .upgrading, .last_ping
+    and .queue (python-engineio)."""
+    eio = server.sio.eio
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"])
+    polling = socketio.AsyncClient(reconnection=False)
+    await polling.connect(server.url, transports=["polling"])
+    try:
+        ws_sid, poll_sid = str(client.eio.sid), str(polling.eio.sid)
+        table = compat.engineio_socket_table(eio)
+        assert table is eio.sockets and set(table) >= {ws_sid, poll_sid}
+        socket = compat.engineio_socket(eio, ws_sid)
+        assert socket is table[ws_sid] and compat.engineio_socket(eio, "nope") is None
+        now = time.time()
+        assert compat.socket_state(eio, socket, now) == compat.WEBSOCKET
+        assert compat.socket_state(eio, table[poll_sid], now) == compat.POLLING
+        assert compat.send_queue_of(socket) is socket.queue
+        assert compat.send_queue_of(socket).__class__.__name__ == "SendQueue"
+        socket.last_ping = now - eio.ping_timeout - 1
+        assert compat.socket_state(eio, socket, now) == compat.SLOW
+        socket.last_ping = None
+        await socket.close(wait=False)
+        assert compat.socket_state(eio, socket, now) == compat.GONE
+    finally:
+        await client.disconnect()
+        await polling.disconnect()
+
+
+def test_the_driver_call_the_seam_rewrites_is_the_one_it_was_copied_from() -> None:
+    """compat.install_engineio_hooks(websocket_compression=False) re-writes
+    async_drivers.aiohttp.WebSocket.__call__ with compress=False (python-engineio)."""
+    from engineio.async_drivers import aiohttp as driver
+
+    source = inspect.getsource(driver.WebSocket.__call__)
+    assert "WebSocketResponse(\n            max_msg_size=self.server.max_http_buffer_size)" in (
+        source
+    ), "the driver's __call__ changed: update GuardedWebSocket.__call__ in compat.py"
+    assert "await self.handler(self)" in source and "self.environ = environ" in source
+
+
+def test_the_redis_managers_local_delivery_goes_through_super_emit() -> None:
+    """compat.fanout_manager: AsyncPubSubManager._handle_emit delivers with super().emit,
+    and AsyncManager.emit's signature is the one the subclass overrides (python-socketio)."""
+    from socketio.async_pubsub_manager import AsyncPubSubManager
+
+    assert "await super().emit(" in inspect.getsource(AsyncPubSubManager._handle_emit)
+    params = list(inspect.signature(socketio.AsyncManager.emit).parameters)
+    assert params[:8] == [
+        "self",
+        "event",
+        "data",
+        "namespace",
+        "room",
+        "skip_sid",
+        "callback",
+        "to",
+    ]
+
+    async def deliver(encoded: str, eio_sids: list[str]) -> None:
+        pass
+
+    manager = compat.fanout_manager("redis://127.0.0.1:1/0", deliver)
+    mro = type(manager).__mro__
+    order = [c.__name__ for c in mro]
+    assert order.index("AsyncPubSubManager") < order.index("FanoutEmit")
+    assert order.index("FanoutEmit") < order.index("AsyncManager")
+    assert type(compat.fanout_manager(None, deliver)).__name__ == "FanoutEmit"
+
+
+async def test_a_broadcast_is_encoded_once_as_asyncmanager_emit_encodes_it(
+    server: ChatServer,
+) -> None:
+    """compat.fanout_manager: the packet handed to the fast path is python-socketio's
+    own encoding (BaseManager.rooms, AsyncServer.packet_class, get_participants)."""
+    got: list[tuple[str, list[str]]] = []
+
+    async def deliver(encoded: str, eio_sids: list[str]) -> None:
+        got.append((encoded, eio_sids))
+
+    manager = server.sio.manager
+    original = server._deliver
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"])
+    try:
+        manager_deliver = compat.fanout_manager(None, deliver)
+        manager_deliver.set_server(server.sio)
+        manager_deliver.rooms = manager.rooms  # the same rooms, another delivery
+        await manager_deliver.emit("hello", {"a": [1, "é"]}, "/", room=None)
+        await manager_deliver.emit("many", ("x", 2), "/", to=None, ignore_queue=False)
+        await manager_deliver.emit("nobody", None, "/nope")
+        from socketio import packet as sio_packet
+
+        def library(*data: Any) -> str:
+            packet = server.sio.packet_class(sio_packet.EVENT, namespace="/", data=[*data])
+            return str(packet.encode())
+
+        assert [e for e, _ in got] == [library("hello", {"a": [1, "é"]}), library("many", "x", 2)]
+        assert got[1][0] == '2["many","x",2]'
+        assert got[0][1] == [str(client.eio.sid)]
+    finally:
+        assert server._deliver == original
+        await client.disconnect()

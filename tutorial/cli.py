@@ -259,7 +259,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "bench",
-        "benchmark: baseline vs teaching server vs 1 and N servers behind nginx; "
+        "benchmark: Node socket.io vs python-socketio vs the teaching server, side by side; "
         "history reads with 0 and 2 standbys",
         cluster_cli.bench_arguments,
         cluster_cli.run_bench,
@@ -373,13 +373,19 @@ long-polling (see [Why sticky sessions](../explanation/sticky-sessions.md)).
     "bench": """
 C clients sit in one room; S of them each send M messages, each waiting for its ack;
 every message is delivered to all C clients. The targets run under the same load, side
-by side: a bare python-socketio broadcast server (the baseline), the teaching server
-alone (tracing off, then on), the teaching server behind nginx (terminating TLS; the
-load generators trust the run's throwaway CA) with Redis, and N teaching servers behind
-nginx. Then history reads per second from PostgreSQL, with 0 and with 2 streaming
+by side, repetitions interleaved: Node socket.io 4 (npm `socket.io`, the fastest real
+alternative), a bare python-socketio broadcast server (the baseline), the teaching server
+alone (fast fan-out; python-socketio's own fan-out; tracing on), the teaching server
+behind nginx (terminating TLS; the load generators trust the run's throwaway CA) with
+Redis, and N teaching servers behind nginx. The load generator is the
+official JavaScript client `socket.io-client` under Node (`--generator python` for
+python-socketio's, `both` for both), in separate processes that talk through the
+interface of `tutorial/cluster/benchwire.py`. Every row gives its throughput as a ratio
+to Node's and to bare python-socketio's, and the server's CPU time per delivery;
+`bench.json` also records the machine (cores, CPU model, load average before and
+after). Then history reads per second from PostgreSQL, with 0 and with 2 streaming
 standbys side by side (each read a `join-room {since: 0}` answered with up to 50
-messages), and which server answered them. The processes talk through the interface of
-`tutorial/cluster/benchwire.py`.
+messages), and which server answered them. See [What it costs](../explanation/performance.md).
 """,
     "": """
 ## Make targets

@@ -9,7 +9,16 @@ or undocumented name is worth it, the access lives here, and nowhere else:
 * [install_engineio_hooks][tutorial.compat.install_engineio_hooks] (python-engineio
   ``AsyncServer._async``, ``async_drivers.aiohttp.WebSocket``, ``create_queue``): close
   cleanly on a frame engineio cannot decode, know each WebSocket's transport, bound each
-  socket's send queue, see each client's own address.
+  socket's send queue, see each client's own address, answer permessage-deflate offers.
+* [engineio_socket_table][tutorial.compat.engineio_socket_table] and
+  [socket_state][tutorial.compat.socket_state] (python-engineio ``AsyncServer.sockets``,
+  ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading``, ``.last_ping``),
+  with ``send_queue_of``: the broadcast fast path ([tutorial.chat.fanout][]) tells a
+  WebSocket session it may write to from one it must queue for.
+* [fanout_manager][tutorial.compat.fanout_manager] (python-socketio ``AsyncManager.emit``'s
+  argument handling, ``BaseManager.rooms``, and ``AsyncPubSubManager._handle_emit``
+  delivering through ``super().emit``): a broadcast, local or from Redis, is encoded once
+  and handed to the fast path.
 * [engineio_sessions][tutorial.compat.engineio_sessions] (python-engineio
   ``AsyncServer.sockets``): close every session when the server stops.
 * [engineio_socket][tutorial.compat.engineio_socket],
@@ -56,7 +65,7 @@ import os
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import version
 from typing import Any, TypeVar
 
@@ -108,17 +117,22 @@ def install_engineio_hooks(
     eio: Any,
     *,
     accept_frame: Callable[[Any], bool],
-    on_websocket: Callable[[Any, Any], None],
+    on_websocket: Callable[[Any, Any, Any], None],
     translate: Callable[[Any, dict[str, Any]], None],
     queue_factory: Callable[..., Any],
+    websocket_compression: bool = True,
 ) -> None:
     """Put the server's pieces into python-engineio (an ``AsyncServer`` in aiohttp mode).
 
     * WebSocket frames ``accept_frame(frame)`` refuses end the connection: python-engineio
       decodes each frame outside its error handling, and its aiohttp driver's
       ``WebSocket.wait()`` answering ``None`` makes it close the session at once and run
-      ``disconnect``. On a WebSocket's first frame, ``on_websocket(socket, transport)``
-      gets the Engine.IO socket and the aiohttp transport under it.
+      ``disconnect``. On a WebSocket's first frame, ``on_websocket(socket, transport,
+      response)`` gets the Engine.IO socket, the aiohttp transport under it and the
+      ``aiohttp.web.WebSocketResponse``.
+    * ``websocket_compression=False`` declines permessage-deflate (RFC 7692) when a client
+      offers it, as Node's socket.io 4 does by default: the driver's ``__call__`` is the
+      library's, with ``compress=False`` given to ``WebSocketResponse``.
     * ``translate(request, environ)`` completes every request's environ (the driver's
       ``translate_request`` writes ``127.0.0.1`` as everybody's address).
     * Every new socket's queue comes from ``queue_factory`` (``AsyncServer.create_queue``,
@@ -129,10 +143,24 @@ def install_engineio_hooks(
     ``handler.__self__`` (the socket) and ``environ["aiohttp.request"]``; checked with
     python-engineio 4.13-4.15.
     """
+    from aiohttp.web import WebSocketResponse
     from engineio.async_drivers import aiohttp as driver
 
     class GuardedWebSocket(driver.WebSocket):  # type: ignore[misc]
         _told = False
+
+        async def __call__(self, environ: dict[str, Any]) -> Any:
+            if websocket_compression:
+                return await super().__call__(environ)
+            # python-engineio 4.15's driver, with compress=False.
+            request = environ["aiohttp.request"]
+            self._sock = WebSocketResponse(
+                max_msg_size=self.server.max_http_buffer_size, compress=False
+            )
+            await self._sock.prepare(request)
+            self.environ = environ
+            await self.handler(self)
+            return self._sock
 
         async def wait(self) -> Any:
             if not self._told:
@@ -140,7 +168,7 @@ def install_engineio_hooks(
                 socket = getattr(self.handler, "__self__", None)
                 request = getattr(self, "environ", {}).get("aiohttp.request")
                 if socket is not None and request is not None:
-                    on_websocket(socket, request.transport)
+                    on_websocket(socket, request.transport, self._sock)
             frame = await super().wait()
             return frame if accept_frame(frame) else None
 
@@ -173,6 +201,41 @@ def engineio_socket(eio: Any, eio_sid: str) -> Any | None:
     Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
     """
     return eio.sockets.get(eio_sid)
+
+
+def engineio_socket_table(eio: Any) -> dict[str, Any]:
+    """The live ``{eio_sid: engineio.AsyncSocket}`` table of the server (not a copy: for a
+    loop over many sessions; do not change it).
+
+    Reaches: ``AsyncServer.sockets``; checked with python-engineio 4.13-4.15.
+    """
+    table: dict[str, Any] = eio.sockets
+    return table
+
+
+WEBSOCKET = "websocket"
+"""[socket_state][tutorial.compat.socket_state]: open, on its WebSocket (upgrade done)."""
+POLLING = "polling"
+"""[socket_state][tutorial.compat.socket_state]: open, on HTTP long-polling or upgrading."""
+
+
+def socket_state(eio: Any, socket: Any, now: float) -> str:
+    """Where a session stands for a sender: [GONE][tutorial.compat.GONE] (closed or
+    closing), [SLOW][tutorial.compat.SLOW] (missed its pings: the library's send closes
+    it), [POLLING][tutorial.compat.POLLING] or [WEBSOCKET][tutorial.compat.WEBSOCKET].
+
+    Reaches: ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading`` and
+    ``.last_ping``, and ``AsyncServer.ping_timeout``; checked with python-engineio
+    4.13-4.15.
+    """
+    if socket.closed or socket.closing:
+        return GONE
+    last_ping = socket.last_ping
+    if last_ping and now - last_ping > eio.ping_timeout:
+        return SLOW
+    if socket.upgraded and not socket.upgrading:
+        return WEBSOCKET
+    return POLLING
 
 
 def send_queue_of(socket: Any) -> Any:
@@ -231,6 +294,73 @@ def queue_packet(eio: Any, eio_sid: str, packet: Any, now: float | None = None) 
 
 
 # -- python-socketio ----------------------------------------------------------------------
+
+Deliver = Callable[[str, list[str]], Awaitable[None]]
+"""``deliver(encoded, eio_sids)``: send one encoded Socket.IO packet (the text after the
+Engine.IO ``4``) to each of these Engine.IO sessions of this server."""
+
+
+def fanout_manager(redis_url: str | None, deliver: Deliver) -> Any:
+    """A python-socketio client manager whose broadcasts go to ``deliver``.
+
+    ``AsyncManager`` (one server) or ``AsyncRedisManager`` (``redis_url``), subclassed so
+    that the local half of every ``emit`` without a callback (``sio.emit(..., room=r)``,
+    and, with Redis, each message another server published) encodes the Socket.IO
+    packet once, exactly as ``AsyncManager.emit`` does, and hands it with the room's
+    Engine.IO sessions here to ``deliver``. An emit with a callback or binary
+    attachments, and everything else the manager does, is the library's.
+
+    With Redis the subclass sits *below* ``AsyncPubSubManager`` in the method order:
+    ``emit`` still publishes, and the pub/sub manager's ``_handle_emit`` (its own
+    message, and every message from another server) delivers through ``super().emit``,
+    which is this one.
+
+    Reaches: ``AsyncManager.emit``'s argument handling (copied from python-socketio
+    5.18), ``BaseManager.rooms``, ``AsyncServer.packet_class`` and
+    ``AsyncPubSubManager._handle_emit``'s ``super().emit``; checked with python-socketio
+    5.16-5.18.
+    """
+    import socketio
+    from socketio import packet as sio_packet
+
+    class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
+        async def emit(
+            self,
+            event: str,
+            data: Any,
+            namespace: str,
+            room: Any = None,
+            skip_sid: Any = None,
+            callback: Any = None,
+            to: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            kwargs.pop("ignore_queue", None)  # AsyncServer.emit passes it; a Redis matter
+            if callback is not None or kwargs:
+                await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+                return
+            room = to or room
+            if namespace not in self.rooms:
+                return
+            args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+            encoded = self.server.packet_class(
+                sio_packet.EVENT, namespace=namespace, data=[event, *args]
+            ).encode()
+            if not isinstance(encoded, str):  # binary attachments: the library's way
+                await super().emit(event, data, namespace, room, skip_sid, callback, to)
+                return
+            skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+            eio_sids = [e for sid, e in self.get_participants(namespace, room) if sid not in skip]
+            if eio_sids:
+                await deliver(encoded, eio_sids)
+
+    if redis_url is None:
+        return FanoutEmit()
+
+    class FanoutRedisManager(socketio.AsyncRedisManager, FanoutEmit):  # type: ignore[misc]
+        pass
+
+    return FanoutRedisManager(redis_url)
 
 
 def parse_redis_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
@@ -390,19 +520,26 @@ def argparse_usage(parser: argparse.ArgumentParser, width: int = 88) -> str:
 __all__ = [
     "CHECKED",
     "GONE",
+    "POLLING",
     "QUEUED",
     "SAMPLE_NONCE",
     "SLOW",
+    "WEBSOCKET",
+    "Deliver",
     "argparse_actions",
     "argparse_subcommands",
     "argparse_usage",
     "engineio_of_sid",
     "engineio_sessions",
+    "engineio_socket",
+    "engineio_socket_table",
+    "fanout_manager",
     "install_engineio_hooks",
     "queue_packet",
     "run_in_connection_thread",
     "sample_websocket_key",
     "sid_of_engineio",
+    "socket_state",
     "start_client_manager",
     "stop_redis_manager",
     "version_checked",

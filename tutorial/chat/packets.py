@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import time
 from typing import Any
 
-from engineio import packet as eio_packet
 from socketio import packet as sio_packet
-from socketio.async_manager import AsyncManager
 
 from tutorial import compat
 from tutorial.chat.httpguard import body_reader
@@ -141,42 +137,19 @@ async def broadcast(
     namespace: str = "/",
     skip_sid: str | None = None,
 ) -> None:
-    """``await sio.emit(event, data, room=room, skip_sid=skip_sid)``, with less work per
-    recipient.
+    """``await sio.emit(event, data, room=room, skip_sid=skip_sid)``: one event to a room.
 
-    python-socketio's ``AsyncManager.emit`` encodes the packet once, then creates one
-    task per recipient to put it on that socket's queue, and waits for all of them.
-    Here the same encoded Engine.IO packet goes straight onto each socket's queue (what
-    each of those tasks would do): the bytes on the wire and their order per socket
-    are the same, minus a task per delivery. A manager that reaches other servers
-    (Redis) must publish, so it gets the library's emit. Each socket's queue is a
-    [SendQueue][tutorial.chat.sendqueue.SendQueue]: the per-connection bound holds here too.
+    The chat server's client manager ([fanout_manager][tutorial.compat.fanout_manager])
+    encodes it once and hands it to the fast path
+    ([tutorial.chat.fanout][tutorial.chat.fanout]), which writes one pre-built frame to
+    each WebSocket recipient; with the fast path off it is python-socketio's own emit.
     """
-    manager = sio.manager
-    if type(manager) is not AsyncManager:
-        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
-        return
-    encoded = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data]).encode()
-    if isinstance(encoded, list):  # binary attachments: not a chat payload, but be exact
-        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
-        return
-    pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-    eio = sio.eio
-    now = time.time()
-    slow = []
-    for sid, eio_sid in manager.get_participants(namespace, room):
-        if sid == skip_sid:
-            continue
-        # GONE: the library logs "Cannot send" and skips it too. SLOW: the library's
-        # send closes a client that went quiet.
-        if compat.queue_packet(eio, eio_sid, pkt, now) == compat.SLOW:
-            slow.append(eio_sid)
-    for eio_sid in slow:
-        with contextlib.suppress(Exception):
-            await eio.send_packet(eio_sid, pkt)
+    await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
 
 
-def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
+def install_engineio_hooks(
+    eio: Any, policy: SendQueuePolicy, websocket_compression: bool = True
+) -> None:
     """Our pieces in python-engineio (through the seam, [tutorial.compat][]).
 
     * every WebSocket frame python-engineio could not decode closes the connection
@@ -187,7 +160,9 @@ def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
     * a request's environ carries the client's address in ``REMOTE_ADDR`` (the driver
       writes ``127.0.0.1`` for everybody) and, for a POST, the body
       [HttpGuard][tutorial.chat.httpguard.HttpGuard] already read within its time bound
-      as ``wsgi.input``.
+      as ``wsgi.input``;
+    * with ``websocket_compression=False`` a client's permessage-deflate offer is
+      declined (the broadcast fast path writes the same uncompressed frame to everyone).
     """
     compat.install_engineio_hooks(
         eio,
@@ -195,16 +170,17 @@ def install_engineio_hooks(eio: Any, policy: SendQueuePolicy) -> None:
         on_websocket=_bind_send_queue,
         translate=_translate,
         queue_factory=policy.make_queue,
+        websocket_compression=websocket_compression,
     )
     policy.eio = eio
 
 
-def _bind_send_queue(socket: Any, transport: Any) -> None:
-    """Tell the socket's [SendQueue][tutorial.chat.sendqueue.SendQueue] its transport."""
+def _bind_send_queue(socket: Any, transport: Any, response: Any) -> None:
+    """Tell the socket's [SendQueue][tutorial.chat.sendqueue.SendQueue] its WebSocket."""
     queue = getattr(socket, "queue", None)
     if isinstance(queue, SendQueue):
         queue.socket = socket
-        queue.policy.attach_transport(socket, transport)
+        queue.policy.attach_websocket(socket, transport, response)
 
 
 def _translate(request: Any, environ: dict[str, Any]) -> None:

@@ -95,6 +95,9 @@ class SendQueuePolicy:
         self.overflows = 0
         self.eio: Any = None  # python-engineio's AsyncServer, to find a queue's socket
         self._transports: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._websockets: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -105,6 +108,15 @@ class SendQueuePolicy:
     def attach_transport(self, socket: Any, transport: Any) -> None:
         """The socket's WebSocket transport, whose unsent bytes count toward the bound."""
         self._transports[socket] = transport
+
+    def attach_websocket(self, socket: Any, transport: Any, response: Any) -> None:
+        """The socket's WebSocket: its transport and its ``aiohttp.web.WebSocketResponse``."""
+        self._transports[socket] = transport
+        self._websockets[socket] = (transport, response)
+
+    def websocket_of(self, socket: Any) -> tuple[Any, Any] | None:
+        """``(transport, response)`` of an Engine.IO socket's WebSocket (None: none yet)."""
+        return self._websockets.get(socket)
 
     def transport_of(self, socket: Any) -> Any:
         """The WebSocket transport of an Engine.IO socket (None for long-polling)."""
@@ -244,6 +256,26 @@ class SendQueue(asyncio.Queue):  # type: ignore[type-arg]
         self.bytes = 0
         self.overflowed = False
         self.socket: Any = None
+        self.waiting = 0  # the socket's writer is inside get(), holding nothing unsent
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, and the reader (the socket's writer task) waits for more.
+
+        The writer takes packets out with ``get`` (then whatever else is queued) and
+        sends each before it calls ``get`` again. So while it waits in ``get`` with
+        nothing queued, everything it took has been written to the transport, and a
+        frame written to the transport now goes out after them: the broadcast fast path
+        ([tutorial.chat.fanout][]) writes directly only then, and queues otherwise.
+        """
+        return self.waiting > 0 and not self.qsize() and not self.overflowed
+
+    async def get(self) -> Any:
+        self.waiting += 1
+        try:
+            return await super().get()
+        finally:
+            self.waiting -= 1
 
     def put_nowait(self, item: Any) -> None:
         if item is None:

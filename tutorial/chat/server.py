@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -37,6 +37,7 @@ from aiohttp import web
 
 from tutorial import compat
 from tutorial.chat import auth, demo
+from tutorial.chat.fanout import Fanout, fanout_supported
 from tutorial.chat.httpguard import HttpGuard
 from tutorial.chat.packets import (
     MALFORMED_EVENT,
@@ -140,6 +141,13 @@ class ServerConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # /stats answers loopback clients, or this bearer token.
     stats_token: str | None = None
+    # -- fan-out (docs/explanation/performance.md) --
+    # Broadcasts write one pre-built frame to each WebSocket recipient (chat/fanout.py);
+    # False: python-socketio's own emit.
+    fast_fanout: bool = True
+    # Accept permessage-deflate when a client offers it (Node's socket.io 4 does not by
+    # default; compressed connections cannot share a frame, so they take the queue).
+    websocket_compression: bool = False
 
     def check(self) -> None:
         """Raise ValueError, naming the option, for a limit that cannot work."""
@@ -203,8 +211,16 @@ class ChatServer:
         """A listener in front of the app (None: the app listens itself)."""
         config = self.config
         config.check()
-        manager = None
-        if config.redis_url:
+        # The fan-out fast path, when the installed libraries are the ones the seam was
+        # checked against; python-socketio's own emit otherwise.
+        self.fanout: Fanout | None = None
+        fast = config.fast_fanout and fanout_supported()
+        if config.fast_fanout and not fast:
+            log.warning("fan-out fast path off: libraries outside the versions checked")
+        manager: Any = None
+        if fast:
+            manager = compat.fanout_manager(config.redis_url, self._deliver)
+        elif config.redis_url:
             manager = socketio.AsyncRedisManager(config.redis_url)
         origins = config.cors_allowed_origins
         self.guard = HttpGuard(
@@ -229,7 +245,11 @@ class ChatServer:
         # Each connection's send queue is bounded (sendqueue.py); undecodable Engine.IO
         # frames close the connection cleanly (GuardedWebSocket).
         self.send_policy = SendQueuePolicy(config.max_send_queue, on_overflow=self._on_overflow)
-        install_engineio_hooks(self.sio.eio, self.send_policy)
+        install_engineio_hooks(
+            self.sio.eio, self.send_policy, websocket_compression=config.websocket_compression
+        )
+        if fast:
+            self.fanout = Fanout(self.sio.eio, self.send_policy)
         self.app = web.Application(
             middlewares=[self.guard.middleware], client_max_size=config.max_http_buffer_size
         )
@@ -393,6 +413,7 @@ class ChatServer:
                     "rooms": {r: sorted(m) for r, m in sorted(rooms.items())},
                     "connections": len(self.sessions),
                     "limits": self.limit_counters(),
+                    "fanout": asdict(self.fanout.counters) if self.fanout else None,
                     **({"store": reads} if (reads := self.store.read_stats()) else {}),
                 }
             )
@@ -492,6 +513,11 @@ class ChatServer:
         self._trace(
             "error", "send queue over the bound", fields={"eio": eio_sid, "dropped": dropped}
         )
+
+    async def _deliver(self, encoded: str, eio_sids: list[str]) -> None:
+        """The client manager's broadcasts, to the fast path (chat/fanout.py)."""
+        if self.fanout is not None:
+            await self.fanout.deliver(encoded, eio_sids)
 
     def limit_counters(self) -> dict[str, Any]:
         """What the limits refused or cut off so far (``/stats``)."""

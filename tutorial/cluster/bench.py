@@ -9,22 +9,34 @@ one machine's monotonic clock) as p50/p95/p99. Each target runs ``--repeat`` tim
 
 Side by side, same load:
 
-1. **baseline**: a bare python-socketio broadcast server
-([tutorial.cluster.baseline][tutorial.cluster.baseline]);
-2. **teaching server**, one process, tracing off (auth, validation, per-room seq,
-   SQLite group commit, broadcasts in seq order, each encoded once);
-3. the same with **tracing on** (server spans recorded into a Trace);
-4. the teaching server **behind nginx (terminating TLS: the load generators trust the
+1. **Node socket.io 4**: the fastest real alternative, a bare broadcast server
+   (``tutorial/cluster/js/bench_server.mjs``, npm ``socket.io`` pinned in
+   ``package-lock.json``), with socket.io's defaults;
+2. **baseline**: a bare python-socketio broadcast server
+   ([tutorial.cluster.baseline][tutorial.cluster.baseline]);
+3. **teaching server**, one process, tracing off (auth, validation, per-room seq,
+   SQLite group commit, broadcasts in seq order through the fan-out fast path,
+   [tutorial.chat.fanout][tutorial.chat.fanout]);
+4. the same with the fast path off (**library fan-out**: python-socketio's own emit),
+   so one run shows before and after;
+5. the teaching server with **tracing on** (server spans recorded into a Trace);
+6. the teaching server **behind nginx (terminating TLS: the load generators trust the
    run's throwaway CA), with Redis**, 1 server;
-5. the same with **N servers** (clients spread by source address, sticky hash);
-6. **history reads per second** from PostgreSQL with 0 and with 2 streaming standbys
+7. the same with **N servers** (clients spread by source address, sticky hash);
+8. **history reads per second** from PostgreSQL with 0 and with 2 streaming standbys
    ([tutorial.cluster.readbench][]; ``--reads`` runs only this part).
 
-Servers and load generators are separate processes (``--workers`` generator processes),
-so one Python process is not both; they talk through the interface written down in
-[tutorial.cluster.benchwire][]. The teaching servers run with the rate limit lifted
-(it would cap every sender at 10 messages/s). Results: a table, ``bench.json`` and a
-chart ``bench.png`` (default in ``docs/assets/``). This is a measurement, not a test.
+The load generators are the official JavaScript client (``socket.io-client`` under
+Node, ``tutorial/cluster/js/bench_worker.mjs``; the default) or python-socketio's
+``AsyncClient`` (``--generator python``; ``both`` runs each target under each).
+Servers and load generators are separate processes (``--workers`` generator processes
+per run), and talk through the interface written down in [tutorial.cluster.benchwire][].
+The teaching servers run with the rate limit lifted (it would cap every sender at 10
+messages/s). Repetitions are interleaved (target 1, 2, ... then again), so every target
+sees the same machine; each row states its throughput as a ratio to Node and to bare
+python-socketio under the same generator. Results: a table, ``bench.json`` (with the
+machine: cores, CPU model, load average before and after) and a chart ``bench.png``
+(default in ``docs/assets/``). This is a measurement, not a test.
 """
 
 from __future__ import annotations
@@ -52,28 +64,51 @@ from tutorial.cluster.servers import ServerProcess
 from tutorial.protocol.catalog import Event
 
 ROOM = "general"
+JS_DIR = Path(__file__).parent / "js"
+NODE_SERVER = JS_DIR / "bench_server.mjs"
+NODE_WORKER = JS_DIR / "bench_worker.mjs"
+NODE_IDLE = JS_DIR / "idle_clients.mjs"
+IDLE_PER_USER = 10  # idle connections per idle user (the server's default cap per user)
+NODE_TARGET = "Node socket.io 4"
+BASELINE_TARGET = "bare python-socketio"
+GENERATORS = ("js", "python")
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
-    kind: str  # "baseline" | "teaching"
+    kind: str  # "node" | "baseline" | "teaching"
     servers: int = 1
     nginx: bool = False
     redis: bool = False
     trace: bool = False  # server-side spans recorded into a Trace
+    fanout: str = "fast"  # teaching server: "fast" (tutorial.chat.fanout) or "library"
 
 
 def targets(servers: int) -> list[Target]:
     return [
-        Target("baseline: bare python-socketio", "baseline"),
+        Target(NODE_TARGET, "node"),
+        Target(BASELINE_TARGET, "baseline"),
         Target("teaching server, tracing off", "teaching"),
+        Target("teaching server, library fan-out", "teaching", fanout="library"),
         Target("teaching server, tracing on", "teaching", trace=True),
         Target("1 server + nginx (TLS) + Redis", "teaching", 1, nginx=True, redis=True),
         Target(
             f"{servers} servers + nginx (TLS) + Redis", "teaching", servers, nginx=True, redis=True
         ),
     ]
+
+
+def node_modules_missing() -> str | None:
+    """Why the Node target or the JS generator cannot run (None: they can)."""
+    if shutil.which("node") is None:
+        return "node is not installed (run make setup)"
+    root = Path(__file__).resolve()
+    for directory in root.parents:
+        modules = directory / "node_modules"
+        if (modules / "socket.io").is_dir() and (modules / "socket.io-client").is_dir():
+            return None
+    return "node_modules/socket.io and socket.io-client are missing (run make setup)"
 
 
 @dataclass
@@ -93,20 +128,35 @@ class Result:
     p99_ms: float
     errors: int
     runs: list[int] = field(default_factory=list)  # deliveries/s of every repetition
+    generator: str = "python"  # the load generator: "js" (socket.io-client) or "python"
+    server_cpu_us: float | None = None  # server processes' CPU time per delivery, µs
+    idle_clients: int = 0  # idle WebSocket clients held by the server during the run
+    rss_mib: float | None = None  # the server's resident memory before the idle clients
+    rss_idle_mib: float | None = None  # ... and with them connected
+    rss_per_idle_kib: float | None = None  # (rss_idle - rss) per idle connection
+    vs_node: float | None = None  # deliveries/s over Node's, same generator, same run
+    vs_baseline: float | None = None  # over bare python-socketio's
 
 
 # -- processes ------------------------------------------------------------------------
 
 
 class BenchServer(ServerProcess):
-    """A baseline server, or a teaching server with the rate limit lifted."""
+    """A Node or baseline server, or a teaching server with the rate limit lifted."""
 
-    def __init__(self, kind: str, *args: Any, trace: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, kind: str, *args: Any, trace: bool = False, fanout: str = "fast", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
         self.trace = trace
+        self.fanout = fanout
+        self.profile: str | None = None  # a cProfile stats file (teaching servers)
 
     def command(self) -> list[str]:
+        if self.kind == "node":
+            node = shutil.which("node") or "node"
+            return [node, str(NODE_SERVER), "--port", str(self.port), "--name", self.name]
         if self.kind == "baseline":
             cmd = [sys.executable, "-m", "tutorial.cluster.baseline", "--port", str(self.port)]
             cmd += ["--name", self.name]
@@ -124,15 +174,29 @@ class BenchServer(ServerProcess):
                 cmd += ["--trace"]
             for url in self.read_urls:
                 cmd += ["--read-db", url]
+            cmd += ["--fanout", self.fanout]
+            if self.profile:
+                cmd += ["--profile", self.profile]
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
         return cmd
+
+
+def raise_open_files_limit() -> None:
+    """Soft limit on open files up to the hard one (``ulimit -Hn``), as ``tutorial serve``
+    does: 10,000 idle clients need 10,000 descriptors in the server."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _serve(args: argparse.Namespace) -> None:
     """The teaching server as ``tutorial serve`` runs it, minus the rate limit."""
     from tutorial.chat.server import ChatServer, ServerConfig
 
+    raise_open_files_limit()
     config = ServerConfig(
         host="127.0.0.1",
         port=args.port,
@@ -142,6 +206,7 @@ async def _serve(args: argparse.Namespace) -> None:
         name=args.name,
         rate_capacity=1e9,
         rate_per_second=1e9,
+        fast_fanout=args.fanout == "fast",
     )
     span = None
     if args.trace:
@@ -151,7 +216,16 @@ async def _serve(args: argparse.Namespace) -> None:
         span = ServerSpans(Trace())
     server = ChatServer(config, span=span)
     await server.start()
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     await stop_signal().wait()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     await server.stop()
 
 
@@ -287,7 +361,63 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_target(target: Target, args: argparse.Namespace) -> Result:
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (``/proc/PID/stat``; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mib(pid: int | None) -> float:
+    """Resident memory of a process (``VmRSS`` in ``/proc/PID/status``), MiB; 0 elsewhere."""
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def hold_idle_clients(url: str, tokens: list[str], tmp: Path) -> asyncio.subprocess.Process:
+    """Start the idle clients (one Node process of ``socket.io-client``s) and wait until
+    every one is connected and logged in."""
+    path = tmp / "idle.json"
+    path.write_text(json.dumps({"url": url, "tokens": tokens, "batch": 100}))
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        str(NODE_IDLE),
+        str(path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    ready: Any = None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60 + len(tokens) / 20)
+    with contextlib.suppress(ValueError):
+        ready = json.loads(line)
+    if not (isinstance(ready, dict) and ready.get("connected") == len(tokens)):
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"the idle clients did not all connect: {line!r}")
+    return proc
+
+
+def worker_command(generator: str, config_path: Path) -> list[str]:
+    """The command line of one load generator process."""
+    if generator == "js":
+        return [shutil.which("node") or "node", str(NODE_WORKER), str(config_path)]
+    return [sys.executable, "-m", "tutorial.cluster.bench", "worker", str(config_path)]
+
+
+async def run_target(
+    target: Target, args: argparse.Namespace, generator: str = "js", idle: int = 0
+) -> Result:
     from tqdm import tqdm
 
     from tutorial.cluster.cluster import client_address
@@ -297,10 +427,15 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
     nginx: NginxProcess | None = None
     servers: list[BenchServer] = []
     workers: list[asyncio.subprocess.Process] = []
+    idle_proc: asyncio.subprocess.Process | None = None
+    rss = rss_idle = None
     try:
         users = [f"bench{i:03d}" for i in range(args.clients)]
+        idle_users = [f"idle{i:05d}" for i in range(-(-idle // IDLE_PER_USER))]
         db_url = f"sqlite:///{tmp}/chat.db"
-        tokens = await prepare_store(db_url, users) if target.kind == "teaching" else {}
+        tokens = (
+            await prepare_store(db_url, users + idle_users) if target.kind == "teaching" else {}
+        )
         if target.redis:
             redis = RedisProcess()
             await asyncio.to_thread(redis.start)
@@ -314,13 +449,23 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 demo=False,
                 log_dir=tmp,
                 trace=target.trace,
+                fanout=target.fanout,
             )
+            if args.profile and target.kind == "teaching":
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                slug = "".join(c if c.isalnum() else "-" for c in target.name)
+                server.profile = str(Path(args.profile).resolve() / f"{slug}-{i + 1}.prof")
             servers.append(server)
             server.spawn()
         for server in servers:
             await asyncio.to_thread(server.wait_ready, 30)
         url = servers[0].url
         ca_file = None
+        if idle:
+            rss = process_rss_mib(servers[0].pid)
+            idle_tokens = [tokens[idle_users[i // IDLE_PER_USER]] for i in range(idle)]
+            idle_proc = await hold_idle_clients(url, idle_tokens, tmp)
+            rss_idle = process_rss_mib(servers[0].pid)
         if target.nginx:
             from tutorial.cluster.tls import ThrowawayCA
 
@@ -356,11 +501,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
             path.write_text(config.to_json())
             workers.append(
                 await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "tutorial.cluster.bench",
-                    "worker",
-                    str(path),
+                    *worker_command(generator, path),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     limit=1 << 26,
@@ -375,6 +516,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
                 if isinstance(benchwire.decode(line), benchwire.Ready):
                     break
 
+        cpu_before = sum(process_cpu_seconds(s.pid) for s in servers)
         started = time.monotonic()
         for proc in workers:
             assert proc.stdin is not None
@@ -382,7 +524,8 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
             await proc.stdin.drain()
         counts = [0] * len(workers)
         results: list[benchwire.Result] = [benchwire.Result(0, 0.0, 0) for _ in workers]
-        bar = tqdm(total=total, desc=f"{target.name:<34}", unit="msg", file=sys.stderr)
+        label = f"{target.name} [{generator}]"
+        bar = tqdm(total=total, desc=f"{label:<40}", unit="msg", file=sys.stderr)
 
         async def read(w: int, proc: asyncio.subprocess.Process) -> None:
             assert proc.stdout is not None
@@ -405,6 +548,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
             asyncio.gather(*(read(w, p) for w, p in enumerate(workers))), args.timeout + 60
         )
         bar.close()
+        cpu = sum(process_cpu_seconds(s.pid) for s in servers) - cpu_before
         latencies = [x for r in results for x in r.latencies]
         deliveries = sum(r.deliveries for r in results)
         finished = max((r.last for r in results), default=started)
@@ -424,9 +568,18 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
             p95_ms=round(_pct(latencies, 0.95), 2),
             p99_ms=round(_pct(latencies, 0.99), 2),
             errors=sum(r.errors for r in results) + (total - deliveries),
+            generator=generator,
+            server_cpu_us=round(cpu / deliveries * 1e6, 2) if deliveries else None,
+            idle_clients=idle,
+            rss_mib=round(rss, 1) if rss else None,
+            rss_idle_mib=round(rss_idle, 1) if rss_idle else None,
+            rss_per_idle_kib=(
+                round((rss_idle - rss) * 1024 / idle, 1) if idle and rss and rss_idle else None
+            ),
         )
     finally:
-        for proc in workers:
+        procs = workers + ([idle_proc] if idle_proc is not None else [])
+        for proc in procs:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
@@ -443,52 +596,91 @@ async def run_target(target: Target, args: argparse.Namespace) -> Result:
 # -- report -----------------------------------------------------------------------------
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def with_ratios(results: list[Result]) -> list[Result]:
+    """Set each result's throughput relative to Node's and to bare python-socketio's,
+    under the same load generator (None where that reference did not run)."""
+    for generator in {r.generator for r in results}:
+        same = [r for r in results if r.generator == generator]
+        node = next((r for r in same if r.name == NODE_TARGET), None)
+        base = next((r for r in same if r.name == BASELINE_TARGET), None)
+        for r in same:
+            if node is not None and node.deliveries_per_s > 0:
+                r.vs_node = round(r.deliveries_per_s / node.deliveries_per_s, 3)
+            if base is not None and base.deliveries_per_s > 0:
+                r.vs_baseline = round(r.deliveries_per_s / base.deliveries_per_s, 3)
+    return results
+
+
 def table(results: list[Result]) -> str:
-    head = f"{'target':<34} {'deliveries/s':>12} {'msgs/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
-    head += f" {'p99 ms':>8} {'errors':>6}  runs (deliveries/s)"
+    w = max([34, *(len(r.name) for r in results)])
+    head = f"{'target':<{w}} {'gen':<6} {'deliveries/s':>12} {'vs Node':>8} {'vs py-sio':>9}"
+    head += f" {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'CPU µs':>7} {'errors':>6}"
+    head += "  runs (deliveries/s)"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
-            f"{r.name:<34} {r.deliveries_per_s:>12,.0f} {r.messages_per_s:>8,.0f} "
-            f"{r.p50_ms:>8.1f} {r.p95_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6}  "
+            f"{r.name:<{w}} {r.generator:<6} {r.deliveries_per_s:>12,.0f} "
+            f"{_ratio(r.vs_node):>8} {_ratio(r.vs_baseline):>9} "
+            f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} "
+            f"{'-' if r.server_cpu_us is None else f'{r.server_cpu_us:.1f}':>7} {r.errors:>6}  "
             f"{', '.join(f'{x:,}' for x in r.runs)}"
         )
     return "\n".join(rows)
 
 
 def chart(results: list[Result], path: Path, subtitle: str) -> None:
+    """Throughput (with the ratio to Node on each bar) and latency, one bar per row;
+    with two load generators, one row of panels per generator."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [
-        r.name.replace(": ", ":\n").replace(", ", ",\n").replace(" + ", "\n+ ", 1) for r in results
-    ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    xs = range(len(results))
-    bars = left.bar(xs, [r.deliveries_per_s for r in results], color="#007bff")
-    left.bar_label(bars, labels=[f"{r.deliveries_per_s:,.0f}" for r in results], fontsize=8)
-    left.set_xticks(list(xs), names, fontsize=8)
-    left.set_ylabel("deliveries per second (higher is better)")
-    left.set_title("Throughput")
-    width = 0.27
-    for k, (label, color, attr) in enumerate(
-        [("p50", "#28a745", "p50_ms"), ("p95", "#ff9500", "p95_ms"), ("p99", "#6f42c1", "p99_ms")]
-    ):
-        right.bar(
-            [x + (k - 1) * width for x in xs],
-            [getattr(r, attr) for r in results],
-            width,
-            label=label,
-            color=color,
-            hatch=["", "//", ".."][k],
-            edgecolor="white",
-        )
-    right.set_xticks(list(xs), names, fontsize=8)
-    right.set_ylabel("fan-out latency, ms (lower is better)")
-    right.set_title("Latency, send to each receipt")
-    right.legend()
+    generators = [g for g in GENERATORS if any(r.generator == g for r in results)]
+    fig, axes = plt.subplots(len(generators), 2, figsize=(13, 5.2 * len(generators)), squeeze=False)
+    for (left, right), generator in zip(axes, generators, strict=True):
+        rows = [r for r in results if r.generator == generator]
+        names = [
+            r.name.replace(": ", ":\n").replace(", ", ",\n").replace(" + ", "\n+ ", 1) for r in rows
+        ]
+        who = "socket.io-client (Node)" if generator == "js" else "python-socketio client"
+        xs = range(len(rows))
+        colors = ["#6c757d" if r.name == NODE_TARGET else "#007bff" for r in rows]
+        bars = left.bar(xs, [r.deliveries_per_s for r in rows], color=colors)
+        labels = [
+            f"{r.deliveries_per_s:,.0f}" + (f"\n{r.vs_node:.2f}x Node" if r.vs_node else "")
+            for r in rows
+        ]
+        left.bar_label(bars, labels=labels, fontsize=8)
+        left.set_xticks(list(xs), names, fontsize=8)
+        left.set_ylabel("deliveries per second (higher is better)")
+        left.set_title(f"Throughput; load generator: {who}")
+        left.margins(y=0.18)
+        width = 0.27
+        for k, (label, color, attr) in enumerate(
+            [
+                ("p50", "#28a745", "p50_ms"),
+                ("p95", "#ff9500", "p95_ms"),
+                ("p99", "#6f42c1", "p99_ms"),
+            ]
+        ):
+            right.bar(
+                [x + (k - 1) * width for x in xs],
+                [getattr(r, attr) for r in rows],
+                width,
+                label=label,
+                color=color,
+                hatch=["", "//", ".."][k],
+                edgecolor="white",
+            )
+        right.set_xticks(list(xs), names, fontsize=8)
+        right.set_ylabel("fan-out latency, ms (lower is better)")
+        right.set_title("Latency, send to each receipt")
+        right.legend()
     fig.suptitle(subtitle, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -504,7 +696,23 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="load generator processes (2)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per run (default 60)")
     p.add_argument("--repeat", type=int, default=3, help="runs per target; median kept (3)")
+    p.add_argument(
+        "--generator",
+        choices=["js", "python", "both"],
+        default="js",
+        help="load generator: the official JS client (js, default), python-socketio, or both",
+    )
     p.add_argument("--only", action="append", help="run targets whose name contains this")
+    p.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="instead: the teaching server with and without N idle WebSocket clients "
+        "connected (RSS per connection, and the room's rate while they are held)",
+    )
+    p.add_argument(
+        "--profile", default=None, help="teaching servers write cProfile stats to this directory"
+    )
     p.add_argument("--out", default="docs/assets", help="where bench.json and bench.png go")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.add_argument(
@@ -515,28 +723,85 @@ def configure(p: argparse.ArgumentParser) -> None:
     readbench.configure(p)
 
 
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median throughput (the upper one of an even count), carrying the
+    throughput of every run in ``runs``."""
+    ranked = sorted(runs, key=lambda r: r.deliveries_per_s)
+    chosen = ranked[len(ranked) // 2]
+    chosen.runs = [round(r.deliveries_per_s) for r in runs]
+    return chosen
+
+
+async def _bench_idle(args: argparse.Namespace) -> list[Result]:
+    """The teaching server (tracing off) without, then with ``args.idle`` idle clients,
+    interleaved; the idle run's ``vs_baseline`` is its rate over the idle-free one."""
+    target = Target("teaching server, tracing off", "teaching")
+    runs: dict[int, list[Result]] = {0: [], args.idle: []}
+    for _ in range(args.repeat):
+        for idle in (0, args.idle):
+            runs[idle].append(await run_target(target, args, args.generator, idle=idle))
+    free, held = median_run(runs[0]), median_run(runs[args.idle])
+    held.name = f"{target.name}, {args.idle:,} idle clients"
+    if free.deliveries_per_s > 0:
+        held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
+    return [free, held]
+
+
 async def _bench(args: argparse.Namespace) -> list[Result]:
+    if args.idle:
+        return await _bench_idle(args)
     chosen = [
         t for t in targets(args.servers) if not args.only or any(o in t.name for o in args.only)
     ]
-    results = []
-    for target in chosen:
-        runs = [await run_target(target, args) for _ in range(args.repeat)]
-        # The run with the median throughput stands for the target (all runs go to JSON).
-        ranked = sorted(runs, key=lambda r: r.deliveries_per_s)
-        best = ranked[(len(ranked) - 1) // 2 + (1 if len(ranked) % 2 == 0 else 0)]
-        best.runs = [round(r.deliveries_per_s) for r in runs]
-        results.append(best)
-    return results
+    generators = list(GENERATORS) if args.generator == "both" else [args.generator]
+    runs: dict[tuple[str, str], list[Result]] = {}
+    # Interleaved: every target once, then again, so a change in the machine's load
+    # touches all of them alike.
+    for _ in range(args.repeat):
+        for generator in generators:
+            for target in chosen:
+                result = await run_target(target, args, generator)
+                runs.setdefault((generator, target.name), []).append(result)
+    return with_ratios(
+        [median_run(runs[(g, t.name)]) for g in generators for t in chosen if (g, t.name) in runs]
+    )
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run was made on: cores, CPU model, load average (1, 5, 15 min)."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+    return {"cpus": os.cpu_count(), "cpu_model": model, "loadavg": load}
 
 
 def _subtitle(meta: dict[str, Any]) -> str:
     p = meta["params"]
+    load = meta.get("loadavg_before")
+    where = f"{meta['cpus']} CPUs"
+    if meta.get("cpu_model"):
+        where += f" ({meta['cpu_model']})"
+    if load:
+        where += f", load {load[0]:.1f} before / {meta.get('loadavg_after', ['?'])[0]} after"
     return (
         f"{p['clients']} clients in one room, {p['senders']} senders x {p['messages']} "
-        f"acked messages; {meta['cpus']} CPUs, Python {meta['python']}, "
-        f"python-socketio {meta['python_socketio']}; median of {p.get('repeat', 1)} runs"
+        f"acked messages; {where}; Python {meta['python']}, "
+        f"python-socketio {meta['python_socketio']}, socket.io {meta.get('socket_io', '?')}; "
+        f"median of {p.get('repeat', 1)} interleaved runs"
     )
+
+
+def _node_package_version(name: str) -> str | None:
+    for directory in Path(__file__).resolve().parents:
+        manifest = directory / "node_modules" / name / "package.json"
+        if manifest.is_file():
+            version: str | None = json.loads(manifest.read_text()).get("version")
+            return version
+    return None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -550,23 +815,42 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.senders > args.clients:
         raise SystemExit("--senders cannot exceed --clients")
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    if args.idle < 0:
+        raise SystemExit("--idle must be 0 or more")
+    if args.idle and args.generator == "both":
+        raise SystemExit("--idle runs under one load generator: --generator js or python")
+    needs_node = not args.reads and (
+        args.generator != "python" or not args.only or any(o in NODE_TARGET for o in args.only)
+    )
+    why = node_modules_missing() if needs_node else None
+    if why:
+        raise SystemExit(f"tutorial bench: {why}")
+    from importlib.metadata import version
+
     from tutorial.cluster import readbench
 
+    before = machine()
     results = [] if args.reads else asyncio.run(_bench(args))
-    reads = [] if args.no_reads else asyncio.run(readbench.bench_reads(args))
+    after = machine()
+    reads = [] if args.no_reads or args.idle else asyncio.run(readbench.bench_reads(args))
     print()
     if results:
         print(table(results))
         print()
     if reads:
         print(readbench.table(reads))
-    from importlib.metadata import version
-
     meta: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpus": os.cpu_count(),
+        "cpus": before["cpus"],
+        "cpu_model": before["cpu_model"],
+        "loadavg_before": before["loadavg"],
+        "loadavg_after": after["loadavg"],
         "python": platform.python_version(),
         "python_socketio": version("python-socketio"),
+        "socket_io": _node_package_version("socket.io"),
+        "socket_io_client": _node_package_version("socket.io-client"),
         "params": {
             "clients": args.clients,
             "senders": args.senders,
@@ -574,13 +858,29 @@ def main(args: argparse.Namespace) -> int:
             "servers": args.servers,
             "workers": args.workers,
             "repeat": args.repeat,
+            "generator": args.generator,
+            "idle": args.idle,
         },
     }
     meta["params"] |= {"read_clients": args.read_clients, "reads_each": args.reads_each}
-    meta["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"machine: {_subtitle(meta)}")
+    if args.idle:
+        free, held = results
+        print(
+            f"{args.idle:,} idle clients: the server's RSS {held.rss_mib} MiB -> "
+            f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
+            f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
+            f"{_ratio(held.vs_baseline)} its rate without them ({free.deliveries_per_s:,.0f})"
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench-idle.json").write_text(
+            json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
+        )
+        print(f"wrote {out / 'bench-idle.json'}")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     path = out / "bench.json"
-    measured = {"when": meta["when"], "load_average": meta["load_average"]}
+    measured = {"when": meta["when"], "load_average": machine()["loadavg"]}
     if args.reads and path.exists():  # keep the message results of an earlier full run
         earlier = json.loads(path.read_text())
         results = [Result(**r) for r in earlier["results"]]
@@ -616,6 +916,8 @@ if __name__ == "__main__":
         parser.add_argument("--name", default="bench")
         parser.add_argument("--trace", action="store_true")
         parser.add_argument("--read-db", action="append")
+        parser.add_argument("--fanout", choices=["fast", "library"], default="fast")
+        parser.add_argument("--profile", default=None, help="write cProfile stats here")
         serve_args = parser.parse_args()
         try:
             import uvloop

@@ -289,17 +289,31 @@ def encode_frame(frame: Frame, payload: bytes, masking_key: bytes | None) -> byt
         | (0x10 if frame.rsv3 else 0)
         | int(frame.opcode)
     )
-    mask_bit = 0x80 if masking_key is not None else 0
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", first, mask_bit | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", first, mask_bit | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, n)
+    header = _header(first, masking_key is not None, len(payload))
     if masking_key is None:
         return header + payload
     return header + masking_key + apply_mask(payload, masking_key)
+
+
+def _header(first: int, masked: bool, n: int) -> bytes:
+    """5.2: the first byte, then MASK and the payload length in its shortest form."""
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        return struct.pack("!BB", first, mask_bit | n)
+    if n < 1 << 16:
+        return struct.pack("!BBH", first, mask_bit | 126, n)
+    return struct.pack("!BBQ", first, mask_bit | 127, n)
+
+
+def text_frame(text: str) -> bytes:
+    """A server's whole text message as one frame: FIN, no RSV bits, opcode 1, unmasked
+    (5.1: "A server MUST NOT mask any frames that it sends to the client"), the UTF-8
+    payload after the length. The bytes aiohttp's ``send_str`` writes for ``text`` on a
+    connection without permessage-deflate; the broadcast fast path builds one per
+    broadcast ([tutorial.chat.fanout][]).
+    """
+    payload = text.encode("utf-8")
+    return _header(0x80 | Opcode.TEXT, False, len(payload)) + payload
 
 
 def decode_one_frame(raw: bytes) -> Frame | None:

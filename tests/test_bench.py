@@ -1,0 +1,106 @@
+"""A smoke run of every ``tutorial bench`` target, Node socket.io included: a few clients,
+a few messages, so a broken target fails CI (the benchmark itself is not a test).
+
+Each target runs under the official JavaScript client (the default load generator);
+two run under the Python one as well. A run where deliveries go missing reports them
+as errors, so the smoke check can fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tutorial.cluster import bench
+
+pytestmark = pytest.mark.timeout(300)
+
+CLIENTS, SENDERS, MESSAGES = 3, 2, 2
+
+
+def bench_args(out: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.configure(parser)
+    return parser.parse_args(
+        [
+            "--clients",
+            str(CLIENTS),
+            "--senders",
+            str(SENDERS),
+            "--messages",
+            str(MESSAGES),
+            "--repeat",
+            "1",
+            "--workers",
+            "1",
+            "--timeout",
+            "30",
+            "--out",
+            str(out),
+            "--no-chart",
+            *extra,
+        ]
+    )
+
+
+def results_of(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    data = json.loads((out / "bench.json").read_text())
+    return data, data["results"]
+
+
+def test_every_target_delivers_everything_under_the_js_load_generator(tmp_path: Path) -> None:
+    assert bench.node_modules_missing() is None, bench.node_modules_missing()
+    assert bench.main(bench_args(tmp_path, "--servers", "2")) == 0
+    data, results = results_of(tmp_path)
+    names = [t.name for t in bench.targets(2)]
+    assert [r["name"] for r in results] == names
+    assert bench.NODE_TARGET in names and bench.BASELINE_TARGET in names
+    expected = CLIENTS * SENDERS * MESSAGES
+    for r in results:
+        assert (r["generator"], r["deliveries"], r["errors"]) == ("js", expected, 0), r
+        assert r["deliveries_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0, r
+        assert r["server_cpu_us"] is not None, r  # 10 ms ticks: a tiny run may read 0
+    node = next(r for r in results if r["name"] == bench.NODE_TARGET)
+    base = next(r for r in results if r["name"] == bench.BASELINE_TARGET)
+    assert node["vs_node"] == 1.0 and base["vs_baseline"] == 1.0
+    for r in results:
+        assert r["vs_node"] == pytest.approx(
+            r["deliveries_per_s"] / node["deliveries_per_s"], rel=1e-2
+        )
+    assert data["cpus"] and data["cpu_model"] and len(data["loadavg_before"]) == 3
+    assert data["socket_io"].startswith("4.") and data["socket_io_client"].startswith("4.")
+
+
+def test_the_python_load_generator_still_runs(tmp_path: Path) -> None:
+    args = bench_args(tmp_path, "--generator", "python", "--only", "bare", "--only", "off")
+    assert bench.main(args) == 0
+    _, results = results_of(tmp_path)
+    assert [(r["name"], r["generator"]) for r in results] == [
+        (bench.BASELINE_TARGET, "python"),
+        ("teaching server, tracing off", "python"),
+    ]
+    assert all(r["errors"] == 0 for r in results), results
+    assert results[0]["vs_node"] is None  # Node did not run under this generator
+
+
+def test_missing_deliveries_are_reported_as_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each generator is told one message fewer than the parent counts on: the run
+    ends at its timeout, and the missing deliveries are errors."""
+    real = bench.WorkerConfig
+
+    def short(**kwargs: Any) -> bench.WorkerConfig:
+        return dataclasses.replace(real(**kwargs), messages=kwargs["messages"] - 1)
+
+    monkeypatch.setattr(bench, "WorkerConfig", short)
+    args = bench_args(tmp_path, "--only", "Node", "--timeout", "3")
+    assert bench.main(args) == 0
+    _, [node] = results_of(tmp_path)
+    assert node["deliveries"] == CLIENTS * SENDERS * (MESSAGES - 1)
+    assert node["errors"] == CLIENTS * SENDERS
