@@ -308,7 +308,7 @@ CONTROLS: dict[str, list[Control]] = {
             "seven-clients",
             ARCHITECTURE,
             (slider("clients", 7), click("Run again")),
-            (caption_says("clients=7"), shows("grace", "7 rows stored")),
+            (caption_says("clients=7"), shows("grace", "7 rows")),
         ),
         Control("chat-layer", ARCHITECTURE, (toggle("chat events"),), (shows("new-message"),)),
     ],
