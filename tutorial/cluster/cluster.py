@@ -222,10 +222,15 @@ class Cluster:
         self.postgres = TempPostgres()
         self.postgres.start()
         self.primary = self.postgres
-        for i in range(1, self.pg_replicas + 1):
-            standby = TempStandby(self.postgres, name=f"replica-{i}")
-            self.standbys.append(standby)
-            standby.start()
+        self.standbys = [
+            TempStandby(self.postgres, name=f"replica-{i}") for i in range(1, self.pg_replicas + 1)
+        ]
+        # Base backups and starts side by side; all finish (for stop) before one raises.
+        with ThreadPoolExecutor(max(1, len(self.standbys))) as pool:
+            errors = [f.exception() for f in [pool.submit(s.start) for s in self.standbys]]
+        for error in errors:
+            if error is not None:
+                raise error
         self.db_url = self.write_url() if self.standbys else self.postgres.url
 
     def _start_redis(self) -> None:
@@ -296,21 +301,17 @@ class Cluster:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 server.stop()
-        if self.redis is not None:
-            with contextlib.suppress(Exception):
-                self.redis.close()
-            self.redis = None
-        if self.redis_ha is not None:
-            with contextlib.suppress(Exception):
-                self.redis_ha.close()
-            self.redis_ha = None
-        for standby in self.standbys:
-            with contextlib.suppress(Exception):
-                standby.stop()
+        # Redis and every database server stop side by side (each waits for its process).
+        stops = [n.close for n in (self.redis, self.redis_ha) if n is not None]
+        stops += [n.stop for n in (*self.standbys, self.postgres) if n is not None]
+        with ThreadPoolExecutor(max(1, len(stops))) as pool:
+            for done in [pool.submit(stop) for stop in stops]:
+                with contextlib.suppress(Exception):
+                    done.result()
+        self.redis = None
+        self.redis_ha = None
         self.standbys = []
         if self.postgres is not None:
-            with contextlib.suppress(Exception):
-                self.postgres.stop()
             self.postgres = None
             self.primary = None
             self.db_url = None
