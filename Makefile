@@ -48,8 +48,12 @@ format: setup ## ruff: fix what can be fixed
 	$(BIN)/ruff check --fix tutorial tests
 	$(BIN)/ruff format tutorial tests
 
-unit: setup ## the pytest suite (real servers on loopback)
-	$(BIN)/pytest -q
+# Set-up installed every component, so a test that skips for a missing one fails
+# (tests/skips.py); run pytest by hand to see skips as skips.
+NO_SKIPS := TUTORIAL_NO_SKIPS=1
+
+unit: setup ## the pytest suite (real servers on loopback); any skip fails
+	$(NO_SKIPS) $(BIN)/pytest -q
 
 lab-test: setup ## every chapter in a real JupyterLab (Chromium): Run All, every control, every exercise
 	TUTORIAL_LAB_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/jupyterlab
@@ -69,7 +73,7 @@ site: site-build ## build the site, then serve it on http://127.0.0.1:8000
 	$(PY) -m http.server --bind 127.0.0.1 --directory site 8000
 
 site-test: ## browser checks of the built site (every page, every chapter's SVG)
-	TUTORIAL_SITE_TESTS=1 $(BIN)/pytest -q tests/site
+	$(NO_SKIPS) TUTORIAL_SITE_TESTS=1 $(BIN)/pytest -q tests/site
 
 test: setup lint unit lab-test site-build site-test ## every test: lint, pytest, JupyterLab, notebooks, site
 	@echo "make test: all green"

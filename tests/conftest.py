@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from skips import pytest_runtest_makereport  # noqa: F401  (TUTORIAL_NO_SKIPS=1: a skip fails)
 
 from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig

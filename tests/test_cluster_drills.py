@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from browser import CHROMIUM, CHROMIUM_ARGS, open_chat
 from playwright.async_api import expect
+from skips import needs
 
 from tutorial.client.client import ChatClient, ChatError, ClientOptions
 from tutorial.cluster import drills
@@ -94,7 +95,7 @@ async def test_a_wss_round_trip_through_nginx_verifies_the_certificate(cluster: 
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make setup")
+@needs("chromium")
 async def test_the_official_js_client_in_chromium_chats_over_wss_trusting_only_the_ca(
     cluster: Cluster,
 ) -> None:

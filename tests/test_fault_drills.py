@@ -29,13 +29,13 @@ from typing import Any
 
 import pytest
 from rawclient import Recorder
+from skips import needs
 
 from tutorial.chat.store import Message, open_store
 from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.client.recovery import Backoff
 from tutorial.client.states import State
 from tutorial.cluster.cluster import Cluster, client_address
-from tutorial.cluster.postgres import PostgresMissing, find_pg_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(90)]
 
@@ -267,16 +267,8 @@ async def test_restart_redis(clients: list[ChatClient]) -> None:
             await diana.close()
 
 
-def _has_postgres() -> bool:
-    try:
-        find_pg_bin()
-    except PostgresMissing:
-        return False
-    return True
-
-
 @pytest.mark.postgres
-@pytest.mark.skipif(not _has_postgres(), reason="PostgreSQL binaries absent")
+@needs("initdb", "pg_ctl")
 async def test_database_outage(clients: list[ChatClient]) -> None:
     async with Cluster(
         servers=2, redis=True, postgres=True, pg_replicas=0, redis_replicas=0

@@ -42,6 +42,20 @@ async def test_run_again_replaces_the_picture_with_the_new_runs() -> None:
     assert "✓ ran" in explorer.status.value
 
 
+async def test_an_explorer_can_show_a_run_made_elsewhere_then_run_again() -> None:
+    from tutorial.scenarios import run_scenario
+
+    transport = widgets.ToggleButtons(options=["websocket", "polling"], value="polling")
+    explorer = ScenarioExplorer("handshake", {"transport": transport}, layers="packets")
+    above = await run_scenario("handshake", transport="polling")
+    explorer.show(above)
+    assert explorer.result is above and "the run above" in explorer.status.value
+    assert "PING probe" in explorer.picture.svg
+    transport.value = "websocket"
+    await explorer.run()
+    assert explorer.result is not above and "PING probe" not in explorer.picture.svg
+
+
 async def test_a_failed_run_says_so_above_the_previous_picture() -> None:
     clients = widgets.IntSlider(value=2, min=0, max=9)
     explorer = ScenarioExplorer("architecture", {"clients": clients})
@@ -96,7 +110,7 @@ async def test_failures_from_another_thread_keep_their_traceback() -> None:
 
     async def work() -> None:
         try:
-            await asyncio.wait_for(asyncio.sleep(1), 0.01)
+            await asyncio.wait_for(asyncio.sleep(1), 0.01)  # sleep-ok: outlasts its timeout
         finally:
             main.call_soon(failed.set)
 

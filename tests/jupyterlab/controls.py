@@ -166,6 +166,16 @@ def wait_for(selector: str, text: str | None = None, timeout_ms: int = WAIT_MS) 
     return act
 
 
+def click_row(text: str, *, last: bool = False) -> Action:
+    """Click the arrow of the inspector's diagram whose label has ``text``."""
+
+    def act(root: Any) -> None:
+        rows = root.locator(".ti-diagram g.node.seq_row", has_text=text)
+        (rows.last if last else rows.first).click()
+
+    return act
+
+
 def wait_hidden(selector: str) -> Action:
     def act(root: Any) -> None:
         root.locator(selector).first.wait_for(state="hidden", timeout=WAIT_MS)
@@ -220,6 +230,45 @@ def in_node(node_line: str, *lines: str, absent: tuple[str, ...] = ()) -> Expect
     return check
 
 
+def own_attribute(name: str, value: str) -> Expect:
+    """The widget's root element has ``name="value"`` (the inspector's cursor)."""
+
+    def check(view: View) -> str | None:
+        got = view.root.get_attribute(name)
+        return None if got == value else f"[{name}] is {got!r}, not {value!r}"
+
+    return check
+
+
+FRAME_CARDS_JS = """(root) => [...root.querySelectorAll('.ti-card[data-layer="ws"]')]
+  .map((card) => ({
+    length: Number(card.dataset.length),
+    spans: [...card.querySelectorAll('.ti-span')].map((s) => [
+        s.dataset.name, Number(s.dataset.start), Number(s.dataset.end)]),
+}))"""
+
+
+def frames_named(at_least: int = 1) -> Expect:
+    """Every WebSocket frame card on screen names every bit of its frame, once: its
+    fields follow each other with no gap or overlap and end at the frame's last bit."""
+
+    def check(view: View) -> str | None:
+        cards = view.root.evaluate(FRAME_CARDS_JS)
+        if len(cards) < at_least:
+            return f"{len(cards)} frame cards on screen, expected at least {at_least}"
+        for card in cards:
+            at = 0
+            for name, start, end in card["spans"]:
+                if start != at or end <= start:
+                    return f"field {name!r} covers bits {start}-{end}, expected from {at}"
+                at = end
+            if at != 8 * card["length"]:
+                return f"the fields end at bit {at} of a {card['length']}-byte frame"
+        return None
+
+    return check
+
+
 def current_state(state: str) -> Expect:
     return in_node(state, "(current)")
 
@@ -250,6 +299,7 @@ SCALING = ".tutorial-explorer-scaling"
 PANELS = ".tutorial-chat-panels"
 ROOMS = ".tutorial-rooms"
 STATES = ".tutorial-states"
+INSPECTOR = ".trace-inspector"
 
 
 def snapshot(name: str) -> Action:
@@ -296,6 +346,34 @@ CONTROLS: dict[str, list[Control]] = {
         Control("frames", HANDSHAKE, (toggle("frames"),), (shows("TEXT fin=1"),)),
         Control("chat", HANDSHAKE, (toggle("chat events"),), (lacks("TEXT fin=1", "101"),)),
         Control("story", HANDSHAKE, (toggle("the story"),), (shows("Seed diagram 1"),)),
+        Control(
+            "inspector-steps-to-the-101",
+            INSPECTOR,
+            (click_css(".ti-next"), click_css(".ti-next")),
+            (
+                page_text(".ti-sentence", "the server agrees to switch protocols"),
+                page_text(".ti-this-card", "Sec-WebSocket-Accept"),
+            ),
+            redraws=False,
+        ),
+        Control(
+            "inspector-a-client-frame",
+            INSPECTOR,
+            (click_row("mask=1"),),
+            (
+                page_text(".ti-sentence", "masked, as every client frame must be"),
+                page_text(".ti-this-card", "masking key"),
+                frames_named(),
+            ),
+            redraws=False,
+        ),
+        Control(
+            "inspector-show-in-packets",
+            INSPECTOR,
+            (click_css('.ti-card[data-layer="sio"] .ti-link[data-view="packets"]'),),
+            (own_attribute("data-view", "packets"), page_text(".ti-this-card", "Socket.IO")),
+            redraws=False,
+        ),
     ],
     "02-architecture": [
         Control(
@@ -324,6 +402,27 @@ CONTROLS: dict[str, list[Control]] = {
             (shows("Ciao a tutti", "eve"), lacks("charlie", "diana")),
         ),
         Control("packets", EVENT_FLOW, (toggle("packets"),), (shows("sio CONNECT"),)),
+        Control(
+            "inspector-broadcast-step",
+            INSPECTOR,
+            (click_css(".ti-next"), click_css(".ti-next")),
+            (
+                page_text(".ti-sentence", "Step 3: broadcast to room"),
+                page_text(".ti-nobytes", "the server did this on its own"),
+            ),
+            redraws=False,
+        ),
+        Control(
+            "inspector-to-every-member",
+            INSPECTOR,
+            (click_css(".ti-next"), click_css(".ti-next"), click_css(".ti-next")),
+            (
+                page_text(".ti-sentence", "Step 6"),
+                page_text(".ti-fanout", "This arrow went to"),
+                frames_named(),
+            ),
+            redraws=False,
+        ),
         Control(
             "panels-stopped-then-start-again",
             PANELS,
@@ -416,6 +515,32 @@ CONTROLS: dict[str, list[Control]] = {
                 ("restart", (current_state("CONNECTED"), shows("[4]"))),
             )
         ],
+        # The inspector steps through the run made when its cell ran (fault restart).
+        Control(
+            "inspector-close-frame",
+            INSPECTOR,
+            (click_row("CLOSE 1000"),),
+            (page_text(".ti-sentence", "close frame, status 1000"), frames_named()),
+            redraws=False,
+        ),
+        Control(
+            "inspector-refused-connect",
+            INSPECTOR,
+            (click_row("TCP refused"),),
+            (page_text(".ti-sentence", "refused: nothing listens on that port"),),
+            redraws=False,
+        ),
+        Control(
+            "inspector-reconnect-offsets",
+            INSPECTOR,
+            (click_css('.ti-view[data-view="packets"]'), click_row("sio CONNECT {…}", last=True)),
+            (
+                own_attribute("data-view", "packets"),
+                page_text(".ti-sentence", "asks to connect to namespace / with its credentials"),
+                page_text(".ti-this-card", "offsets"),
+            ),
+            redraws=False,
+        ),
     ],
     "06-scaling": [
         Control(

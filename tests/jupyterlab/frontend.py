@@ -69,7 +69,9 @@ OVERFLOW_JS = """() => {
             const r = el.getBoundingClientRect();
             if (r.width === 0 || inside(r)) continue;
             const picture = el.tagName === 'IMG' || el.tagName === 'svg';
-            const box = picture ? el.closest('.tdg-box') : scroller(el.parentElement, area);
+            // A picture sits in a diagram box, or (the trace inspector's diagram) in a
+            // scroll container of its own that fits the column.
+            const box = (picture && el.closest('.tdg-box')) || scroller(el.parentElement, area);
             if (box && inside(box.getBoundingClientRect())) continue;
             const cell = el.closest('.jp-Cell');
             const index = [...root.querySelectorAll('.jp-Cell')].indexOf(cell);

@@ -156,7 +156,8 @@ def test_every_control_redraws_the_right_picture(chapter: NotebookPage) -> None:
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-explorer, "
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-rooms, "
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-states, "
-        ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-chat-panels"
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-chat-panels, "
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .trace-inspector"
     )
     covered = {c.widget for c in controls}
     for i in range(widgets.count()):

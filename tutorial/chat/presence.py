@@ -307,6 +307,27 @@ class RedisPresence(Presence):
         return gone
 
 
+class RedisUnavailable(Exception):
+    """Redis could not be reached when a server started (it refuses to start without it)."""
+
+
+async def reach_redis(url: str, timeout: float = 3.0) -> None:
+    """PING Redis at ``url`` once; raise RedisUnavailable naming it if nothing answers
+    within ``timeout`` seconds. Without this check python-socketio's manager would
+    retry in the background while the server said it was listening."""
+    from redis.exceptions import RedisError
+
+    client = connect_redis(url)
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except (OSError, TimeoutError, ValueError, RedisError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise RedisUnavailable(f"cannot reach Redis at {url}: {reason}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
 def connect_redis(url: str) -> Any:
     """A redis-py asyncio client for ``redis://`` / ``rediss://`` / ``redis+sentinel://``."""
     from redis import asyncio as aioredis

@@ -45,7 +45,7 @@ from tutorial.chat.packets import (
     broadcast,
     install_engineio_hooks,
 )
-from tutorial.chat.presence import Presence, RedisPresence
+from tutorial.chat.presence import Presence, RedisPresence, reach_redis
 from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
 from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, SendQueuePolicy
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
@@ -283,8 +283,22 @@ class ChatServer:
         self.tokens = auth.TokenSigner(secret, self.config.token_ttl)
 
     async def start(self) -> int:
-        """Open the store, listen, and return the bound port (``port=0`` picks a free one)."""
+        """Open the store, reach Redis (if any), listen, and return the bound port
+        (``port=0`` picks a free one).
+
+        Raises StoreUnavailable, RedisUnavailable or OSError (an address in use or not
+        on this machine) having undone what it had started, so nothing keeps running.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> int:
         await self.open_store()
+        if self.config.redis_url:
+            await reach_redis(self.config.redis_url)
         await self.presence.start()
         # keepalive_timeout is also the header-read timeout: aiohttp closes a connection
         # that has not completed a request head within it (slowloris), and idle

@@ -355,9 +355,19 @@ class SQLiteStore(Store):
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
+        """Open (or create) the file; raise StoreUnavailable, having closed it again,
+        when it cannot be created or is not a SQLite database of ours."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
+            await self._prepare()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    async def _prepare(self) -> None:
+        assert self._db is not None
         await self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: every COMMIT fsyncs the WAL, so an acknowledged message survives a power
         # cut, not only a crash of this process (NORMAL in WAL mode promises only that).
@@ -549,8 +559,10 @@ class PostgresStore(Store):
                     await _migrate_postgres(con)
                 finally:
                     await con.execute("SELECT pg_advisory_unlock(7270001)")
-        except (asyncpg.PostgresError, *unavailable_errors()) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        except (asyncpg.PostgresError, ValueError, *unavailable_errors()) as exc:
+            # Refused, unreachable, a bad URL, a refused login: nothing stays open behind us.
+            await self.close()
+            raise StoreUnavailable(f"PostgreSQL at {_without_password(self.url)}: {exc}") from exc
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -678,6 +690,14 @@ async def _migrate_postgres(con: Any) -> None:
                 "ADD CONSTRAINT messages_room_id_user_name_client_msg_id_key "
                 "UNIQUE (room_id, user_name, client_msg_id)"
             )
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for error messages)."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url if password is None else url.replace(f":{password}@", ":***@", 1)
 
 
 def open_store(url: str, read_urls: Sequence[str] = ()) -> Store:

@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from tutorial.cli_errors import positive_int, store_url
 from tutorial.cluster.procs import stop_signal
+
+MAX_SERVERS = 32
+"""More chat servers than this on one machine is a typo, not a cluster."""
+
+
+def server_count(text: str) -> int:
+    return positive_int(text, most=MAX_SERVERS)
 
 
 def cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,9 +24,15 @@ def cluster_arguments(p: argparse.ArgumentParser) -> None:
     up = sub.add_parser(
         "up", help="start nginx (TLS), N servers, Redis with Sentinels, and a store"
     )
-    up.add_argument("--servers", type=int, default=3, help="number of chat servers (default 3)")
+    up.add_argument(
+        "--servers",
+        type=server_count,
+        default=3,
+        help=f"number of chat servers, 1 to {MAX_SERVERS} (default 3)",
+    )
     up.add_argument(
         "--db",
+        type=store_url,
         default=None,
         help="store URL shared by the servers (default: a SQLite file in a temporary dir)",
     )

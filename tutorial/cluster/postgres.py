@@ -22,7 +22,6 @@ Streaming replicas (hot standbys) of it, each its own server on its own port::
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tutorial.cluster.procs import free_port, tail, wait_until
+from tutorial.components import find
 
 
 class PostgresMissing(RuntimeError):
@@ -38,21 +38,15 @@ class PostgresMissing(RuntimeError):
 
 
 def find_pg_bin() -> Path:
-    """The directory holding ``initdb`` and ``pg_ctl``: $PG_BIN, then PATH, then Debian's
-    ``/usr/lib/postgresql/<version>/bin`` (the newest)."""
-    candidates: list[str] = []
-    if os.environ.get("PG_BIN"):
-        candidates.append(os.environ["PG_BIN"])
-    which = shutil.which("initdb")
-    if which:
-        candidates.append(str(Path(which).resolve().parent))
-    versions = glob.glob("/usr/lib/postgresql/*/bin")
-    versions.sort(key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
-    candidates.extend(reversed(versions))
-    for directory in candidates:
-        if (Path(directory) / "initdb").exists() and (Path(directory) / "pg_ctl").exists():
-            return Path(directory)
-    raise PostgresMissing("PostgreSQL server binaries (initdb, pg_ctl) not found; set PG_BIN")
+    """The directory holding ``initdb`` and ``pg_ctl``, as set-up finds them
+    ([tutorial.components][tutorial.components]: $PG_BIN, then PATH, then Debian's
+    newest ``/usr/lib/postgresql/<version>/bin``)."""
+    initdb, pg_ctl = find("initdb"), find("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise PostgresMissing("PostgreSQL server binaries (initdb, pg_ctl) not found; set PG_BIN")
+    # resolve(): a link on PATH (/usr/local/bin/initdb) points into the real directory,
+    # which also holds postgres and pg_basebackup.
+    return initdb.resolve().parent
 
 
 class TempPostgres:

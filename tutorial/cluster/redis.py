@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tutorial.cluster.procs import free_port, kill_process, stop_process, tail, wait_until
+from tutorial.components import find
 
 #: The name the Sentinels monitor the master under (the service name in the URL).
 SERVICE = "chat"
@@ -86,7 +87,7 @@ class RedisProcess:
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or 0
-        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.binary = binary or str(find("redis-server") or "redis-server")
         self.replica_of = replica_of
         self.name = name
         self.proc: subprocess.Popen[bytes] | None = None

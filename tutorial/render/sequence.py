@@ -204,7 +204,7 @@ def build_rows(
 ) -> list[Row]:
     """Turn events into rows: fold pings, merge fan-outs, add separators, number steps.
 
-    A long trace (more than [LONG_ROWS][tutorial.render.sequence.LONG_ROWS] rows) is
+    A long trace (more than ``LONG_ROWS`` rows) is
     folded so that it stays legible: Engine.IO carriers go
     ([fold_carriers][tutorial.render.sequence.fold_carriers]), and a client's run that
     repeats another client's is drawn once

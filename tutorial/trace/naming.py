@@ -59,6 +59,7 @@ class Lifelines:
         *,
         per_request: bool = False,
         name_request: Callable[[HttpRequest], str | None] | None = None,
+        keep_sids: int | None = None,
     ) -> None:
         self.default_name = default_name
         """The lifeline of a new session when no name is queued (None: ``client-N``)."""
@@ -66,8 +67,12 @@ class Lifelines:
         """Choose the lifeline at every HTTP request (a browser's pooled connections)."""
         self.name_request = name_request
         """Names a new session from its first HTTP request (None: not by request)."""
+        self.keep_sids = keep_sids
+        """How many sids ``sid_names`` remembers (None: all); past it, the ones learned
+        longest ago are forgotten (a long-running tap's memory stays bounded)."""
         self.sid_names: dict[str, str] = {}
-        """Engine.IO and Socket.IO sids -> lifeline id, learned from the wire."""
+        """Engine.IO and Socket.IO sids -> lifeline id, learned from the wire (in the
+        order learned)."""
         self._names: deque[tuple[str, str | None]] = deque()
         self._auto = 0
 
@@ -113,11 +118,18 @@ class Lifelines:
         if isinstance(decoded, EioPacket) and decoded.type is EioPacketType.OPEN:
             opened = decoded.open_payload
             if opened is not None:
-                self.sid_names[opened.sid] = lifeline
+                self._remember(opened.sid, lifeline)
         elif isinstance(decoded, SioPacket) and decoded.type is SioPacketType.CONNECT:
             data = decoded.data
             if isinstance(data, dict) and isinstance(data.get("sid"), str):
-                self.sid_names[data["sid"]] = lifeline
+                self._remember(data["sid"], lifeline)
+
+    def _remember(self, sid: str, lifeline: str) -> None:
+        self.sid_names.pop(sid, None)  # re-learned: now the newest
+        self.sid_names[sid] = lifeline
+        if self.keep_sids is not None:
+            while len(self.sid_names) > self.keep_sids:
+                del self.sid_names[next(iter(self.sid_names))]
 
 
 __all__ = ["ENGINEIO_PATH", "KEEP", "WEB_LABEL", "WEB_LIFELINE", "Lifelines"]

@@ -47,6 +47,9 @@ log = logging.getLogger("tutorial.trace.wiretap")
 LINGER = 2.0
 """How long a connection may outlive the first of its sides to finish (seconds)."""
 
+MAX_FAILURES = 100
+"""How many recording failures a tap keeps (the most recent)."""
+
 
 @dataclass
 class TappedConnection(Relayed):
@@ -73,7 +76,8 @@ class Wiretap(LoopbackProxy[TappedConnection]):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of ``upstream``.
 
     ``per_request=True`` names lifelines request by request, for a browser's pooled
-    connections (see [tutorial.trace.naming][]).
+    connections (see [tutorial.trace.naming][]). A tap in front of a long-running server
+    bounds what it remembers: ``keep_closed`` closed connections, ``keep_sids`` sids.
     """
 
     def __init__(
@@ -87,15 +91,20 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         server_label: str = "Server",
         default_name: str | None = None,
         per_request: bool = False,
+        keep_closed: int | None = None,
+        keep_sids: int | None = None,
         name_request: Callable[[HttpRequest], str | None] | None = None,
     ) -> None:
-        super().__init__(upstream, host, port)
+        super().__init__(upstream, host, port, keep_closed=keep_closed)
         self.trace = trace
         self.server_lifeline = server_lifeline
         self.server_label = server_label
-        self.names = Lifelines(default_name, per_request=per_request, name_request=name_request)
+        self.names = Lifelines(
+            default_name, per_request=per_request, name_request=name_request, keep_sids=keep_sids
+        )
         self.failures: list[str] = []
-        """Exceptions caught while recording (the relayed bytes were not affected)."""
+        """Exceptions caught while recording (the relayed bytes were not affected; the
+        last ``MAX_FAILURES``)."""
         self.recording = True
         """False: keep relaying, record nothing (e.g. while a scenario tears down)."""
         self._upstream_open = asyncio.Event()
@@ -155,6 +164,7 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         self._upstream_open.clear()
 
     def release_new_connections(self) -> None:
+        """Connect the held connections to the server, and new ones at once again."""
         self._upstream_open.set()
 
     # -- counters ----------------------------------------------------------------------
@@ -248,6 +258,7 @@ class Wiretap(LoopbackProxy[TappedConnection]):
 
     def _failed(self, exc: BaseException) -> None:
         self.failures.append(f"{type(exc).__name__}: {exc}")
+        del self.failures[:-MAX_FAILURES]
         log.debug("wiretap: recording failed", exc_info=exc)
 
     def _event(

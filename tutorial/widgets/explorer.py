@@ -92,6 +92,19 @@ class ScenarioExplorer(WithFallback):
         self._draw()
         return self.result
 
+    def show(self, result: Any) -> None:
+        """Draw ``result``, a run made elsewhere with the controls' current values (the
+        chapter's first cell, say), instead of running the same thing twice. *Run
+        again* runs it anew."""
+        self.result = result
+        self.ran_with = self.params()
+        shown = html.escape(self._shown(self.ran_with)) or "its defaults"
+        self.status.value = (
+            f"✓ the run above: <code>{html.escape(self.name)}</code> with {shown}"
+            f" in {result.seconds:.1f} s (change a setting, then <b>Run again</b>)"
+        )
+        self._draw()
+
     def _schedule(self) -> None:
         if not self.tasks.busy:
             self.tasks.spawn(self.run())
