@@ -3,33 +3,15 @@
 # Debian/Ubuntu: apt-get (as root, or through sudo). Elsewhere: print what to install.
 set -euo pipefail
 
-# program on PATH -> Debian package that provides it
-declare -A NEEDED=(
-  [dot]=graphviz
-  [nginx]=nginx-light
-  [redis-server]=redis-server
-  [pg_ctl]=postgresql
-  [chromium]=chromium
-  [node]=nodejs
-  [npm]=npm
-)
-
-have() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  # pg_ctl lives in a versioned directory on Debian.
-  [[ "$1" == pg_ctl ]] && compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && return 0
-  [[ -x "/usr/sbin/$1" ]] && return 0
-  return 1
-}
-
-missing=()
-for program in "${!NEEDED[@]}"; do
-  have "$program" || missing+=("${NEEDED[$program]}")
-done
+# Which Debian packages are missing: the one lookup the tests and launchers use too
+# (tutorial/components.py: $CHROMIUM / $PG_BIN, then PATH, then Debian's directories).
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+# -P: the script's own directory (tutorial/, which holds a trace/) stays off sys.path.
+mapfile -t missing < <("$PYTHON" -P "$HERE/../tutorial/components.py" missing)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""
@@ -54,7 +36,7 @@ This machine has no apt-get. Install these by hand, then run make again:
   ${missing[*]}
   macOS (Homebrew): brew install graphviz nginx redis postgresql@16 node && brew install --cask chromium
   Fedora:           dnf install graphviz nginx redis postgresql-server chromium nodejs npm
-The browser tests look for Chromium at /usr/bin/chromium (set CHROMIUM=/path to override).
+The tests look for chromium on PATH (set CHROMIUM=/path/to/chromium to override).
 MSG
   exit 1
 fi

@@ -1,25 +1,27 @@
 """What the browser tests share: Debian's chromium, the chat page, and how to open it.
 
-Playwright drives ``/usr/bin/chromium`` (``CHROMIUM=`` overrides); nothing downloads a
-browser (the ``browser`` fixture in ``conftest.py`` launches it). Each page records its
-console errors and the dialogs it opened, so a test can assert there were none.
+Playwright drives the ``chromium`` set-up found (``tutorial/components.py``: ``CHROMIUM=``,
+else PATH); nothing downloads a browser (the ``browser`` fixture in ``conftest.py``
+launches it). Each page records its console errors and the dialogs it opened, so a
+test can assert there were none.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from skips import needs
 
 from tutorial.chat import server as server_module
+from tutorial.components import find
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "test-output"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = find("chromium") or Path("chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,10 +35,10 @@ WAIT_MS = 10_000
 BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.timeout(120),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make setup"),
+    needs("chromium"),
     pytest.mark.skipif(
         server_module.find_socketio_client(ROOT) is None,
-        reason="needs node_modules/socket.io-client: make setup",
+        reason="component missing: node_modules/socket.io-client (run make setup)",
     ),
 ]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from skips import pytest_runtest_makereport  # noqa: F401  (TUTORIAL_NO_SKIPS=1: a skip fails)
 
 from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
@@ -53,7 +54,12 @@ async def browser() -> AsyncIterator[Any]:
 
 
 # The site checks need a built site (`make site-build`); `make site-test` runs them.
+# The real-JupyterLab suite runs in a pytest of its own (`make lab-test`): its sync
+# Playwright keeps an event loop running in the main thread, which the async tests of
+# the rest of the suite cannot share.
 collect_ignore = [] if os.environ.get("TUTORIAL_SITE_TESTS") else ["site"]
+if not os.environ.get("TUTORIAL_LAB_TESTS"):
+    collect_ignore.append("jupyterlab")
 
 
 @pytest.fixture

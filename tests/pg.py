@@ -2,7 +2,8 @@
 
 pytest only loads fixtures from ``conftest.py`` files, so a test module that needs it
 imports it: ``from tests.pg import postgres_url  # noqa: F401``. Skips only when the
-PostgreSQL binaries are not installed (CI installs them).
+PostgreSQL binaries are not installed, and under ``make test`` that
+skip is a failure (``tests/skips.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def postgres() -> Iterator[TempPostgres]:
     try:
         pg = TempPostgres()
     except PostgresMissing as exc:
-        pytest.skip(f"PostgreSQL binaries absent: {exc}")
+        pytest.skip(f"component missing: {exc} (run make setup)")
     pg.start()
     try:
         yield pg

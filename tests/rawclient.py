@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import socketio
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -171,6 +172,8 @@ class RawSocket:
         self.ws = ws
         self.handshake = handshake
         self.frames: list[str | bytes] = []
+        self.close_code: int | None = None
+        """The code of the server's close frame, once :meth:`closed` has seen it."""
 
     @classmethod
     async def open(cls, port: int) -> RawSocket:
@@ -242,8 +245,62 @@ class RawSocket:
         try:
             while True:
                 seen.append(await self.recv(timeout))
-        except ConnectionClosed:
+        except ConnectionClosed as closed:
+            self.close_code = closed.rcvd.code if closed.rcvd is not None else None
             return seen
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once: no close frame, no Engine.IO CLOSE."""
+        self.ws.transport.abort()
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RawPolling:
+    """Engine.IO v4 over HTTP long-polling, spoken by hand with aiohttp: each POST carries
+    packets joined by ``\\x1e``, each GET returns what the server queued."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, sid: str) -> None:
+        self.session = session
+        self.url = url
+        self.sid = sid
+
+    @classmethod
+    async def open(cls, port: int) -> RawPolling:
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
+        url = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling"
+        async with session.get(url) as response:
+            opening = await response.text()
+        assert opening.startswith("0"), opening
+        sid = json.loads(opening[1:])["sid"]
+        return cls(session, f"{url}&sid={sid}", sid)
+
+    async def post(self, *packets: str) -> int:
+        """POST ``packets`` in one body; return the HTTP status."""
+        async with self.session.post(self.url, data="\x1e".join(packets).encode()) as response:
+            await response.read()
+            return response.status
+
+    async def get(self) -> tuple[int, list[str]]:
+        """One long-poll GET: its status and the packets it carried."""
+        async with self.session.get(self.url) as response:
+            body = await response.text()
+            return response.status, body.split("\x1e") if body else []
+
+    async def until(self, prefix: str) -> str:
+        """GET until a packet starting with ``prefix`` arrives (pings are answered)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while loop.time() < deadline:
+            status, packets = await self.get()
+            assert status == 200, status
+            for packet in packets:
+                if packet == "2":
+                    await self.post("3")
+                elif packet.startswith(prefix):
+                    return packet
+        raise AssertionError(f"no packet {prefix!r} within {TIMEOUT} s")
+
+    async def close(self) -> None:
+        await self.session.close()

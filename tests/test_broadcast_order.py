@@ -46,6 +46,7 @@ async def connect_all(server: ChatServer, names: list[str]) -> dict[str, Any]:
     await server.store.add_room(ROOM, private=False, members=[])
     clients: dict[str, Any] = {}
     received: dict[str, list[dict[str, Any]]] = {}
+    arrived = asyncio.Event()  # set by each new-message: waiters re-check, no polling
     for name in names:
         await server.store.add_user(UserRecord(name, "00", "token-login-only"))
         sio = socketio.AsyncClient(reconnection=False)
@@ -54,6 +55,7 @@ async def connect_all(server: ChatServer, names: list[str]) -> dict[str, Any]:
 
         def on_message(data: dict[str, Any], got: list[dict[str, Any]] = got) -> None:
             got.append(data)
+            arrived.set()
 
         sio.on("new-message", on_message)
         await sio.connect(
@@ -65,7 +67,19 @@ async def connect_all(server: ChatServer, names: list[str]) -> dict[str, Any]:
         ack = await sio.call("join-room", {"roomId": ROOM}, timeout=10)
         assert ack["ok"], ack
         clients[name] = sio
-    return {"clients": clients, "received": received}
+    return {"clients": clients, "received": received, "arrived": arrived}
+
+
+async def until_each_has(world: dict[str, Any], count: int, timeout: float) -> None:
+    """Wait until every client has received ``count`` messages (woken by each arrival)."""
+    received, arrived = world["received"], world["arrived"]
+
+    async def wait() -> None:
+        while any(len(got) < count for got in received.values()):
+            arrived.clear()
+            await arrived.wait()
+
+    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_concurrent_senders_every_client_gets_all_in_seq_order(
@@ -90,15 +104,18 @@ async def test_concurrent_senders_every_client_gets_all_in_seq_order(
 
         per_sender = await asyncio.gather(*(send_all(n) for n in senders))
         total = SENDERS * MESSAGES
-
-        async def all_delivered() -> None:
-            while any(len(got) < total for got in received.values()):
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(all_delivered(), 30)
-        await asyncio.sleep(0.1)  # anything extra (a duplicate) would arrive by now
-
+        await until_each_has(world, total, 30)
         stored = await busy_server.store.history(ROOM, since=0, limit=10_000)
+
+        # A fence: one more message, sent after every ack came back. Each client's
+        # messages arrive over one WebSocket in the order the server sent them, so a
+        # duplicate of an earlier message would arrive before the fence does.
+        fence = {"roomId": ROOM, "text": "fence", "clientMsgId": "fence"}
+        assert (await clients[senders[0]].call("send-message", fence, timeout=30))["ok"]
+        await until_each_has(world, total + 1, 30)
+        for name, got in received.items():
+            assert got[-1]["clientMsgId"] == "fence", f"{name} got more than it was sent"
+            del got[-1]
         assert [m.seq for m in stored] == list(range(1, total + 1))
         by_cid = {m.client_msg_id: m for m in stored}
         assert len(by_cid) == total  # the resent message 0 of each sender stored once
@@ -152,11 +169,7 @@ async def test_a_failed_append_keeps_the_order_and_leaves_no_gap(
         assert acks[1]["error"]["code"] == "store_unavailable"
         assert sorted(a["seq"] for a in acks if a["ok"]) == [1, 2, 3]
 
-        async def all_delivered() -> None:
-            while any(len(got) < 3 for got in received.values()):
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(all_delivered(), 10)
+        await until_each_has(world, 3, 10)
         for got in received.values():
             assert [m["seq"] for m in got] == [1, 2, 3]
             assert sorted(m["text"] for m in got) == ["a1", "a3", "b1"]

@@ -29,7 +29,7 @@ ROOM = "general"
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    async with Cluster(servers=2, redis=True) as running:
+    async with Cluster(servers=2, redis=True, redis_replicas=0) as running:  # restarted below
         yield running
 
 

@@ -154,3 +154,131 @@ async def test_after_a_reconnect_the_panel_follows_the_new_session(
     await expect(alice.svg).to_contain_text("1. sio CONNECT")  # the new session from its start
     await expect(alice.page.locator("#live-status")).to_have_text("live")
     assert alice.console_errors == []
+
+
+# -- click-to-inspect ---------------------------------------------------------------------
+
+WS_FIELDS = ["FIN", "RSV1", "RSV2", "RSV3", "opcode", "MASK", "payload length"]
+
+# Every WebSocket card on screen: its length and the bit ranges its spans name, in order.
+FRAME_CARDS = """() => [...document.querySelectorAll('#inspector-mount .ti-card[data-layer="ws"]')]
+  .map((card) => ({
+    length: Number(card.dataset.length),
+    spans: [...card.querySelectorAll('.ti-span')].map((s) => [
+      s.dataset.name, Number(s.dataset.start), Number(s.dataset.end)]),
+  }))"""
+
+
+def every_bit_named_once(card: dict[str, Any]) -> None:
+    """The spans of a frame card tile its bytes: no gap, no overlap, nothing left over."""
+    at = 0
+    for name, start, end in card["spans"]:
+        assert start == at and end > start, (name, start, end, card)
+        at = end
+    assert at == 8 * card["length"], card
+
+
+async def click_row(page: LivePage, text: str) -> str:
+    """Click the first arrow of the live diagram whose label has ``text``; its row k."""
+    label = page.svg.locator("g.node.seq_row", has_text=text).first
+    classes = await label.get_attribute("class") or ""
+    await label.click()
+    return next(c.removeprefix("seq_row_") for c in classes.split() if c.startswith("seq_row_"))
+
+
+async def test_clicking_an_arrow_of_the_live_diagram_shows_its_bytes(
+    live_server: ChatServer, browser: Browser
+) -> None:
+    alice = await open_live(browser, live_server.url, "alice")
+    page = alice.page
+    pane, mount = page.locator("#inspector-pane"), page.locator("#inspector-mount")
+    await alice.logged_in("alice")
+    await alice.join("general")
+    await alice.say("Hello bob")
+    await expect(alice.svg).to_contain_text('{"text":"Hello bob"')
+    await expect(page.locator("#live-hint")).to_be_visible()
+    await expect(pane).to_be_hidden()
+
+    # Chat events: the send-message arrow, then its Socket.IO packet, the Engine.IO packet
+    # and the (masked, compressed) WebSocket frame that carried it, every bit named.
+    k = await click_row(alice, "send-message")
+    await expect(pane).to_be_visible()
+    await expect(mount).to_have_attribute("data-row", k)
+    await expect(page.locator("#live-status")).to_have_attribute("data-state", "paused")
+    this = mount.locator(".ti-this-card")
+    await expect(this).to_have_attribute("data-layer", "sio")
+    await expect(this.locator(".ti-decoded")).to_contain_text("send-message")
+    await expect(this.locator(".ti-decoded")).to_contain_text("Hello bob")
+    await expect(mount.locator(".ti-sentence")).to_contain_text("'send-message' event")
+    await expect(mount.locator('.ti-card[data-layer="eio"]')).to_contain_text("MESSAGE")
+    frame = mount.locator('.ti-card[data-layer="ws"]')
+    await expect(frame).to_have_count(1)
+    names = await frame.locator(".ti-span .ti-name").all_text_contents()
+    assert names[: len(WS_FIELDS)] == WS_FIELDS and names[-2:] == ["masking key", "payload"]
+    for card in await page.evaluate(FRAME_CARDS):
+        every_bit_named_once(card)
+    # The highlighted arrow is the clicked one; what came later is dimmed.
+    await expect(alice.svg.locator(f"g.seq_row_{k}.ti-current").first).to_be_attached()
+    await expect(alice.svg.locator(f"g.seq_row_{int(k) + 1}.ti-future").first).to_be_attached()
+    await alice.shot("browser-live-inspect-chat.png")
+
+    # ▶ steps arrow by arrow (an ack of typing may come in between) to the server's own
+    # step, which has no bytes.
+    sentence = mount.locator(".ti-sentence")
+    for step in range(1, 5):
+        await mount.locator(".ti-next").click()
+        await expect(mount).to_have_attribute("data-row", str(int(k) + step))
+        if "validate message" in (await sentence.text_content() or ""):
+            break
+    await expect(sentence).to_contain_text("validate message")
+    await expect(mount.locator(".ti-nobytes")).to_contain_text("the server did this on its own")
+
+    # The login: its secret is hidden in the bytes too.
+    await click_row(alice, "sio CONNECT")
+    await expect(mount.locator(".ti-this-card")).to_contain_text('"password":"•••"')
+    assert '"password":"alice"' not in (await mount.text_content() or "")
+
+    # While the inspector is open the diagram holds still; back to live shows the news.
+    held = await page.inner_html("#live-svg")
+    await alice.say("while inspecting")
+    await expect(alice.messages().last).to_contain_text("while inspecting")
+    await expect(page.locator("#inspector-note")).to_contain_text("New events arrived")
+    assert "while inspecting" not in held and await page.inner_html("#live-svg") == held
+    await page.click("#inspector-close")
+    await expect(pane).to_be_hidden()
+    await expect(alice.svg).to_contain_text('"text":"while inspecting"')
+    await expect(page.locator("#live-status")).to_have_text("live")
+    assert await alice.svg.locator(".ti-current, .ti-future").count() == 0
+
+    # Frames: a client frame, masked and not compressed (the server declines
+    # permessage-deflate, as socket.io 4 does, for its one-frame fan-out), read down
+    # to the packets it carried.
+    await alice.layer("frames")
+    await click_row(alice, "mask=1")
+    await expect(pane).to_be_visible()
+    this = mount.locator(".ti-this-card")
+    await expect(this).to_have_attribute("data-layer", "ws")
+    await expect(this.locator('.ti-span[data-name="RSV1"]')).not_to_contain_text("compressed")
+    await expect(this.locator('.ti-span[data-name="masking key"]')).to_be_visible()
+    await expect(mount.locator('.ti-card[data-layer="eio"]').first).to_be_visible()
+    for card in await page.evaluate(FRAME_CARDS):
+        every_bit_named_once(card)
+    await alice.shot("browser-live-inspect-frames.png")
+    # Esc closes it.
+    await page.keyboard.press("Escape")
+    await expect(pane).to_be_hidden()
+
+    # A narrower window: the diagram moves under the chat; inspecting, it comes on top
+    # with the bytes under it, and nothing is wider than the window.
+    await page.set_viewport_size({"width": 1000, "height": 860})
+    await click_row(alice, "101 Switching Protocols")
+    await expect(pane).to_be_visible()
+    await expect(mount.locator(".ti-this-card")).to_contain_text("Sec-WebSocket-Accept")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1000
+    assert (await page.locator("#live-diagram-body").bounding_box() or {})["height"] >= 200
+    await alice.shot("browser-live-inspect-narrow.png")
+    await page.click("#inspector-close")
+    await expect(pane).to_be_hidden()
+    await expect(page.locator("#chat-view")).to_be_visible()
+    assert alice.console_errors == []
+    assert alice.dialogs == []

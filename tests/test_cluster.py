@@ -1,4 +1,4 @@
-"""Seed diagram 6 for real: nginx → three ``tutorial serve`` processes → redis-server.
+"""Seed diagram 6 for real: nginx (TLS) → three ``tutorial serve`` processes → redis-server.
 
 * with the Redis manager, a message sent on server 1 reaches clients on servers 2 and 3;
 * without it, it does not (checked after a later marker on the receiver's own server);
@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from rawclient import Recorder
 
-from tutorial.client.client import ChatClient, ClientOptions
-from tutorial.cluster.cluster import Cluster, client_address
+from tutorial.client.client import ChatClient
+from tutorial.cluster.cluster import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(60)]
 
@@ -57,7 +57,7 @@ async def on_each_server(cluster: Cluster, made: list[Recorder]) -> list[Recorde
 
 
 async def test_redis_carries_messages_across_servers(recorders: list[Recorder]) -> None:
-    async with Cluster(servers=3, redis=True) as cluster:
+    async with Cluster(servers=3, redis=True, redis_replicas=0) as cluster:
         alice, bob, charlie = await on_each_server(cluster, recorders)
         assert await cluster.distribution() == {
             "alice": "server-1",
@@ -84,9 +84,11 @@ async def test_without_redis_other_servers_miss_it(recorders: list[Recorder]) ->
         assert sent["seq"] < marker["seq"]
 
 
-async def _polling_statuses(url: str, requests: int = 6) -> list[tuple[int, str]]:
+async def _polling_statuses(cluster: Cluster, requests: int = 6) -> list[tuple[int, str]]:
     """Open an Engine.IO polling session, then POST pongs on it: (status, body) each."""
-    async with aiohttp.ClientSession() as http:
+    url = cluster.url
+    connector = aiohttp.TCPConnector(ssl=cluster.ssl_context)
+    async with aiohttp.ClientSession(connector=connector) as http:
         async with http.get(f"{url}/socket.io/?EIO=4&transport=polling") as response:
             assert response.status == 200
             opening = await response.text()
@@ -102,21 +104,21 @@ async def _polling_statuses(url: str, requests: int = 6) -> list[tuple[int, str]
 
 
 async def test_polling_needs_sticky_sessions() -> None:
-    async with Cluster(servers=3, redis=True, sticky=False) as cluster:
-        results = await _polling_statuses(cluster.url)
+    async with Cluster(servers=3, redis=True, sticky=False, redis_replicas=0) as cluster:
+        results = await _polling_statuses(cluster)
         bad = [body for status, body in results if status == 400]
         assert bad, results
         assert all("Invalid session" in body for body in bad)
         assert any(status == 200 for status, _ in results), results
-    async with Cluster(servers=3, redis=True, sticky=True) as cluster:
-        results = await _polling_statuses(cluster.url)
+    async with Cluster(servers=3, redis=True, sticky=True, redis_replicas=0) as cluster:
+        results = await _polling_statuses(cluster)
         assert all(status == 200 for status, _ in results), results
 
 
 async def test_sticky_polling_chat_through_nginx(clients: list[ChatClient]) -> None:
-    async with Cluster(servers=3, redis=True, sticky=True) as cluster:
+    async with Cluster(servers=3, redis=True, sticky=True, redis_replicas=0) as cluster:
         for i, user in enumerate(USERS):
-            options = ClientOptions(transports=("polling",), local_addr=client_address(i))
+            options = cluster.client_options(i, transports=("polling",))
             client = ChatClient(cluster.url, user, user, options=options)
             clients.append(client)
             await client.connect()
@@ -132,9 +134,10 @@ async def test_sticky_polling_chat_through_nginx(clients: list[ChatClient]) -> N
 
 
 async def test_websocket_works_without_sticky(clients: list[ChatClient]) -> None:
-    async with Cluster(servers=3, redis=True, sticky=False) as cluster:
+    async with Cluster(servers=3, redis=True, sticky=False, redis_replicas=0) as cluster:
         for user in USERS[:3]:
-            client = ChatClient(cluster.url, user, user)  # all from 127.0.0.1, round-robin
+            # all from 127.0.0.1, round-robin
+            client = ChatClient(cluster.url, user, user, options=cluster.client_options())
             clients.append(client)
             await client.connect()
             await client.join("general")
@@ -157,18 +160,22 @@ def _alive(pid: int | None) -> bool:
 
 
 async def test_stop_leaves_no_process_and_no_file() -> None:
-    cluster = Cluster(servers=2, redis=True)
+    cluster = Cluster(servers=2, redis=True)  # TLS, Redis master + 2 replicas + 3 Sentinels
     await cluster.start()
-    assert cluster.redis is not None and cluster.nginx is not None
-    pids = [s.pid for s in cluster.servers] + [cluster.redis.pid, cluster.nginx.pid]
-    dirs = [cluster.dir, cluster.redis.dir, cluster.nginx.dir]
+    assert cluster.redis_ha is not None and cluster.nginx is not None
+    redis = [*cluster.redis_ha.nodes, *cluster.redis_ha.sentinels]
+    pids = [s.pid for s in cluster.servers] + [r.pid for r in redis] + [cluster.nginx.pid]
+    dirs = [cluster.dir, cluster.nginx.dir, *(r.dir for r in redis)]
+    assert cluster.nginx.dir is not None
+    key = cluster.nginx.dir / "tls" / "server.key"  # the throwaway key: owner-only, then gone
+    assert key.stat().st_mode & 0o777 == 0o600
     assert all(_alive(pid) for pid in pids)
     assert (await cluster.health()) == {"server-1": True, "server-2": True}
     await cluster.stop()
     assert not any(_alive(pid) for pid in pids)
     assert not any(d is not None and d.exists() for d in dirs)
     # A start that fails half-way (a store URL no server accepts) cleans up too.
-    failing = Cluster(servers=1, redis=True, db_url="mysql://nowhere")
+    failing = Cluster(servers=1, redis=True, redis_replicas=0, db_url="mysql://nowhere")
     with pytest.raises(RuntimeError, match="exited during start"):
         await failing.start()
     assert failing.redis is None and failing.nginx is None and failing.dir is None

@@ -1,24 +1,40 @@
-"""Committed diagrams are reproducible: deterministic runs give byte-identical files."""
+"""Committed diagrams are reproducible: deterministic runs, in two processes under two hash
+seeds, give byte-identical files."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hashseeds import SEEDS
 
 from tutorial.scenarios import SCENARIOS
-from tutorial.scenarios.cli import regenerate
 
 COMMITTED = Path(__file__).resolve().parent.parent / "diagrams"
+
+# Two regenerations start two whole clusters (scenarios architecture and cluster).
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two regenerations of every diagram, in two directories."""
-    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    regenerate(one)
-    regenerate(two)
-    return one, two
+    """Two regenerations of every diagram (``tutorial diagrams``), in two directories,
+    each by its own process under its own ``PYTHONHASHSEED``."""
+    out = []
+    for seed in SEEDS:
+        directory = tmp_path_factory.mktemp(f"seed{seed}")
+        subprocess.run(
+            [sys.executable, "-m", "tutorial", "diagrams", "--out", str(directory)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            timeout=600,
+            check=True,
+        )
+        out.append(directory)
+    return out[0], out[1]
 
 
 def files(directory: Path) -> dict[str, bytes]:
@@ -30,10 +46,17 @@ def test_every_scenario_gives_json_dot_and_svg(fresh: tuple[Path, Path]) -> None
     for scenario in SCENARIOS:
         assert {f"{scenario}.json", f"{scenario}.dot", f"{scenario}.svg"} <= names
     assert {"handshake-frames.svg", "rooms-structure.svg"} <= names
+    assert {
+        "cluster-balancer.svg",
+        "cluster-redis-failover.svg",
+        "cluster-database-failover.svg",
+    } <= names
 
 
 @pytest.mark.parametrize("suffix", [".json", ".dot", ".svg"])
-def test_two_deterministic_runs_are_byte_identical(fresh: tuple[Path, Path], suffix: str) -> None:
+def test_two_deterministic_runs_under_two_hash_seeds_are_byte_identical(
+    fresh: tuple[Path, Path], suffix: str
+) -> None:
     one, two = files(fresh[0]), files(fresh[1])
     assert one.keys() == two.keys()
     different = [n for n in one if n.endswith(suffix) and one[n] != two[n]]

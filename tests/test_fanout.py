@@ -142,16 +142,22 @@ async def room_of(srv: ChatServer, transports: dict[str, str]) -> dict[str, Any]
     await srv.store.add_room("busy", private=False, members=[])
     clients: dict[str, socketio.AsyncClient] = {}
     received: dict[str, list[dict[str, Any]]] = {}
+    arrived = asyncio.Event()  # set at each arrival: waiters re-check, no polling
+
+    def on_message(data: dict[str, Any], got: list[dict[str, Any]]) -> None:
+        got.append(data)
+        arrived.set()
+
     for name, transport in transports.items():
         await srv.store.add_user(UserRecord(name, "00", "token-login-only"))
         sio = socketio.AsyncClient(reconnection=False)
         got: list[dict[str, Any]] = []
         received[name] = got
-        sio.on("new-message", lambda data, got=got: got.append(data))
+        sio.on("new-message", lambda data, got=got: on_message(data, got))
         await sio.connect(srv.url, transports=[transport], auth={"token": srv.tokens.issue(name)})
         assert (await sio.call("join-room", {"roomId": "busy"}, timeout=10))["ok"]
         clients[name] = sio
-    return {"clients": clients, "received": received}
+    return {"clients": clients, "received": received, "arrived": arrived}
 
 
 async def test_every_client_gets_every_message_once_in_seq_order_on_either_transport(
@@ -181,7 +187,8 @@ async def test_every_client_gets_every_message_once_in_seq_order_on_either_trans
 
         async def all_in() -> None:
             while any(len(got) < total + 1 for got in received.values()):
-                await asyncio.sleep(0.02)
+                world["arrived"].clear()
+                await world["arrived"].wait()
 
         await asyncio.wait_for(all_in(), 30)
         stored = await busy_server.store.history("busy", since=0, limit=10_000)

@@ -29,13 +29,13 @@ from typing import Any
 
 import pytest
 from rawclient import Recorder
+from skips import needs
 
 from tutorial.chat.store import Message, open_store
 from tutorial.client.client import ChatClient, ClientOptions
 from tutorial.client.recovery import Backoff
 from tutorial.client.states import State
 from tutorial.cluster.cluster import Cluster, client_address
-from tutorial.cluster.postgres import PostgresMissing, find_pg_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(90)]
 
@@ -43,14 +43,16 @@ USERS = ("alice", "bob", "charlie", "diana", "eve", "frank", "grace")
 ROOM = "general"
 
 
-def fast_options(i: int | None = None) -> ClientOptions:
-    """Quick retries, so a drill takes seconds; a distinct source address per client."""
+def fast_options(i: int | None = None, cluster: Cluster | None = None) -> ClientOptions:
+    """Quick retries, so a drill takes seconds; a distinct source address per client;
+    the cluster's CA, for a client that goes through nginx."""
     return ClientOptions(
         backoff=Backoff(base=0.1, factor=2.0, cap=1.0, jitter=0.5),
         max_retries=15,
         ack_timeout=2.0,
         local_addr=client_address(i) if i is not None else None,
         seed=i,
+        ssl_context=cluster.ssl_context if cluster is not None else None,
     )
 
 
@@ -145,10 +147,12 @@ async def chatter(client: ChatClient, count: int, checker: Checker, pace: float 
 
 
 async def test_kill_one_of_three_servers(clients: list[ChatClient]) -> None:
-    async with Cluster(servers=3, redis=True, sticky=True, fail_timeout=30) as cluster:
+    async with Cluster(
+        servers=3, redis=True, sticky=True, fail_timeout=30, redis_replicas=0
+    ) as cluster:
         moves: list[tuple[float, str, State]] = []
         for i, user in enumerate(USERS[:6]):
-            client = ChatClient(cluster.url, user, user, options=fast_options(i))
+            client = ChatClient(cluster.url, user, user, options=fast_options(i, cluster))
             client.on_transition(
                 lambda rec, name=user: moves.append((time.monotonic(), name, rec.target))
             )
@@ -210,7 +214,7 @@ async def test_kill_one_of_three_servers(clients: list[ChatClient]) -> None:
 
 
 async def test_restart_redis(clients: list[ChatClient]) -> None:
-    async with Cluster(servers=3, redis=True) as cluster:
+    async with Cluster(servers=3, redis=True, redis_replicas=0) as cluster:
         for i, user in enumerate(USERS[:3]):  # alice on server-1, bob on 2, charlie on 3
             client = ChatClient(cluster.servers[i].url, user, user, options=fast_options())
             clients.append(client)
@@ -263,18 +267,12 @@ async def test_restart_redis(clients: list[ChatClient]) -> None:
             await diana.close()
 
 
-def _has_postgres() -> bool:
-    try:
-        find_pg_bin()
-    except PostgresMissing:
-        return False
-    return True
-
-
 @pytest.mark.postgres
-@pytest.mark.skipif(not _has_postgres(), reason="PostgreSQL binaries absent")
+@needs("initdb", "pg_ctl")
 async def test_database_outage(clients: list[ChatClient]) -> None:
-    async with Cluster(servers=2, redis=True, postgres=True) as cluster:
+    async with Cluster(
+        servers=2, redis=True, postgres=True, pg_replicas=0, redis_replicas=0
+    ) as cluster:
         for i, user in enumerate(USERS[:2]):
             client = ChatClient(cluster.servers[i].url, user, user, options=fast_options())
             clients.append(client)

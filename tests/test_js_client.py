@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rawclient import Recorder, unique_id
+from skips import needs
 
 from tutorial.chat.server import ChatServer, find_socketio_client
+from tutorial.components import find
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "js" / "interop.mjs"
-NODE = shutil.which("node")
+NODE = find("node")
 
 pytestmark = [
     pytest.mark.timeout(60),
+    needs("node"),
     pytest.mark.skipif(
-        NODE is None or find_socketio_client(ROOT) is None,
-        reason="needs node and node_modules/socket.io-client: run make setup",
+        find_socketio_client(ROOT) is None,
+        reason="component missing: node_modules/socket.io-client (run make setup)",
     ),
 ]
 

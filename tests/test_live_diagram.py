@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -418,3 +420,142 @@ def test_chat_labels_and_redaction() -> None:
     assert live.redact('CONNECT {"username":"alice","password":"s3cret","token":"t.x"}') == (
         'CONNECT {"username":"alice","password":"•••","token":"•••"}'
     )
+
+
+async def test_the_live_wiretap_remembers_a_bounded_number_of_connections_and_sids(
+    live_server: live.LiveView,
+) -> None:
+    # The bounds themselves are tested on a tap in tests/test_wiretap.py; here: the live
+    # view, which runs as long as the server, sets them.
+    from tutorial.live.view import KEEP_CLOSED_CONNECTIONS, KEEP_SIDS
+
+    tap = live_server.tap
+    assert tap is not None
+    assert tap.keep_closed == KEEP_CLOSED_CONNECTIONS and tap.names.keep_sids == KEEP_SIDS
+    assert live_server.trace is not None and live_server.trace.keep_sessions * 4 == KEEP_SIDS
+
+
+# -- click-to-inspect: the ``inspect`` documents ----------------------------------------
+
+
+def svg_row_texts(svg: str) -> dict[int, str]:
+    """Row k's label or note text in a pushed SVG (``id="row{k}_label"`` / ``_note``)."""
+    texts: dict[int, str] = {}
+    for m in re.finditer(r'<g id="row(\d+)_(?:label|note)".*?</g>', svg, re.S):
+        words = re.findall(r"<text[^>]*>(.*?)</text>", m.group(0), re.S)
+        texts[int(m.group(1))] = html.unescape(" ".join(words))
+    return texts
+
+
+async def inspect(viewer: Viewer, payload: Any) -> dict[str, Any]:
+    ack: dict[str, Any] = await viewer.sio.call(
+        "inspect", payload, namespace=live.TRACE_NAMESPACE, timeout=WAIT
+    )
+    return ack
+
+
+async def test_each_row_of_a_pushed_diagram_can_be_inspected(live_server: live.LiveView) -> None:
+    alice, viewer = await logged_in_pair(live_server.url, "alice")
+    try:
+        await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
+        await alice.sio.call(
+            "send-message",
+            {"roomId": "general", "text": "Hello bob", "clientMsgId": "a-1"},
+            timeout=WAIT,
+        )
+        d = await viewer.until(has_rows("send-message", "new-message"), "send-message")
+        ack = await inspect(viewer, {"version": d["version"]})
+        assert ack["ok"] is True and ack["version"] == d["version"]
+        doc = ack["doc"]
+        (view,) = doc["views"]
+        assert view["name"] == "chat" and view["svg"] == ""  # the page has the diagram
+        texts = svg_row_texts(d["svg"])
+        rows = view["rows"]
+        assert len(rows) == len(texts) == max(texts) + 1
+        # Row k of the document is row k of the SVG: the same event, the same note.
+        for k, row in enumerate(rows):
+            (index,) = row["events"]
+            event = doc["events"][index]
+            if event["layer"] == "app":
+                assert texts[k].endswith(event["label"]), (k, texts[k], event)
+                continue
+            decoded = dict(event["bytes"]["decoded"])
+            said = decoded.get("event") or ("ack" if "ACK" in event["label"] else "CONNECT")
+            assert said in texts[k], (k, texts[k], decoded)
+        # The send-message row: its packet, and the frame and Engine.IO packet that carried it.
+        k = next(k for k, t in texts.items() if "send-message" in t)
+        sio = doc["events"][rows[k]["events"][0]]
+        assert "'send-message' event" in sio["sentence"]
+        family = [doc["events"][i] for i in sio["family"]]
+        assert [e["layer"] for e in family] == ["ws", "eio", "sio"]
+        frame = family[0]["bytes"]
+        names = [s["name"] for s in frame["spans"]]
+        assert names[:7] == ["FIN", "RSV1", "RSV2", "RSV3", "opcode", "MASK", "payload length"]
+        assert names[-2:] == ["masking key", "payload"]
+        assert [s["start"] for s in frame["spans"][1:]] == [s["end"] for s in frame["spans"][:-1]]
+        assert frame["spans"][-1]["end"] == 8 * frame["length"]
+        assert family[0]["carries"] == [sio["carried_by"][0]]
+        # The login's secret is hidden in the text and in the bytes.
+        connect = doc["events"][rows[0]["events"][0]]
+        assert '"password":"•••"' in connect["label"]
+        assert "alice" not in json.dumps(connect["bytes"]["decoded"]).split("password")[1]
+        assert "61 6c 69 63 65" not in json.dumps(connect["bytes"]["spans"]).split("password")[-1]
+    finally:
+        for c in (viewer, alice):
+            await c.sio.disconnect()
+
+
+async def test_inspect_answers_a_bad_or_forgotten_version_with_an_error(
+    live_server: live.LiveView,
+) -> None:
+    alice, viewer = await logged_in_pair(live_server.url, "alice")
+    try:
+        d = await viewer.until(has_rows("connect-confirmed"), "connect-confirmed")
+        for payload in (None, {}, {"version": "1"}, {"version": True}, [d["version"]]):
+            ack = await inspect(viewer, payload)
+            assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", payload
+        ack = await inspect(viewer, {"version": d["version"] + 1000})
+        assert ack["ok"] is False and ack["error"]["code"] == "stale_diagram"
+        # Only the last KEEP_DRAWN pushes are kept.
+        last = d["version"]
+        for layer in ("packets", "frames", "chat", "packets", "frames"):
+            await viewer.sio.call(
+                "layer", {"layer": layer}, namespace=live.TRACE_NAMESPACE, timeout=WAIT
+            )
+            pushed = await viewer.until(
+                lambda p, layer=layer, last=last: p["layer"] == layer and p["version"] > last,
+                layer,
+            )
+            last = pushed["version"]
+        assert last - d["version"] >= live.KEEP_DRAWN
+        assert (await inspect(viewer, {"version": d["version"]}))["error"]["code"] == (
+            "stale_diagram"
+        )
+        assert (await inspect(viewer, {"version": last}))["ok"] is True
+        # The chat connection still works: a refused inspect is the viewer's business only.
+        ack = await alice.sio.call("join-room", {"roomId": "general"}, timeout=WAIT)
+        assert ack["ok"] is True
+    finally:
+        for c in (viewer, alice):
+            await c.sio.disconnect()
+
+
+async def test_the_inspector_script_and_style_are_served_while_live_tracing_is_on(
+    live_server: live.LiveView, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        for name, kind in live.ASSETS.items():
+            async with http.get(f"{live_server.url}/live/{name}") as response:
+                assert response.status == 200 and response.content_type == kind
+                assert "seq_row" in await response.text()
+    off = ChatServer(make_config(tmp_path / "off"))
+    live.attach(off, enabled=False)
+    await off.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{off.url}/live/inspector.js") as response,
+        ):
+            assert response.status == 404
+    finally:
+        await off.stop()

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from hashseeds import assert_same_across_hash_seeds
 
 from tutorial.protocol.layers import Layer
 from tutorial.render import palette
@@ -262,10 +263,13 @@ def test_a_legend_explains_the_palette():
 # -- stability and rendering -----------------------------------------------------------
 
 
-def test_equal_traces_give_identical_dot_and_svg():
-    one, two = sequence_diagram(long_trace()), sequence_diagram(long_trace())
-    assert one.source == two.source
-    assert one.pipe(format="svg") == two.pipe(format="svg")
+def dot_and_svg() -> str:
+    graph = sequence_diagram(long_trace())
+    return graph.source + graph.pipe(format="svg").decode()
+
+
+def test_equal_traces_give_identical_dot_and_svg_under_any_hash_seed():
+    assert "<svg" in assert_same_across_hash_seeds("test_render_sequence", "dot_and_svg")
 
 
 def test_a_45_event_trace_renders_without_warnings():
@@ -285,3 +289,80 @@ def test_an_empty_trace_still_renders():
     trace = Trace()
     trace.add_lifeline("a", "A")
     assert dot_stderr(sequence_diagram(trace).source) == ""
+
+
+def _chat_room(users: list[str]) -> Trace:
+    """Every user connects (the same packets, each with its own name and sid), then the
+    first one's message is broadcast as seed steps 1, 4, 5 and 6."""
+    trace = Trace(clock=lambda: 0.0)
+    for user in users[:1]:
+        trace.add_lifeline(user, user, "client")
+    trace.add_lifeline("server", "Server", "server")
+    for user in users[1:]:
+        trace.add_lifeline(user, user, "client")
+    for n, user in enumerate(users):
+        trace.record(user, "server", Layer.HTTP, "GET /socket.io/?EIO=4", phase="http")
+        trace.record("server", user, Layer.HTTP, "101 Switching Protocols", phase="http")
+        trace.record("server", user, Layer.EIO, f"eio OPEN sid=sid-{n}", phase="ws")
+        carrier = {"type": "MESSAGE"}
+        auth = f'{{"username":"{user}"}}'
+        trace.record(user, "server", Layer.EIO, f"eio MESSAGE 0{auth}", fields=carrier)
+        trace.record(user, "server", Layer.SIO, f"sio CONNECT {auth}")
+        trace.record("server", user, Layer.EIO, "eio MESSAGE 0{}", fields=carrier)
+        trace.record("server", user, Layer.SIO, f'sio CONNECT {{"sid":"s{n}"}}')
+    trace.record(users[0], "server", Layer.SIO, "send-message", step=1)
+    trace.record("server", users[0], Layer.SIO, "new-message (echo)", step=4)
+    for user in users[1:]:
+        trace.record("server", user, Layer.SIO, "new-message", step=5)
+    return trace
+
+
+def _numbers(g) -> list[str]:  # type: ignore[no-untyped-def]
+    return re.findall(r'label="(\d+)\. ', g.source)
+
+
+def test_a_view_mixing_story_rows_and_others_never_repeats_a_number():
+    g = sequence_diagram(_chat_room(["alice", "bob"]), layers="packets")
+    numbers = _numbers(g)
+    assert len(numbers) == len(set(numbers)) and numbers == sorted(numbers, key=int)
+    assert "[seed step 1] send-message" in g.source
+    assert "[seed step 4] new-message (echo)" in g.source
+
+
+def test_a_story_view_keeps_the_seed_numbers():
+    story = _chat_room(["alice", "bob"])
+    story = Trace(story.lifelines, (e for e in story.events if e.step is not None))
+    g = sequence_diagram(story)
+    assert "1. send-message" in g.source and "4. new-message (echo)" in g.source
+    assert "seed step" not in g.source
+
+
+def test_a_long_trace_folds_carriers_and_repeated_handshakes():
+    users = ["alice", "bob", "charlie", "diana", "eve", "frank"]
+    trace = _chat_room(users)
+    rows = build_rows(trace.events, clients=users)
+    assert len([e for e in trace.events]) > 40
+    labels = [r.label for r in rows]
+    assert not any(label.startswith("eio MESSAGE") for label in labels)
+    assert "bob: the same 5 packets as alice (folded)" in labels
+    assert "frank: the same 5 packets as alice (folded)" in labels
+    assert sum(1 for label in labels if label.startswith("sio CONNECT")) == 2  # alice's only
+    assert labels[-1] == "new-message" and len(rows) < 25
+
+
+def test_a_short_trace_is_not_folded():
+    rows = build_rows(_chat_room(["alice", "bob"]).events, clients=["alice", "bob"])
+    assert any(r.label.startswith("eio MESSAGE") for r in rows)
+    assert not any("folded" in r.label for r in rows)
+
+
+def test_a_long_trace_keeps_every_row_when_folding_is_off():
+    """The browser's live panel keeps its own window of events: nothing is folded."""
+    users = ["alice", "bob", "charlie", "diana", "eve", "frank"]
+    trace = _chat_room(users)
+    rows = build_rows(trace.events, clients=users, fold_long=False)
+    labels = [r.label for r in rows]
+    assert sum(1 for label in labels if label.startswith("eio MESSAGE")) == 2 * len(users)
+    assert not any("folded" in label for label in labels)
+    g = sequence_diagram(trace, layers="packets", fold_long=False)
+    assert "eio MESSAGE" in g.source

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from hashseeds import assert_same_across_hash_seeds
 
 from tutorial.client.states import TRANSITIONS, State, Transition, Trigger
 from tutorial.render import palette, state_diagram
@@ -118,11 +119,13 @@ def test_the_diagram_follows_the_table_it_is_given():
     assert "socket.connect()" in attrs and "dotted" in attrs
 
 
-def test_same_input_gives_identical_dot_and_svg():
-    one = state_diagram(current=State.ERROR, path=[(State.DISCONNECTED, State.CONNECTING)])
-    two = state_diagram(current=State.ERROR, path=[(State.DISCONNECTED, State.CONNECTING)])
-    assert one.source == two.source
-    assert one.pipe(format="svg") == two.pipe(format="svg")
+def dot_and_svg() -> str:
+    graph = state_diagram(current=State.ERROR, path=[(State.DISCONNECTED, State.CONNECTING)])
+    return graph.source + graph.pipe(format="svg").decode()
+
+
+def test_same_input_gives_identical_dot_and_svg_under_any_hash_seed():
+    assert "<svg" in assert_same_across_hash_seeds("test_render_states", "dot_and_svg")
 
 
 def test_dot_renders_it_without_warnings():

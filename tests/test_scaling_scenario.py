@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 
-import pytest
+from hashseeds import assert_same_across_hash_seeds
+from skips import needs
 
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.resp import (
@@ -24,9 +24,7 @@ from tutorial.scenarios.base import ScenarioResult
 from tutorial.trace.model import Trace
 from tutorial.trace.redistap import RedisTap
 
-needs_redis = pytest.mark.skipif(
-    shutil.which("redis-server") is None, reason="redis-server is not installed"
-)
+needs_redis = needs("redis-server")
 
 # -- the RESP decoder, from literal bytes ------------------------------------------------
 
@@ -189,7 +187,9 @@ async def test_a_message_sent_on_server_1_reaches_servers_2_and_3_through_redis(
     # Each message reaches the clients of the two other servers only through Redis.
     assert f["deliveries_via_redis"] == 2 + 3 + 3 + 2
     assert "tutorial.cluster.Cluster" in f["note"]
-    assert f["seconds"] < 3
+    # The run's wall time is a figure, not a speed test: on the shared 2-core machine it
+    # took 6.4 s at load 6-13 (about 1 s idle). The bound only catches a hang.
+    assert 0 < f["seconds"] < 30
 
     # PUBLISH on server-1's tap, the pushed message on server-2's and server-3's.
     story = result.story_trace()
@@ -249,16 +249,29 @@ async def test_more_rounds_and_clients() -> None:
     assert all(len(texts) == 10 for texts in f["received"].values())
 
 
+def deterministic_run() -> str:
+    """One deterministic run, everything it writes: trace, diagrams, figures."""
+    result = asyncio.run(run_scenario("scaling", deterministic=True))
+    architecture = result.extra_diagrams()["architecture"]
+    return "\n".join(
+        [
+            result.trace.to_json(),
+            result.diagram().source,
+            architecture.source,
+            architecture.pipe(format="svg").decode(),
+            json.dumps(result.figures, sort_keys=True),
+        ]
+    )
+
+
 @needs_redis
-async def test_the_deterministic_run_is_byte_stable() -> None:
+def test_the_deterministic_run_is_byte_stable_under_any_hash_seed() -> None:
+    assert_same_across_hash_seeds("test_scaling_scenario", "deterministic_run")
+
+
+@needs_redis
+async def test_the_deterministic_trace_is_normalised() -> None:
     one = await run_scenario("scaling", deterministic=True)
-    two = await run_scenario("scaling", deterministic=True)
-    assert one.trace.to_json() == two.trace.to_json()
-    assert one.diagram().source == two.diagram().source
-    arch1, arch2 = one.extra_diagrams()["architecture"], two.extra_diagrams()["architecture"]
-    assert arch1.source == arch2.source
-    assert arch1.pipe(format="svg") == arch2.pipe(format="svg")
-    assert json.dumps(one.figures, sort_keys=True) == json.dumps(two.figures, sort_keys=True)
     text = one.trace.to_json()
     assert '\\"host_id\\": \\"host-1\\"' in text
     # Normalised payloads keep their RESP lengths right.

@@ -120,29 +120,49 @@ async def test_state_machine_takes_the_expected_transitions(fault: str) -> None:
         assert result.figures["received"] == [f"message {i}" for i in range(1, 7)]
     if fault == "timeout":
         assert result.figures["connection_lost"]["detection"] == "Network Timeout"
+        # The heartbeat the client was told is the one the server keeps (python-engineio
+        # truncates a sub-second pingInterval to 0 ms, and the client then races the
+        # first ping).
+        opened = [e.fields for e in result.trace.events if "pingInterval" in e.fields]
+        assert opened and all(f["pingInterval"] == 1000 for f in opened)
     assert result.seconds < 10
     assert "digraph" in result.diagram().source
 
 
-async def test_architecture_counts_what_flowed() -> None:
+async def test_architecture_runs_seed_diagram_2_on_a_cluster_and_counts_what_flowed() -> None:
     result = await run_scenario("architecture", clients=3, deterministic=True)
     figures = result.figures
     assert [c["kind"] for c in figures["clients"]] == ["browser", "mobile", "desktop"]
+    # One client per server: nginx's sticky hash was asked which address lands where.
+    assert figures["distribution"] == {
+        "alice": "server-1",
+        "bob": "server-2",
+        "charlie": "server-3",
+    }
     assert figures["stored_rows"] == 3
+    assert figures["redis_messages"] > 0  # the adapter carried the cross-server emits
     assert all(n >= 3 for n in figures["events_sent"].values())
-    assert "3 rows stored" in result.diagram().source
+    source = result.diagram().source
+    assert "one SQLite file, 3 rows" in source and "TLS termination" in source
 
 
-async def test_scaling_runs_one_server_and_says_so() -> None:
+async def test_scaling_spreads_clients_over_three_servers_that_share_redis() -> None:
     result = await run_scenario("scaling", clients=3, messages=2)
-    assert "tutorial.cluster" in result.figures["note"]
-    assert result.figures["deliveries"] == 3 * 2 * 3
-    assert result.figures["stored_rows"] == 6
+    f = result.figures
+    # Three servers (in this process), one client each, round robin; Redis between them.
+    assert f["servers"] == ["server-1", "server-2", "server-3"] and f["redis"] is True
+    assert sorted(f["distribution"].values()) == f["servers"]
+    # Every message reached every client; those on another server came through Redis,
+    # as the taps saw: each server published what its client sent, and got the rest.
+    assert f["deliveries"] == 3 * 2 * 3
+    assert f["deliveries_via_redis"] == 3 * 2 * 2
+    assert all(m["published"] >= 2 and m["pushed"] >= 4 for m in f["redis_messages"].values())
+    assert f["stored_rows"] == 6
 
 
 async def test_every_scenario_is_registered() -> None:
     assert sorted(SCENARIOS) == sorted(
-        ["handshake", "architecture", "event-flow", "rooms", "state-machine", "scaling"]
+        ["handshake", "architecture", "event-flow", "rooms", "state-machine", "scaling", "cluster"]
     )
     with pytest.raises(ValueError, match="no scenario"):
         await run_scenario("nope")

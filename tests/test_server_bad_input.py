@@ -3,16 +3,21 @@
 Every case runs against a fresh demo server. A well-behaved client, bob, is in
 ``general`` and says something (and hears its echo) before and after the hostile client
 acts; bob must never see an ``error`` or a message he did not send. The hostile client is
-alice (logged in, also in ``general``) unless the case is about logging in.
+alice (logged in, also in ``general``) unless the case is about logging in. After every
+case the hostile connections close, the server must hold bob's session and no other
+(nothing leaked), and a newcomer, charlie, logs in, joins ``general`` and exchanges a
+message with bob; the server then holds exactly their two sessions.
 
-Part (a) sends the bad thing through python-socketio's client API, part (b) as raw
-Engine.IO / Socket.IO packets over a plain WebSocket. Each test id names the expected
+Part (a) sends the bad thing through python-socketio's client API (over WebSocket, and
+a subset over long-polling), part (b) as raw Engine.IO / Socket.IO packets over a plain
+WebSocket, part (c) as raw packets in long-polling POSTs. Each test id names the expected
 outcome: an error code, a refused CONNECT (``connect_error``), a clean disconnect, or
 "ignored" (nothing answers and the connection keeps working).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -23,7 +28,7 @@ from typing import Any
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from rawclient import RawSocket, Recorder, unique_id
+from rawclient import RawPolling, RawSocket, Recorder, unique_id
 from websockets.exceptions import ConnectionClosed
 
 from tutorial.chat.auth import TokenSigner
@@ -45,6 +50,43 @@ BOB_MAY_RECEIVE = {
 KIB = 1024
 
 
+class WatchedSessions(dict[str, Any]):
+    """``server.sessions``, waking waiters whenever a session comes or goes (no polling)."""
+
+    def __init__(self, sessions: dict[str, Any]) -> None:
+        super().__init__(sessions)
+        self.changed = asyncio.Event()
+
+    def __setitem__(self, sid: str, session: Any) -> None:
+        super().__setitem__(sid, session)
+        self.changed.set()
+
+    def pop(self, sid: str, *default: Any) -> Any:
+        session = super().pop(sid, *default)
+        self.changed.set()
+        return session
+
+    def users(self) -> list[str | None]:
+        return sorted((s.user for s in self.values()), key=str)
+
+    async def until_users(self, users: list[str], timeout: float = 10) -> None:
+        async def wait() -> None:
+            while self.users() != users:
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"sessions of {self.users()}, expected {users}") from None
+
+
+def watch_sessions(server: ChatServer) -> WatchedSessions:
+    watched = WatchedSessions(server.sessions)
+    server.sessions = watched
+    return watched
+
+
 @dataclass
 class Chat:
     """The scene of one case: the server, bob, the hostile client, and helpers."""
@@ -56,9 +98,12 @@ class Chat:
     token: str = ""
     others: list[Recorder] = field(default_factory=list)
     sockets: list[RawSocket] = field(default_factory=list)
+    pollings: list[RawPolling] = field(default_factory=list)
+    transports: tuple[str, ...] = ("websocket",)
+    """How the hostile clients made by :meth:`client` connect."""
 
-    def client(self, name: str) -> Recorder:
-        rec = Recorder(self.server.url, name)
+    def client(self, name: str, transports: tuple[str, ...] | None = None) -> Recorder:
+        rec = Recorder(self.server.url, name, transports or self.transports)
         self.others.append(rec)
         return rec
 
@@ -67,16 +112,56 @@ class Chat:
         self.sockets.append(sock)
         return sock
 
+    async def raw_polling(self) -> RawPolling:
+        polling = await RawPolling.open(self.server.port or 0)
+        self.pollings.append(polling)
+        return polling
+
     def assert_bob_unharmed(self) -> None:
         unexpected = [n for n in self.bob.names() if n not in BOB_MAY_RECEIVE]
         assert unexpected == [], f"bob received {unexpected}: {self.bob.log}"
         messages = self.bob.received("new-message")
-        assert [(m["user"], m["text"]) for m in messages] == [("bob", "before"), ("bob", "after")]
+        assert [(m["user"], m["text"]) for m in messages] == [
+            ("bob", "before"),
+            ("bob", "after"),
+            ("charlie", "fresh"),
+        ]
+
+    async def after_the_case(self) -> None:
+        """bob still chats; the hostile connections go and leave no session behind; a
+        newcomer logs in and exchanges a message with bob; two sessions remain."""
+        await self.bob.say("general", "after")
+        hostile = [*([self.alice] if self.alice else []), *self.others]
+        await asyncio.gather(*(rec.close() for rec in hostile))
+        for sock in [*([self.raw] if self.raw else []), *self.sockets]:
+            await sock.close()
+        for polling in self.pollings:
+            await polling.close()
+        sessions = self.server.sessions
+        assert isinstance(sessions, WatchedSessions)
+        await sessions.until_users(["bob"])
+        charlie = self.client("charlie", ("websocket",))
+        await charlie.login("charlie", ("general",))
+        await self.bob.next("user-joined", match=lambda e: e["user"] == "charlie")
+        await charlie.say("general", "fresh")
+        heard = await self.bob.next("new-message", match=lambda m: m["text"] == "fresh")
+        assert heard["user"] == "charlie"
+        assert sessions.users() == ["bob", "charlie"] and len(sessions) == 2
+
+
+# python-engineio logs these at ERROR (once each) when a polling request names a session
+# the server has closed (a cut-off client still polling) or never had: not a failure.
+LIBRARY_NOTICES = ("'Session is disconnected'", "Invalid session")
 
 
 def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     """The server (aiohttp, engineio, socketio, asyncio) logged no ERROR while the case ran."""
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    errors = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        and not (r.name == "engineio.server" and r.getMessage().startswith(LIBRARY_NOTICES))
+    ]
     assert errors == [], [f"{r.name}: {r.getMessage()}" for r in errors]
 
 
@@ -85,11 +170,14 @@ async def close_all(chat: Chat) -> None:
         await rec.close()
     for sock in [*([chat.raw] if chat.raw else []), *chat.sockets]:
         await sock.close()
+    for polling in chat.pollings:
+        await polling.close()
 
 
 @pytest.fixture
 async def api_chat(server: ChatServer) -> AsyncIterator[Chat]:
     """bob and alice, both python-socketio clients, logged in and in ``general``."""
+    watch_sessions(server)
     chat = Chat(server, Recorder(server.url, "bob"))
     chat.alice = Recorder(server.url, "alice")
     try:
@@ -103,6 +191,7 @@ async def api_chat(server: ChatServer) -> AsyncIterator[Chat]:
 @pytest.fixture
 async def raw_chat(server: ChatServer) -> AsyncIterator[Chat]:
     """bob (python-socketio) and alice over a raw WebSocket, both in ``general``."""
+    watch_sessions(server)
     chat = Chat(server, Recorder(server.url, "bob"))
     try:
         await chat.bob.login("bob", ("general",))
@@ -229,10 +318,16 @@ async def ten_unknown_events_strike_out(chat: Chat) -> None:
     assert chat.alice is not None
     for n in range(MAX_PROTOCOL_STRIKES - 1):
         await expect_error(chat.alice, f"no-such-event-{n}", {}, "unknown_event")
-    # The tenth strike is answered by the error event, then DISCONNECT (and no ack).
+    # The tenth strike is answered by the error event, then DISCONNECT (and no ack). Over
+    # long-polling both come in one response, and python-socketio's client may run the
+    # disconnect before the error handler: wait for both, in either order.
     await chat.alice.emit("no-such-event-9", {})
-    assert (await chat.alice.next("error"))["code"] == "unknown_event"
-    await chat.alice.next("disconnect")
+    seen: dict[str, object] = {}
+    while len(seen) < 2:
+        name, data = await asyncio.wait_for(chat.alice.queue.get(), 5)
+        if name in ("error", "disconnect"):
+            seen[name] = data
+    assert isinstance(seen["error"], dict) and seen["error"]["code"] == "unknown_event"
     assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
 
 
@@ -241,6 +336,39 @@ async def client_sent_malformed_event_name_is_invalid_payload(chat: Chat) -> Non
     await chat.alice.emit("__malformed__", "I made this up")
     error = await chat.alice.next("error")
     assert error["code"] == "invalid_payload"
+
+
+async def authenticate_after_wrong_passwords_is_rate_limited(chat: Chat) -> None:
+    mallory = chat.client("mallory")
+    await mallory.connect()
+    burst = int(chat.server.config.login_per_name[0])
+    wrong = {"username": "alice", "password": "not-alices"}
+    for _ in range(burst):
+        await expect_error(mallory, "authenticate", wrong, "auth_failed")
+    await expect_error(mallory, "authenticate", wrong, "rate_limited")
+    assert mallory.received("error")[-1]["retryAfter"] > 0
+
+
+async def join_room_flood_is_rate_limited(chat: Chat) -> None:
+    assert chat.alice is not None
+    alice = chat.alice
+    count = int(chat.server.config.rate_capacity) + 5
+    acks = await asyncio.gather(
+        *(alice.call("join-room", {"roomId": "tech-talk"}) for _ in range(count))
+    )
+    limited = [a for a in acks if not a["ok"]]
+    assert limited and all(a["error"]["code"] == "rate_limited" for a in limited), acks
+    assert all(a["error"]["retryAfter"] > 0 for a in limited)
+    assert len(alice.received("error")) == len(limited)
+
+
+def before_authentication(event: str) -> Case:
+    async def case(chat: Chat) -> None:
+        anon = chat.client("anon")
+        await anon.connect()
+        await expect_error(anon, event, {"roomId": "general"}, "unauthenticated")
+
+    return case
 
 
 def nested(depth: int) -> Any:
@@ -379,7 +507,71 @@ API_CASES = [
     ),
     pytest.param(connect_offset_beyond_json_integers_is_invalid_payload, id="connect-offset-2**70"),
     pytest.param(ten_unknown_events_strike_out, id="ten-unknown-events-disconnect"),
+    pytest.param(
+        authenticate_after_wrong_passwords_is_rate_limited, id="authenticate-rate_limited"
+    ),
+    pytest.param(join_room_flood_is_rate_limited, id="join-room-rate_limited"),
+    *(
+        pytest.param(before_authentication(event), id=f"{event}-unauthenticated")
+        for event in ("leave-room", "typing-start", "typing-stop")
+    ),
+    *(
+        pytest.param(rejected(event, {"roomId": 7}, "invalid_payload"), id=f"{event}-roomId-int")
+        for event in ("leave-room", "typing-start", "typing-stop")
+    ),
+    *(
+        pytest.param(rejected(event, NO_PAYLOAD, "invalid_payload"), id=f"{event}-no-payload")
+        for event in ("leave-room", "typing-start", "typing-stop")
+    ),
 ]
+
+# The same hostility from a client on HTTP long-polling (bob stays on WebSocket).
+POLLING_IDS = {
+    "roomId-int",
+    "no-payload",
+    "nested-40-deep",
+    "unknown-event",
+    "text-5000-chars",
+    "private-room",
+    "event-named-disconnect",
+    "before-authentication",
+    "forged-token-connect-error",
+    "authenticate-rate_limited",
+    "ten-unknown-events-disconnect",
+}
+POLLING_CASES = [case for case in API_CASES if case.id in POLLING_IDS]
+assert len(POLLING_CASES) == len(POLLING_IDS)
+
+
+@pytest.fixture
+async def polling_chat(custom_server: Callable[..., Awaitable[ChatServer]]) -> AsyncIterator[Chat]:
+    """bob on WebSocket, alice (and every other hostile client) on long-polling only.
+
+    python-engineio answers a polling client's CLOSE (or a refused CONNECT) without
+    releasing its pending GET, which returns after ping interval + ping timeout: 1 s + 2 s
+    bound each client's close to 3 s (with the defaults, 45 s: longer than a case).
+    """
+    server = await custom_server(ping_interval=1.0, ping_timeout=2.0)
+    watch_sessions(server)
+    chat = Chat(server, Recorder(server.url, "bob"), transports=("polling",))
+    chat.alice = Recorder(server.url, "alice", transports=("polling",))
+    try:
+        await chat.bob.login("bob", ("general",))
+        await chat.alice.login("alice", ("general",))
+        yield chat
+    finally:
+        await close_all(chat)
+
+
+@pytest.mark.parametrize("case", POLLING_CASES)
+async def test_hostile_input_over_long_polling_is_answered_and_bob_keeps_chatting(
+    polling_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    await polling_chat.bob.say("general", "before")
+    await case(polling_chat)
+    await polling_chat.after_the_case()
+    polling_chat.assert_bob_unharmed()
+    assert_no_tracebacks(caplog)
 
 
 @pytest.mark.parametrize("case", API_CASES)
@@ -388,7 +580,7 @@ async def test_hostile_api_input_is_answered_and_bob_keeps_chatting(
 ) -> None:
     await api_chat.bob.say("general", "before")
     await case(api_chat)
-    await api_chat.bob.say("general", "after")
+    await api_chat.after_the_case()
     api_chat.assert_bob_unharmed()
     assert_no_tracebacks(caplog)
 
@@ -429,17 +621,26 @@ def answered_with(*frames: str | bytes, errors: int = 1) -> Case:
     return case
 
 
-def closes_the_connection(frame: str | bytes) -> Case:
-    """Sending ``frame`` makes the server close the WebSocket; bob hears alice left."""
+def closes_the_connection(frame: str | bytes, code: int) -> Case:
+    """Sending ``frame`` makes the server close the WebSocket with close code ``code``;
+    bob hears alice left."""
 
     async def case(chat: Chat) -> None:
         assert chat.raw is not None
         await chat.raw.send(frame)
         seen = await chat.raw.closed()
         assert error_frames(seen) == []
+        assert chat.raw.close_code == code
         assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
 
     return case
+
+
+async def aborted_transport_is_user_left(chat: Chat) -> None:
+    """The TCP connection drops without a close frame: bob still hears alice left."""
+    assert chat.raw is not None
+    chat.raw.abort()
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
 
 
 def ignored(frame: str) -> Case:
@@ -516,6 +717,9 @@ async def engineio_close_packet_ends_the_session(chat: Chat) -> None:
 
 
 BINARY_EVENT = '451-["send-message",{"_placeholder":true,"num":0}]'
+# An undecodable Engine.IO packet: the connection is closed cleanly (1000, after the
+# close handshake); a frame over the size limit: 1009 MESSAGE_TOO_BIG (RFC 6455, 7.4.1).
+CLOSE_BAD = 1000
 RANDOM_BYTES = random.Random(6455).randbytes(64)
 NESTED_60 = "[" * 60 + "]" * 60
 
@@ -543,11 +747,14 @@ RAW_CASES = [
     pytest.param(
         answered_with('42["connect",{"token":"x"}]'), id="event-named-connect->invalid_payload"
     ),
-    pytest.param(closes_the_connection("9abc"), id="eio-type-9->clean-close"),
-    pytest.param(closes_the_connection("x"), id="eio-non-digit-type->clean-close"),
-    pytest.param(closes_the_connection(""), id="empty-text-frame->clean-close"),
-    pytest.param(closes_the_connection("bAAA"), id="eio-bad-base64->clean-close"),
-    pytest.param(closes_the_connection("4" + "x" * 70 * KIB), id="70KiB-frame->clean-close-1009"),
+    pytest.param(closes_the_connection("9abc", CLOSE_BAD), id="eio-type-9->clean-close"),
+    pytest.param(closes_the_connection("x", CLOSE_BAD), id="eio-non-digit-type->clean-close"),
+    pytest.param(closes_the_connection("", CLOSE_BAD), id="empty-text-frame->clean-close"),
+    pytest.param(closes_the_connection("bAAA", CLOSE_BAD), id="eio-bad-base64->clean-close"),
+    pytest.param(
+        closes_the_connection("4" + "x" * 70 * KIB, 1009), id="70KiB-frame->clean-close-1009"
+    ),
+    pytest.param(aborted_transport_is_user_left, id="tcp-abort->user-left"),
     pytest.param(ignored('42/admin,["x"]'), id="event-to-unknown-namespace->ignored"),
     pytest.param(ignored("43999[]"), id="ack-never-requested->ignored"),
     pytest.param(ignored("6"), id="eio-noop->ignored"),
@@ -581,6 +788,98 @@ async def test_hostile_raw_packets_are_answered_and_bob_keeps_chatting(
 ) -> None:
     await raw_chat.bob.say("general", "before")
     await case(raw_chat)
-    await raw_chat.bob.say("general", "after")
+    await raw_chat.after_the_case()
     raw_chat.assert_bob_unharmed()
+    assert_no_tracebacks(caplog)
+
+
+# -- (c) raw packets in long-polling POSTs ------------------------------------------------
+
+
+@pytest.fixture
+async def polling_raw_chat(
+    custom_server: Callable[..., Awaitable[ChatServer]],
+) -> AsyncIterator[Chat]:
+    """bob (python-socketio, WebSocket) and alice over hand-made long-polling requests."""
+    server = await custom_server(ping_interval=1.0, ping_timeout=2.0)
+    watch_sessions(server)
+    chat = Chat(server, Recorder(server.url, "bob"))
+    try:
+        await chat.bob.login("bob", ("general",))
+        assert server.tokens is not None
+        alice = await chat.raw_polling()
+        assert await alice.post("40" + json.dumps({"token": server.tokens.issue("alice")})) == 200
+        assert (await alice.until("40")).startswith("40{")
+        await polling_marker(alice)
+        await chat.bob.next("user-joined", match=lambda e: e["user"] == "alice")
+        yield chat
+    finally:
+        await close_all(chat)
+
+
+async def polling_marker(polling: RawPolling, ack_id: int = MARKER_ACK_ID) -> None:
+    """A valid call over polling whose ack proves the session is alive and logged in."""
+    assert await polling.post(f"42{ack_id}" + json.dumps(["join-room", {"roomId": "general"}]))
+    ack = await polling.until(f"43{ack_id}[")
+    assert json.loads(ack[len(f"43{ack_id}") :])[0]["ok"] is True
+
+
+def polling_answered_with(*packets: str, errors: int = 1) -> Case:
+    """POSTing ``packets`` (in one body) earns ``errors`` x invalid_payload; alice's
+    session lives on."""
+
+    async def case(chat: Chat) -> None:
+        alice = chat.pollings[0]
+        assert await alice.post(*packets) == 200
+        for _ in range(errors):
+            error = json.loads((await alice.until('42["error",'))[2:])[1]
+            assert error["code"] == "invalid_payload", error
+        await polling_marker(alice, MARKER_ACK_ID + 1)
+
+    return case
+
+
+async def polling_good_and_bad_in_one_body(chat: Chat) -> None:
+    alice = chat.pollings[0]
+    good = "42901" + json.dumps(["join-room", {"roomId": "general"}])
+    assert await alice.post(good, "42[1,2]", "42") == 200
+    error = json.loads((await alice.until('42["error",'))[2:])[1]
+    assert error["code"] == "invalid_payload"
+    await polling_marker(alice, MARKER_ACK_ID + 2)
+
+
+async def polling_undecodable_packet_ends_the_session(chat: Chat) -> None:
+    alice = chat.pollings[0]
+    assert await alice.post("x") == 400  # the guard: undecodable Engine.IO packet
+    assert await chat.bob.next("user-left") == {"roomId": "general", "user": "alice"}
+    status, _ = await alice.get()
+    assert status == 400  # the session is gone: its sid is no longer valid
+
+
+async def polling_post_to_a_made_up_session_is_400(chat: Chat) -> None:
+    alice = chat.pollings[0]
+    stranger = RawPolling(alice.session, alice.url.replace(alice.sid, "made-up-sid"), "x")
+    assert await stranger.post('42["send-message",{}]') == 400
+    await polling_marker(alice, MARKER_ACK_ID + 3)
+
+
+POLLING_RAW_CASES = [
+    pytest.param(polling_answered_with("42[]"), id="42[]->invalid_payload"),
+    pytest.param(polling_answered_with('42["send-message",{'), id="invalid-json->invalid_payload"),
+    pytest.param(polling_answered_with("4" + "[" * 60), id="60-open-brackets->invalid_payload"),
+    pytest.param(polling_answered_with("49"), id="unknown-sio-type->invalid_payload"),
+    pytest.param(polling_good_and_bad_in_one_body, id="good+bad-in-one-body->ack+error"),
+    pytest.param(polling_undecodable_packet_ends_the_session, id="eio-bad-type->session-ends"),
+    pytest.param(polling_post_to_a_made_up_session_is_400, id="made-up-sid->400"),
+]
+
+
+@pytest.mark.parametrize("case", POLLING_RAW_CASES)
+async def test_hostile_polling_requests_are_answered_and_bob_keeps_chatting(
+    polling_raw_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    await polling_raw_chat.bob.say("general", "before")
+    await case(polling_raw_chat)
+    await polling_raw_chat.after_the_case()
+    polling_raw_chat.assert_bob_unharmed()
     assert_no_tracebacks(caplog)

@@ -9,7 +9,7 @@ from pathlib import Path
 from tutorial.protocol import catalog
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.websocket import SAMPLE_MASKING_KEY, decode_one_frame
-from tutorial.trace.inspection import family, inspect_trace
+from tutorial.trace.inspection import family, inspect_events, inspect_trace
 from tutorial.trace.model import Trace
 
 DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
@@ -160,6 +160,24 @@ def test_a_polling_post_carries_each_packet_of_its_body() -> None:
     assert steps[2].carried_by == (1,) and steps[4].carried_by == (3,)
     assert steps[0].annotated is not None
     assert "Engine.IO packet 2" in [s.name for s in steps[0].annotated.spans]
+    # Asked for the first packet only, inspect_events gives the whole body's family:
+    # the POST carries both packets, so both (and what they carry) come along.
+    some = inspect_events(trace, [2])
+    assert list(some) == [0, 1, 2, 3, 4]
+    assert all(some[i] == steps[i] for i in some)
+
+
+def test_inspecting_some_events_gives_the_same_steps_as_inspecting_all() -> None:
+    for name in ("handshake", "event-flow", "state-machine"):
+        trace = committed(name)
+        steps = inspect_trace(trace)
+        asked = [i for i, s in enumerate(steps) if s.layer is Layer.SIO][-3:]
+        some = inspect_events(trace, asked)
+        assert set(asked) <= set(some) and len(some) < len(steps), name
+        for i, step in some.items():
+            assert step == steps[i], (name, i)
+            assert set(family(steps, i)) <= set(some), (name, i)
+        assert all(Layer.WS in {steps[j].layer for j in family(steps, i)} for i in asked)
 
 
 # -- sentences ------------------------------------------------------------------------
@@ -223,3 +241,24 @@ def json_text(value: object) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def test_a_reconnection_is_told_as_it_happened() -> None:
+    trace = two_party()
+    close = frame(b"\x03\xe8", masked=True, opcode=0x8)
+    trace.record(
+        "alice",
+        "server",
+        Layer.WS,
+        "CLOSE fin=1 mask=1 len=2",
+        raw=close,
+        fields={"opcode": "CLOSE", "masked": True},
+    )
+    trace.record("alice", "server", Layer.TCP, "TCP close (client FIN)")
+    trace.record("server", "alice", Layer.TCP, "TCP refused: Connect call failed", kind="error")
+    trace.record("alice", "server", Layer.TCP, "TCP connect")
+    said = [s.sentence for s in inspect_trace(trace)]
+    assert "close frame, status 1000 NORMAL_CLOSURE: the connection ends" in said[0]
+    assert "the client closes its half of the TCP connection (FIN)" in said[1]
+    assert "refused: nothing listens on that port" in said[2] and "decoder" not in said[2]
+    assert "a new TCP connection opens" in said[3]

@@ -81,3 +81,27 @@ def test_a_wrong_view_is_refused() -> None:
     inspector = Inspector(committed("handshake"))
     with pytest.raises(ValueError, match="view 'story'"):
         inspector.show(0, view="story")
+
+
+def test_a_drawn_document_keeps_the_rows_events_and_their_carriers_only() -> None:
+    trace = committed("handshake")
+    events = trace.events
+    # A diagram drawn elsewhere with two rows: the first Socket.IO packet, then a note-less
+    # separator row.
+    sio = next(i for i, e in enumerate(events) if e.layer.value == "sio")
+    doc = stepper.drawn_document(trace, "packets", [[sio], []])
+    full = stepper.document(trace, views=["frames"])
+    (view,) = doc["views"]
+    assert view["svg"] == "" and [r["events"] for r in view["rows"]][1] == []
+    (row,) = view["rows"][0]["events"]
+    shown = doc["events"][row]
+    kept = [e["label"] for e in doc["events"]]
+    # The packet, the Engine.IO packet and the frame that carried it: nothing else.
+    assert [e["layer"] for e in doc["events"]] == ["ws", "eio", "sio"]
+    assert kept == [full["events"][i]["label"] for i in full["events"][sio]["family"]]
+    assert shown["label"] == events[sio].label
+    # Indices are renumbered consistently: every link points inside the document.
+    for i, e in enumerate(doc["events"]):
+        assert e["index"] == i and e["family"] == [0, 1, 2]
+    assert doc["events"][0]["carries"] == [1] and doc["events"][1]["carried_by"] == [0]
+    assert shown["carried_by"] == [1] and shown["bytes"] == full["events"][sio]["bytes"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import socketio
 
 from tutorial.chat.server import ChatServer
 from tutorial.client.client import ChatClient, ClientOptions
@@ -61,7 +63,7 @@ async def test_garbage_bytes_become_error_events_and_the_connection_survives(ech
     async with Wiretap(trace, ("127.0.0.1", echo)) as tap:
         tap.name_next_connection("mallory")
         assert await relay(tap.port, [garbage, b"still here"]) == garbage + b"still here"
-        await asyncio.sleep(0.05)
+        await trace.wait_for(lambda e: e.kind == "error")
     errors = [e for e in trace.events if e.kind == "error"]
     assert errors, "the undecodable bytes are recorded as errors"
     assert {e.source for e in trace.events if e.source != "server"} == {"mallory"}
@@ -82,6 +84,38 @@ async def test_a_refused_upstream_is_recorded_not_raised() -> None:
     assert any(e.label.startswith("TCP refused") and e.kind == "error" for e in trace.events)
 
 
+async def test_a_held_connection_reaches_an_upstream_that_starts_meanwhile() -> None:
+    """hold_new_connections: a client that connects while the server is down waits at
+    the tap and reaches the server once it is back (unheld, it would be refused)."""
+
+    async def echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(65536))
+        await writer.drain()
+        writer.close()
+
+    trace = Trace()
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    async with Wiretap(trace, ("127.0.0.1", port)) as tap:
+        tap.hold_new_connections()
+        arrived = asyncio.Event()
+        hold = tap.connecting
+        tap.connecting = lambda conn: (arrived.set(), hold(conn))[1]  # type: ignore[method-assign]
+        reader, writer = await asyncio.open_connection("127.0.0.1", tap.port)
+        writer.write(b"are you back?")
+        await asyncio.wait_for(arrived.wait(), 5)  # the tap has it, the server is down
+        upstream = await asyncio.start_server(echo_once, "127.0.0.1", port)
+        try:
+            tap.release_new_connections()
+            assert await asyncio.wait_for(reader.readexactly(13), 5) == b"are you back?"
+        finally:
+            writer.close()
+            upstream.close()
+    assert not any(e.label.startswith("TCP refused") for e in trace.events)
+
+
 async def handshake_through_tap(server: ChatServer, transports: tuple[str, ...]) -> Trace:
     trace = Trace()
     tap = Wiretap(trace, ("127.0.0.1", server.port or 0))
@@ -91,7 +125,10 @@ async def handshake_through_tap(server: ChatServer, transports: tuple[str, ...])
     try:
         with sample_websocket_key():
             await client.connect()
-        await asyncio.sleep(0.1)
+        # connect() returns on the server's CONNECT; the tap records it as it relays it.
+        await trace.wait_for(lambda e: e.layer is Layer.SIO and e.source == "server")
+        if "polling" in transports:  # the upgrade goes on after connect(): its last packet
+            await trace.wait_for(lambda e: e.layer is Layer.EIO and e.raw == b"5")
     finally:
         tap.recording = False
         await client.close()
@@ -153,3 +190,65 @@ def test_the_sample_key_shim_is_scoped() -> None:
         assert len(aiohttp.client.os.urandom(4)) == 4
         assert aiohttp.client.os.getpid() == os.getpid()
     assert aiohttp.client.os is real
+
+
+class ClosingTap(Wiretap):
+    """A wiretap that tells when a relayed connection has closed (both sides done)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed_count = 0
+        self.closing = asyncio.Event()
+
+    def closed(self, conn: Any) -> None:
+        super().closed(conn)
+        self.closed_count += 1
+        self.closing.set()
+
+    async def until_closed(self, count: int, timeout: float = 10) -> None:
+        async def wait() -> None:
+            while self.closed_count < count:
+                self.closing.clear()
+                await self.closing.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def one_session_through(tap: Wiretap, user: str) -> tuple[socketio.AsyncClient, str]:
+    """A python-socketio client logs in through ``tap`` over WebSocket (one TCP connection)."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(tap.url, transports=["websocket"], auth={"username": user, "password": user})
+    return sio, str(sio.eio.sid)
+
+
+async def test_a_long_running_tap_keeps_a_bounded_record(server: ChatServer) -> None:
+    """Sessions come and go through a tap with bounds: it remembers the open connections,
+    the last ``keep_closed`` closed ones and the last ``keep_sids`` sids, while every
+    connection's bytes still pass and a live session keeps its lifeline."""
+    trace = Trace()
+    upstream = ("127.0.0.1", server.port or 0)
+    async with ClosingTap(trace, upstream, keep_closed=2, keep_sids=4) as tap:
+        for _ in range(30):
+            sio, _ = await one_session_through(tap, "alice")
+            await sio.disconnect()
+        await tap.until_closed(30)
+        assert tap.opened_count == 30
+        assert len(tap.connections) == 2
+        assert len(tap.sid_names) == 4
+        live, eio_sid = await one_session_through(tap, "bob")
+        try:
+            assert tap.lifeline_of(eio_sid) is not None  # the newest is remembered
+            assert [c.number for c in tap.connections] == [29, 30, 31]
+        finally:
+            await live.disconnect()
+
+
+async def test_a_tap_without_bounds_keeps_every_connection(server: ChatServer) -> None:
+    trace = Trace()
+    async with ClosingTap(trace, ("127.0.0.1", server.port or 0)) as tap:
+        for _ in range(5):
+            sio, _ = await one_session_through(tap, "alice")
+            await sio.disconnect()
+        await tap.until_closed(5)
+        assert [c.number for c in tap.connections] == [1, 2, 3, 4, 5]
+        assert len(tap.sid_names) == 10  # an Engine.IO and a Socket.IO sid each

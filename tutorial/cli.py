@@ -21,6 +21,17 @@ from pathlib import Path
 
 from tutorial import live
 from tutorial.chat.server import ChatServer, ServerConfig
+from tutorial.cli_errors import (
+    CommandError,
+    OneLineParser,
+    explain,
+    password_text,
+    port_number,
+    positive_float,
+    redis_url,
+    store_url,
+    user_name,
+)
 from tutorial.cluster import cli as cluster_cli
 from tutorial.cluster.procs import stop_signal
 from tutorial.scenarios import cli as scenarios_cli
@@ -39,11 +50,21 @@ class Command:
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=3000, help="port (default 3000, as in the seed)")
+    p.add_argument(
+        "--port", type=port_number, default=3000, help="port (default 3000, as in the seed)"
+    )
     p.add_argument(
         "--db",
+        type=store_url,
         default="sqlite:///.data/chat.db",
         help="message store URL: sqlite:///PATH (default .data/chat.db) or postgresql://...",
+    )
+    p.add_argument(
+        "--read-db",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a PostgreSQL hot standby of --db to read history from (repeatable)",
     )
     p.add_argument("--demo", action="store_true", help="seed the demo cast: alice ... grace")
     p.add_argument(
@@ -72,7 +93,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--read-timeout",
-        type=float,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="time a client has to send a request's headers, and a polling POST's body "
@@ -93,7 +114,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="connections one user may have open on this server (default 10)",
     )
-    p.add_argument("--redis", default=None, help="redis://HOST:PORT to share broadcasts")
+    p.add_argument(
+        "--redis",
+        type=redis_url,
+        default=None,
+        help="redis://HOST:PORT/0 (or rediss://, redis+sentinel://S1,S2,S3/0/NAME) to share "
+        "broadcasts; serve refuses to start when it cannot reach it",
+    )
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
     p.add_argument(
         "--live-trace",
@@ -107,6 +134,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         db_url=args.db,
+        db_read_urls=list(args.read_db),
         demo=args.demo,
         cors_allowed_origins=args.origin,
         redis_url=args.redis,
@@ -117,15 +145,23 @@ async def _serve(args: argparse.Namespace) -> int:
         trusted_proxies=args.trusted_proxy,
         stats_token=args.stats_token or os.environ.get("TUTORIAL_STATS_TOKEN") or None,
     )
-    _raise_open_files_limit()
+    open_files = _raise_open_files_limit()
     try:
         server = ChatServer(config)
     except ValueError as exc:  # a bad --origin, --trusted-proxy or limit
-        print(f"tutorial serve: {exc}", file=sys.stderr, flush=True)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     live.attach(server, enabled=args.live_trace)
+    # start() opens the store, reaches Redis and listens, or raises having undone each
+    # step it took (explain() names what failed).
     await server.start()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
+    if open_files < MIN_OPEN_FILES:
+        print(
+            f"warning: only {open_files} open files allowed (ulimit -n); raise the hard limit "
+            f"to {MIN_OPEN_FILES} or more for a server that faces the internet",
+            file=sys.stderr,
+            flush=True,
+        )
     if config.demo:
         print("demo users: alice bob charlie diana eve frank grace (password = name)", flush=True)
     if args.live_trace:
@@ -140,8 +176,9 @@ async def _serve(args: argparse.Namespace) -> int:
 MIN_OPEN_FILES = 4096
 
 
-def _raise_open_files_limit() -> None:
-    """Raise the soft limit on open files to the hard limit (1024 is a common default).
+def _raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (1024 is a common default),
+    and return the new soft limit (``serve`` warns once listening if it stays low).
 
     Each connection holds a descriptor until the header timeout closes it; with 1024 a
     thousand half-open connections are enough to refuse everybody else meanwhile.
@@ -149,26 +186,30 @@ def _raise_open_files_limit() -> None:
     try:
         import resource
     except ImportError:  # not on Unix
-        return
+        return MIN_OPEN_FILES
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
     if soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
-    if soft < MIN_OPEN_FILES:
-        print(
-            f"warning: only {soft} open files allowed (ulimit -n); raise the hard limit "
-            f"to {MIN_OPEN_FILES} or more for a server that faces the internet",
-            file=sys.stderr,
-            flush=True,
-        )
+    return int(soft)
 
 
 def _user_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="the user name")
-    p.add_argument("--password", required=True, help="the password (stored as a scrypt hash)")
-    p.add_argument("--db", default="sqlite:///.data/chat.db", help="the store URL, as for serve")
+    p.add_argument("name", type=user_name, help="the user name: [a-z][a-z0-9_-]{1,31}")
+    p.add_argument(
+        "--password",
+        type=password_text,
+        required=True,
+        help="the password, not empty (stored as a scrypt hash)",
+    )
+    p.add_argument(
+        "--db",
+        type=store_url,
+        default="sqlite:///.data/chat.db",
+        help="the store URL, as for serve",
+    )
 
 
 async def _user_add(args: argparse.Namespace) -> int:
@@ -176,7 +217,7 @@ async def _user_add(args: argparse.Namespace) -> int:
     from tutorial.chat.store import open_store
 
     store = open_store(args.db)
-    await store.open()
+    await store.open()  # raises StoreUnavailable, having closed what it opened
     try:
         await store.add_user(make_user(args.name, args.password))
         await store.add_room("general", private=False, members=[])
@@ -247,7 +288,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "bench",
-        "benchmark: Node socket.io vs python-socketio vs the teaching server, side by side",
+        "benchmark: Node socket.io vs python-socketio vs the teaching server, side by side; "
+        "history reads with 0 and 2 standbys",
         cluster_cli.bench_arguments,
         cluster_cli.run_bench,
         "The benchmark behind make bench: how many chat messages per second reach their "
@@ -256,7 +298,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "cluster",
-        "run diagram 6: nginx, N servers, Redis, a store",
+        "run diagram 6: nginx (TLS), N servers, Redis with Sentinels, a store "
+        "(PostgreSQL with standbys)",
         cluster_cli.cluster_arguments,
         cluster_cli.run_cluster,
         "Seed diagram 6 as real processes on 127.0.0.1, each on a free port.",
@@ -292,10 +335,14 @@ passwords only; `rate_limited`); a connection that gets 20 refusals faster than 
 second, or 10 unreadable packets in a minute, is disconnected. What each limit
 protects, and how they were measured: [Limits](../explanation/limits.md).
 
-A bad value (an origin that is not `http(s)://host[:port]`, a proxy that is not an
-address, a timeout of 0) is one line on standard error and exit status 2. At start
-the server raises its soft limit on open files to the hard limit and warns if it is
-still below 4096. `--cors-origin` is the old name of `--origin`; the stats token may
+A bad value (a port outside 0-65535, a store URL that is not `sqlite:///` or
+`postgresql://`, a Redis URL that is not `redis://`, an origin that is not
+`http(s)://host[:port]`, a proxy that is not an address, a timeout of 0) is one line
+on standard error and exit status 2. The server refuses to start, with one line and
+exit status 1, when its port is in use, its address is not on this machine, its store
+cannot be opened (PostgreSQL not answering, a file that is not a database) or its
+Redis does not answer a `PING` within 3 s. Once listening, it raises its soft limit on
+open files to the hard limit and warns if it is still below 4096. `--cors-origin` is the old name of `--origin`; the stats token may
 also come from `TUTORIAL_STATS_TOKEN`.
 
 Besides Socket.IO on `/socket.io/`, the server answers:
@@ -304,7 +351,7 @@ Besides Socket.IO on `/socket.io/`, the server answers:
 |---|---|
 | `/` | the browser chat page (uses the official `socket.io-client`, installed by `make setup`) |
 | `/healthz` | `{"ok": true, "name": NAME}` |
-| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token`; with `--live-trace` (every request then comes through the wiretap on `127.0.0.1`) only with the token |
+| `/stats` | `{"name", "users", "rooms", "connections", "limits"}`: who is connected to this server, and what the limits refused so far; with `--read-db`, also `store: {reads: {replica-1: n, ..., primary: n}, stale, fallbacks}`. Only for a client on a loopback address under an IP or `localhost` host (`403` otherwise), or with the `--stats-token`; with `--live-trace` (every request then comes through the wiretap on `127.0.0.1`) only with the token |
 
 `--demo` seeds users alice, bob, charlie, diana, eve, frank, grace (password = user
 name) and rooms `general`, `tech-talk` (open), `private-chat` (alice, charlie),
@@ -343,14 +390,17 @@ stored as a salted scrypt hash.
 
 The JSON is described in [Trace format](trace-format.md). The views: `chat` (Socket.IO
 events and server steps), `packets` (HTTP, Engine.IO, Socket.IO), `frames` (TCP, HTTP,
-WebSocket frames). The `scaling` scenario starts redis-server, so it needs it installed
-(`make setup`).
+WebSocket frames). The `scaling` scenario starts redis-server; `architecture` and
+`cluster` start a whole cluster (nginx, servers, Redis, and for `cluster` PostgreSQL),
+so they need them installed (`make setup`).
 """,
     "cluster up": """
-nginx runs in front of N chat servers (`tutorial serve --demo --redis ... --db ...`),
-with redis-server and a shared store. It prints the entry URL and one line per part,
-then waits; `Ctrl-C` stops everything and deletes the temporary files. A step-by-step
-guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
+nginx terminates TLS in front of N chat servers (`tutorial serve --demo --redis ...
+--db ...`), with a Redis master, its replicas and three Sentinels, and a shared store
+(with `--postgres`: a primary and streaming standbys). It prints the entry URL, one line
+per part, the throwaway CA to trust and (with standbys) the promotion command, then
+waits; `Ctrl-C` stops everything and deletes the temporary files, keys included. A
+step-by-step guide is [Run the cluster](../howto/run-the-cluster.md); `--round-robin` breaks HTTP
 long-polling (see [Why sticky sessions](../explanation/sticky-sessions.md)).
 """,
     "bench": """
@@ -359,15 +409,27 @@ every message is delivered to all C clients. The targets run under the same load
 by side, repetitions interleaved: Node socket.io 4 (npm `socket.io`, the fastest real
 alternative), a bare python-socketio broadcast server (the baseline), the teaching server
 alone (fast fan-out; python-socketio's own fan-out; tracing on), the teaching server
-behind nginx with Redis, and N teaching servers behind nginx. The load generator is the
+behind nginx (terminating TLS; the load generators trust the run's throwaway CA) with
+Redis, and N teaching servers behind nginx. The load generator is the
 official JavaScript client `socket.io-client` under Node (`--generator python` for
 python-socketio's, `both` for both), in separate processes that talk through the
 interface of `tutorial/cluster/benchwire.py`. Every row gives its throughput as a ratio
 to Node's and to bare python-socketio's, and the server's CPU time per delivery;
 `bench.json` also records the machine (cores, CPU model, load average before and
-after). See [What it costs](../explanation/performance.md).
+after). Then history reads per second from PostgreSQL, with 0 and with 2 streaming
+standbys side by side (each read a `join-room {since: 0}` answered with up to 50
+messages), and which server answered them. See [What it costs](../explanation/performance.md).
 """,
     "": """
+## Mistakes and exit status
+
+Every command answers a mistake with one line on standard error that names it, and
+a non-zero exit status: 2 for a usage error (as argparse gives: an unknown option, a
+value out of range), 1 for what is found while running (a port in use, a store or
+Redis that cannot be reached, a directory that cannot be written). No traceback:
+`tutorial --debug COMMAND ...` (or `--debug` after the command) shows it instead.
+`tests/test_cli_errors.py` runs each mistake against the real command.
+
 ## Make targets
 
 The `Makefile` wraps the commands above; `make help` lists every target.
@@ -390,23 +452,45 @@ The `Makefile` wraps the commands above; `make help` lists every target.
 """What ``docs/reference/cli.md`` says beyond the parser, by command path."""
 
 
+DEBUG_HELP = "on an error, show the Python traceback instead of one line"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``tutorial`` command's parser: every subcommand of [COMMANDS][tutorial.cli.COMMANDS]."""
-    parser = argparse.ArgumentParser(
+    """The ``tutorial`` command's parser: every subcommand of [COMMANDS][tutorial.cli.COMMANDS].
+
+    A usage error is one line on standard error and exit status 2
+    ([OneLineParser][tutorial.cli_errors.OneLineParser]).
+    """
+    parser = OneLineParser(
         prog="tutorial", description="A Socket.IO chat system you can run, watch and break."
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.description)
         command.arguments(p)
+        # Also after the subcommand; SUPPRESS keeps a --debug given before it.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         p.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. An operator's mistake, or a store, Redis or address that cannot
+    be used, is one line on standard error naming the problem and a non-zero exit
+    status (2 for a usage error, 1 otherwise); ``--debug`` shows the traceback instead."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, status = explain(exc)
+        print(f"tutorial {args.command}: {message}", file=sys.stderr, flush=True)
+        return status
 
 
 if __name__ == "__main__":

@@ -160,18 +160,19 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 INSPECTOR_MARK = 'class="trace-inspector"'
 
 WIDGET_NOTE = (
-    "<p><em>Interactive controls appear here when you run this chapter in JupyterLab "
-    "(<code>make lab</code>); the cell below shows the diagram they drew.</em></p>"
+    "<p class='tutorial-widget-note'><em>In JupyterLab (<code>make lab</code>) this is a "
+    "live widget: its controls run the scenario again and redraw. Here is the picture "
+    "it drew when the chapter ran.</em></p>"
 )
 
 
 def prepare_site_notebooks(folder: Path) -> list[Path]:
     """Make executed chapter copies fit for a static, offline site.
 
-    Widget outputs need a widget manager loaded from a CDN; on the site they become a
-    short note instead (every widget cell is followed by a cell that shows its final
-    diagram as SVG), and the saved widget state is dropped. The trace inspector is the
-    exception: its output carries a static form that the site's script steps through.
+    Widget outputs need a widget manager loaded from a CDN; on the site each becomes the
+    static picture the widget carries (its ``text/html`` fallback) under a short note,
+    and the saved widget state is dropped. The trace inspector's static form is kept as
+    it is: the site's script steps through it.
     """
     import nbformat
 
@@ -189,7 +190,7 @@ def prepare_site_notebooks(folder: Path) -> list[Path]:
                     html = "".join(html) if isinstance(html, list) else html
                     # The inspector brings its own static form: the site's script mounts it.
                     keep = INSPECTOR_MARK in html
-                    output["data"] = {"text/html": html if keep else WIDGET_NOTE}
+                    output["data"] = {"text/html": html if keep else WIDGET_NOTE + html}
         nbformat.write(nb, path)
         changed.append(path)
     return changed

@@ -109,3 +109,12 @@ def wire_vs_seed(eio_texts: list[str]) -> str:
         shown = text if len(text) <= 70 else text[:67] + "…"
         lines.append(f"| `{shown}` | {eio_name} | {sio_part} | `{seed}` |")
     return "\n".join(lines)
+
+
+def event_catalog() -> str:
+    """The event catalog as a chapter shows it: the tables of ``docs/reference/events.md``
+    without that page's title and maintainer notes."""
+    from tutorial.protocol import catalog
+
+    page = catalog.markdown_table()
+    return page[page.index("\n## ") + 1 :]

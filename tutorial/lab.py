@@ -7,6 +7,11 @@ and closes it in its teardown cell (closing twice is harmless):
     chat = await LiveChat(users=("alice", "bob")).start()
     await chat.clients["alice"].send("general", "hi")
     await chat.close()
+
+Widgets that show a live chat watch it
+([LiveChat.watch][tutorial.lab.LiveChat.watch]): when it closes (the teardown cell ran,
+perhaps from *Run All*) they say so and offer to start it again, which
+``await chat.start()`` does with fresh clients of the same users.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutorial.chat.server import ChatServer, ServerConfig
 from tutorial.client import Backoff, ChatClient, ChatError, ClientOptions
+
+if TYPE_CHECKING:
+    from tutorial.leftovers import Leftovers
 
 
 def fast_options(**overrides: Any) -> ClientOptions:
@@ -35,13 +43,20 @@ def fast_options(**overrides: Any) -> ClientOptions:
 _RUNNING: list[LiveChat] = []
 
 
-async def teardown() -> None:
-    """Close every LiveChat this kernel started. Safe to run twice."""
+async def teardown() -> Leftovers:
+    """Close every LiveChat this kernel started, then look for what is still running.
+
+    It checks for real: child processes of this kernel (a server, nginx, redis-server)
+    and TCP ports this process still listens on, besides the kernel's own. Safe to run
+    twice. The report names anything it finds.
+    """
+    from tutorial.leftovers import find_leftovers
+
     closed = 0
     while _RUNNING:
         await _RUNNING.pop().close()
         closed += 1
-    print(f"closed {closed} live chat(s); nothing is left running")
+    return find_leftovers(closed)
 
 
 class LiveChat:
@@ -52,28 +67,62 @@ class LiveChat:
         users: Iterable[str] = ("alice", "bob"),
         rooms: Iterable[str] = ("general",),
         options: ClientOptions | None = None,
+        joins: Mapping[str, Iterable[str]] | None = None,
         **config: Any,
     ) -> None:
+        """``users`` each connect and join every room of ``rooms``; then, for each room
+        of ``joins``, the users it lists join it too (the seed's membership, say)."""
         self.users = tuple(users)
         self.rooms = tuple(rooms)
+        self.joins = {room: tuple(members) for room, members in (joins or {}).items()}
         self.options = options or fast_options()
         self._dir = Path(tempfile.mkdtemp(prefix="tutorial-lab-"))
         self.config = ServerConfig.for_demo(self._dir, **config)
         self.server: ChatServer | None = None
         self.clients: dict[str, ChatClient] = {}
         self.port: int | None = None
+        #: ``"new"``, ``"running"``, ``"server stopped"`` or ``"closed"``.
+        self.status = "new"
+        self._watchers: list[Callable[[LiveChat], Any]] = []
+
+    def watch(self, callback: Callable[[LiveChat], Any]) -> None:
+        """Call ``callback(chat)`` whenever ``status`` changes (widgets redraw)."""
+        self._watchers.append(callback)
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        for callback in list(self._watchers):
+            callback(self)
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> LiveChat:
+        """Start the server and connect every user.
+
+        After [close][tutorial.lab.LiveChat.close], this starts a fresh chat (new port,
+        empty store) with the same users and rooms."""
+        if self.status == "running":
+            return self
+        if self.closed:
+            self._dir = Path(tempfile.mkdtemp(prefix="tutorial-lab-"))
+            self.config.db_url = f"sqlite:///{self._dir}/chat.db"
+            self.config.port = 0
         self.server = ChatServer(self.config)
         self.port = await self.server.start()
         self.config.port = self.port  # a restart comes back on the same port
         _RUNNING.append(self)
         for user in self.users:
             await self.add_client(user)
+        for room, members in self.joins.items():
+            for user in members:
+                await self.clients[user].join(room)
+        self._set_status("running")
         return self
 
     async def add_client(self, user: str, password: str | None = None) -> ChatClient:
@@ -89,12 +138,17 @@ class LiveChat:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+            if not self.closed:
+                self._set_status("server stopped")
 
     async def restart_server(self) -> None:
         """Start the server again on the same port and with the same data."""
+        if self.closed:
+            raise RuntimeError("this chat was closed (teardown): use `await chat.start()`")
         if self.server is None:
             self.server = ChatServer(self.config)
             await self.server.start()
+            self._set_status("running")
 
     async def close(self) -> None:
         """Close every client and the server. Safe to call twice."""
@@ -102,10 +156,16 @@ class LiveChat:
             with contextlib.suppress(Exception):
                 await client.close()
         self.clients.clear()
-        await self.stop_server()
+        was = self.status
+        self.status = "closed"
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
         shutil.rmtree(self._dir, ignore_errors=True)
         if self in _RUNNING:
             _RUNNING.remove(self)
+        if was != "closed":
+            self._set_status("closed")
 
 
 async def attempt(awaitable: Awaitable[Any]) -> str:
@@ -127,9 +187,11 @@ async def connect_clients(
     """Connect one client per user to ``url`` (a cluster's nginx entry, say).
 
     With ``spread``, client ``i`` binds the source address 127.0.0.(i+2), so that nginx's
-    ``hash $remote_addr`` sticky sessions really spread them over the servers.
+    ``hash $remote_addr`` sticky sessions really spread them over the servers. An
+    ``https://`` entry of a cluster started in this kernel is verified against that
+    cluster's throwaway CA.
     """
-    from tutorial.cluster.cluster import client_address
+    from tutorial.cluster.cluster import client_address, trust_for
 
     clients: dict[str, ChatClient] = {}
     rooms = tuple(rooms)
@@ -137,6 +199,8 @@ async def connect_clients(
         local = client_address(i) if spread else None
         opts = options or fast_options()
         opts = ClientOptions(**{**vars(opts), "local_addr": local})
+        if opts.ssl_context is None:
+            opts.ssl_context = trust_for(url)
         client = ChatClient(url, user, user, options=opts, name=user)
         await client.connect()
         for room in rooms:

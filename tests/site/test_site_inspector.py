@@ -149,3 +149,43 @@ def test_a_frame_and_the_packets_it_carried_are_linked_both_ways(page: Page) -> 
     box.locator(f'.ti-card[data-index="{n}"] .ti-link[data-view="frames"]').click()
     expect(box).to_have_attribute("data-view", "frames")
     expect(box).to_have_attribute("data-event", str(n))
+
+
+@pytest.mark.parametrize(
+    ("chapter", "view"),
+    [("01-handshake", "frames"), ("03-event-flow", "story"), ("05-state-machine", "frames")],
+)
+def test_a_chapters_inspector_steps_on_its_page_without_a_kernel(
+    browser: Browser,  # noqa: F811
+    site_url: str,  # noqa: F811
+    chapter: str,
+    view: str,
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{site_url}chapters/{chapter}/", wait_until="load")
+    box = page.locator(".trace-inspector").first
+    box.scroll_into_view_if_needed()
+    expect(box).to_have_class(re.compile(r"\bti-mounted\b"), timeout=15_000)
+    expect(box).to_have_attribute("data-view", view)
+    first = box.get_attribute("data-event")
+    box.locator(".ti-next").click()
+    expect(box).not_to_have_attribute("data-event", first or "")
+    # Through the run: every frame card on screen names every bit of its frame.
+    frames = 0
+    for _ in range(12):
+        for card in box.locator('.ti-card[data-layer="ws"]').all():
+            at = 0
+            for _name, start, end in spans_of(card):
+                assert start == at, "a gap or an overlap in the frame's fields"
+                at = end
+            assert at == 8 * int(card.get_attribute("data-length") or 0)
+            frames += 1
+        if box.locator(".ti-next").is_disabled():
+            break
+        box.locator(".ti-next").click()
+    assert frames >= 2, chapter
+    page.screenshot(path=str(OUT / f"site-chapter-inspector-{chapter}.png"))
+    assert errors == []
+    page.close()

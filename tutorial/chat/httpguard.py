@@ -20,7 +20,9 @@ An aiohttp middleware (``HttpGuard.middleware``) and an origin check
 * **Polling bodies within a bound, in time.** A POST to Engine.IO must say its
   ``Content-Length`` (411 otherwise); over ``max_body`` it gets 413 at once, without
   reading the body, and its Engine.IO session is closed; the body must arrive within
-  ``read_timeout`` seconds (408 otherwise). The connection is closed after either.
+  ``read_timeout`` seconds (408 otherwise). The connection is closed after either. A
+  body holding a record Engine.IO cannot decode gets 400 and its session is closed,
+  as a WebSocket that sent it would be.
 * **/stats for operators only:** from a loopback address under an IP or ``localhost``
   host, or with ``Authorization: Bearer <--stats-token>``. Behind the live wiretap
   (``--live-trace``) every request comes from 127.0.0.1, so only the token opens it.
@@ -42,6 +44,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+
+from tutorial.protocol.engineio import decode_payload
+from tutorial.protocol.layers import DecodeError
 
 log = logging.getLogger("tutorial.chat.http")
 
@@ -229,7 +234,7 @@ class HttpGuard:
             )
         try:
             async with asyncio.timeout(self.read_timeout):
-                await request.read()
+                body = await request.read()
         except TimeoutError:
             self._count("body_timeout")
             if sid and self.close_session is not None:
@@ -237,6 +242,14 @@ class HttpGuard:
             return self._refuse(
                 408, f"the body did not arrive within {self.read_timeout:g} s", close=True
             )
+        # A record python-engineio cannot decode would end in its own traceback: the
+        # session is closed here, as a WebSocket sending it would be.
+        problem = next((p for p in decode_payload(body) if isinstance(p, DecodeError)), None)
+        if problem is not None:
+            self._count("undecodable_body")
+            if sid and self.close_session is not None:
+                await self.close_session(sid)
+            return self._refuse(400, f"undecodable Engine.IO packet: {problem.reason}")
         return None
 
     def stats_allowed(self, request: web.Request) -> bool:

@@ -24,6 +24,16 @@ server keeps a heartbeat key with a time to live and a set of what it contribute
 live server that finds a dead server's set takes its contributions back and announces
 the users that thereby left. If Redis itself restarts empty, each server notices its
 heartbeat gone and puts back what it holds.
+
+A missing heartbeat proves a death only if Redis could be reached all the while. In a
+Redis failover nobody can write until a Sentinel has promoted a replica and the
+servers have found it, one by one; when that outlasts the time to live, the promoted
+replica has expired *every* heartbeat, and the first server back would reap the others
+and announce ``user-left`` for users who never left. So a server reaps only after it
+has itself been in contact with Redis for a whole time to live (``TTL``): its beats
+all succeeded, none more than ``2 * HEARTBEAT`` apart, and Redis still knew its own
+heartbeat. Any server alive in that window has beaten again by then. A real death is
+then announced at most one ``TTL`` later than without an outage.
 """
 
 from __future__ import annotations
@@ -146,9 +156,16 @@ class RedisPresence(Presence):
     HEARTBEAT = 2.0  # seconds between heartbeats
     TTL = 6  # a server whose heartbeat is older than this is dead
 
-    def __init__(self, url: str, announce_left: Announce | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        announce_left: Announce | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.url = url
+        self.clock = clock
+        """Seconds, for the heartbeat's bookkeeping (a test may drive its own)."""
         self.server_id = uuid.uuid4().hex[:12]
         self.announce_left = announce_left
         self.redis: Any = None
@@ -156,6 +173,8 @@ class RedisPresence(Presence):
         self._task: asyncio.Task[None] | None = None
         self._scripts: dict[str, Any] = {}
         self.reaped = 0
+        self._last_beat: float | None = None  # when the last beat succeeded
+        self._contact_since: float | None = None  # start of unbroken contact with Redis
 
     # -- keys ------------------------------------------------------------------------
 
@@ -178,7 +197,7 @@ class RedisPresence(Presence):
             "reap": self.redis.register_script(_REAP),
         }
         with contextlib.suppress(Exception):
-            await self._beat()
+            await self.beat()
         self._task = asyncio.create_task(self._heartbeat())
 
     async def stop(self) -> None:
@@ -194,10 +213,21 @@ class RedisPresence(Presence):
                 await self.redis.aclose()
             self.redis = None
 
-    async def _beat(self) -> None:
-        """Refresh the heartbeat; after a Redis restart, put back what we hold."""
+    async def beat(self) -> None:
+        """One heartbeat: refresh this server's key; after Redis forgot it, put back what
+        this server holds; take back the contributions of dead servers. Raises when Redis
+        cannot be reached (the heartbeat task tries again at its next beat)."""
         redis = self.redis
-        alive = await redis.set(self._alive_key(), str(time.time()), ex=self.TTL, get=True)
+        try:
+            alive = await redis.set(self._alive_key(), str(time.time()), ex=self.TTL, get=True)
+        except Exception:
+            self._contact_since = None
+            raise
+        now = self.clock()
+        last, self._last_beat = self._last_beat, now
+        broken = alive is None or last is None or now - last > 2 * self.HEARTBEAT
+        if broken or self._contact_since is None:
+            self._contact_since = now  # contact (re)starts: others may not be back yet
         if alive is None and self.held():
             async with self._lock:
                 for room, user in self.held():
@@ -207,13 +237,14 @@ class RedisPresence(Presence):
             log.warning(
                 "presence: Redis had forgotten this server; %d entries restored", len(self.held())
             )
-        await self._reap_dead()
+        if now - self._contact_since >= self.TTL:
+            await self._reap_dead()
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.HEARTBEAT)
             try:
-                await self._beat()
+                await self.beat()
             except Exception as exc:  # Redis away: try again next beat
                 log.debug("presence heartbeat failed: %s", exc)
 
@@ -274,6 +305,27 @@ class RedisPresence(Presence):
                 gone.append((room, user))
         self._rooms.clear()
         return gone
+
+
+class RedisUnavailable(Exception):
+    """Redis could not be reached when a server started (it refuses to start without it)."""
+
+
+async def reach_redis(url: str, timeout: float = 3.0) -> None:
+    """PING Redis at ``url`` once; raise RedisUnavailable naming it if nothing answers
+    within ``timeout`` seconds. Without this check python-socketio's manager would
+    retry in the background while the server said it was listening."""
+    from redis.exceptions import RedisError
+
+    client = connect_redis(url)
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except (OSError, TimeoutError, ValueError, RedisError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise RedisUnavailable(f"cannot reach Redis at {url}: {reason}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
 
 
 def connect_redis(url: str) -> Any:

@@ -45,7 +45,7 @@ from tutorial.chat.packets import (
     broadcast,
     install_engineio_hooks,
 )
-from tutorial.chat.presence import Presence, RedisPresence
+from tutorial.chat.presence import Presence, RedisPresence, reach_redis
 from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
 from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, SendQueuePolicy
 from tutorial.chat.store import Store, StoreUnavailable, new_secret, open_store
@@ -165,6 +165,8 @@ class ServerConfig:
     secret: str | None = None
     history_limit: int = 50
     redis_url: str | None = None
+    # PostgreSQL hot standbys of db_url: history is read from them (chat/replicas.py).
+    db_read_urls: list[str] = field(default_factory=list)
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     name: str = "server"
@@ -202,7 +204,7 @@ class ChatServer:
         front: Front | None = None,
     ) -> None:
         self.config = config or ServerConfig()
-        self.store = store or open_store(self.config.db_url)
+        self.store = store or open_store(self.config.db_url, self.config.db_read_urls)
         # Observers of the server's own steps (spans): none by default, at no cost.
         self.span_hooks: list[SpanHook] = [span] if span is not None else []
         self.front = front
@@ -281,8 +283,22 @@ class ChatServer:
         self.tokens = auth.TokenSigner(secret, self.config.token_ttl)
 
     async def start(self) -> int:
-        """Open the store, listen, and return the bound port (``port=0`` picks a free one)."""
+        """Open the store, reach Redis (if any), listen, and return the bound port
+        (``port=0`` picks a free one).
+
+        Raises StoreUnavailable, RedisUnavailable or OSError (an address in use or not
+        on this machine) having undone what it had started, so nothing keeps running.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> int:
         await self.open_store()
+        if self.config.redis_url:
+            await reach_redis(self.config.redis_url)
         await self.presence.start()
         # keepalive_timeout is also the header-read timeout: aiohttp closes a connection
         # that has not completed a request head within it (slowloris), and idle
@@ -412,6 +428,7 @@ class ChatServer:
                     "connections": len(self.sessions),
                     "limits": self.limit_counters(),
                     "fanout": asdict(self.fanout.counters) if self.fanout else None,
+                    **({"store": reads} if (reads := self.store.read_stats()) else {}),
                 }
             )
 
@@ -824,8 +841,13 @@ class ChatServer:
             fields={"members": members},
         )
         # 5. room-joined confirmation, with history (or what was missed since `since`)
+        # Read from a replica when there are some; atLeast (the client's read-your-writes
+        # token) sends the read to the primary if that replica lags behind it.
         history = await self.store.history(
-            room_id, since=payload.get("since"), limit=self.config.history_limit
+            room_id,
+            since=payload.get("since"),
+            limit=self.config.history_limit,
+            at_least=payload.get("atLeast"),
         )
         await self.sio.emit(
             Event.ROOM_JOINED,

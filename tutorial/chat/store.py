@@ -39,6 +39,7 @@ import sqlite3
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,12 +202,21 @@ class Store(ABC):
 
     @abstractmethod
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
-        """Messages of a room in seq order: the last ``limit``, or those after ``since``."""
+        """Messages of a room in seq order: the last ``limit``, or those after ``since``.
+
+        ``at_least``: the caller knows seq ``at_least`` exists (read-your-writes). One
+        database is never behind itself, so only a store that reads from replicas
+        ([ReplicatedPostgresStore][tutorial.chat.replicas.ReplicatedPostgresStore]) looks at it.
+        """
 
     @abstractmethod
     async def count_messages(self) -> int: ...
+
+    def read_stats(self) -> dict[str, Any]:
+        """Where history reads went (a store with read replicas); ``{}`` otherwise."""
+        return {}
 
 
 def _message(row: Any) -> Message:
@@ -345,9 +355,19 @@ class SQLiteStore(Store):
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
+        """Open (or create) the file; raise StoreUnavailable, having closed it again,
+        when it cannot be created or is not a SQLite database of ours."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5)
+            await self._prepare()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    async def _prepare(self) -> None:
+        assert self._db is not None
         await self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: every COMMIT fsyncs the WAL, so an acknowledged message survives a power
         # cut, not only a crash of this process (NORMAL in WAL mode promises only that).
@@ -487,7 +507,7 @@ class SQLiteStore(Store):
                     item.future.set_exception(outcome)
 
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
         sql, args = _history(room_id, since, limit)
         try:
@@ -500,6 +520,24 @@ class SQLiteStore(Store):
         async with self.db.execute(SQL.COUNT) as c:
             row = await c.fetchone()
         return int(row[0]) if row else 0
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when a PostgreSQL server cannot serve us: refused, gone,
+    shutting down or starting up (``57P0x``), read-only (a standby, while a primary is
+    being promoted), or no host of a multi-host URL matching ``target_session_attrs``."""
+    import asyncpg
+    from asyncpg import exceptions as e
+
+    return (
+        TimeoutError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        e.InterfaceError,
+        e.OperatorInterventionError,
+        e.ReadOnlySQLTransactionError,
+        e.TargetServerAttributeNotMatched,
+    )
 
 
 class PostgresStore(Store):
@@ -521,8 +559,10 @@ class PostgresStore(Store):
                     await _migrate_postgres(con)
                 finally:
                     await con.execute("SELECT pg_advisory_unlock(7270001)")
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        except (asyncpg.PostgresError, ValueError, *unavailable_errors()) as exc:
+            # Refused, unreachable, a bad URL, a refused login: nothing stays open behind us.
+            await self.close()
+            raise StoreUnavailable(f"PostgreSQL at {_without_password(self.url)}: {exc}") from exc
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -530,17 +570,14 @@ class PostgresStore(Store):
             self._pool = None
 
     async def _run(self, fn: Any) -> Any:
-        import asyncpg
 
         if self._pool is None:
             raise StoreUnavailable("store is not open")
         try:
             async with self._pool.acquire(timeout=5) as con:
                 return await fn(con)
-        except (TimeoutError, OSError, asyncpg.PostgresConnectionError) as exc:
+        except unavailable_errors() as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-        except asyncpg.exceptions.InterfaceError as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def setting(self, key: str, default: str) -> str:
         async def run(con: Any) -> str:
@@ -612,10 +649,17 @@ class PostgresStore(Store):
         return result
 
     async def history(
-        self, room_id: str, since: int | None = None, limit: int = 50
+        self, room_id: str, since: int | None = None, limit: int = 50, at_least: int | None = None
     ) -> list[Message]:
+        return await self.history_on(self._run, room_id, since, limit)
+
+    @staticmethod
+    async def history_on(
+        run: Callable[[Any], Awaitable[Any]], room_id: str, since: int | None, limit: int
+    ) -> list[Message]:
+        """The history query, run by ``run`` (this pool's, or a read replica's)."""
         sql, args = _history(room_id, since, limit)
-        rows = await self._run(lambda con: con.fetch(numbered(sql), *args))
+        rows = await run(lambda con: con.fetch(numbered(sql), *args))
         return [_message(r) for r in rows]
 
     async def count_messages(self) -> int:
@@ -648,10 +692,28 @@ async def _migrate_postgres(con: Any) -> None:
             )
 
 
-def open_store(url: str) -> Store:
-    """A store for ``url`` (not yet opened): ``sqlite:///PATH`` or ``postgresql://...``."""
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for error messages)."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url if password is None else url.replace(f":{password}@", ":***@", 1)
+
+
+def open_store(url: str, read_urls: Sequence[str] = ()) -> Store:
+    """A store for ``url`` (not yet opened): ``sqlite:///PATH`` or ``postgresql://...``.
+
+    ``read_urls``: PostgreSQL hot standbys of that database; history is then read from
+    them ([ReplicatedPostgresStore][tutorial.chat.replicas.ReplicatedPostgresStore]).
+    """
     if url.startswith(("postgresql://", "postgres://")):
+        if read_urls:
+            from tutorial.chat.replicas import ReplicatedPostgresStore
+
+            return ReplicatedPostgresStore(url, read_urls)
         return PostgresStore(url)
+    if read_urls:
+        raise ValueError("read replicas need a postgresql:// store")
     if url.startswith("sqlite:///"):
         return SQLiteStore(url.removeprefix("sqlite:///"))
     if "://" not in url:

@@ -18,6 +18,10 @@ queues; the queue flushes
 * **Offsets**: the last contiguous ``seq`` seen per room. They ride in the CONNECT
   ``auth`` of every reconnection; the server re-joins those rooms and replays the rest.
   Messages are delivered to the application once each, in ``seq`` order per room.
+* **Read-your-writes**: the highest ``seq`` the client knows exists per room (its own
+  acked messages, messages held back behind a gap). When a history answer stops short
+  of it (the server read a lagging replica), the client asks again with
+  ``join-room {since, atLeast}``, and the server reads the primary.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import functools
 import itertools
 import random
+import ssl
 import time
 import uuid
 from collections import deque
@@ -105,6 +110,9 @@ class ClientOptions:
     ack_timeout: float = 5.0
     socketio_path: str = "socket.io"
     local_addr: str | None = None  # bind to a source address, e.g. 127.0.0.2
+    # Verify an https:// / wss:// server against this context (a cluster's throwaway CA:
+    # ``Cluster.ssl_context``). None: the system's trust store.
+    ssl_context: ssl.SSLContext | None = None
     gap_timeout: float = 0.5  # wait this long for a missing seq before asking for it
     seed: int | None = None  # for reproducible jitter
 
@@ -162,6 +170,7 @@ class ChatClient:
         self.outbox: deque[OutboxItem] = deque()
         self.retry_delays: list[float] = []
         self._early: dict[str, dict[int, dict[str, Any]]] = {}
+        self.known: dict[str, int] = {}  # roomId -> highest seq known to exist
         self._gap_tasks: dict[str, asyncio.Task[None]] = {}
         self.gap_repairs = 0
         self._listeners: dict[str, list[Callback]] = {}
@@ -271,8 +280,12 @@ class ChatClient:
         return auth
 
     def _new_socket(self) -> socketio.AsyncClient:
-        if self._http is None and self.options.local_addr:
-            connector = aiohttp.TCPConnector(local_addr=(self.options.local_addr, 0))
+        options = self.options
+        if self._http is None and (options.local_addr or options.ssl_context):
+            connector = aiohttp.TCPConnector(
+                local_addr=(options.local_addr, 0) if options.local_addr else None,
+                ssl=options.ssl_context if options.ssl_context is not None else True,
+            )
             self._http = aiohttp.ClientSession(connector=connector)
         kwargs: dict[str, Any] = {"reconnection": False}
         if self._http is not None:
@@ -429,6 +442,9 @@ class ChatClient:
                 self.messages.setdefault(room_id, [])
             for message in history:
                 await self._deliver(message)
+            if self._behind(room_id):
+                # The history stops short of what we know exists (a lagging replica).
+                self._watch_gap(room_id)
         elif event == Event.NEW_MESSAGE and isinstance(payload, dict):
             await self._deliver(payload)
             return  # _deliver emits it, once, in order
@@ -457,6 +473,7 @@ class ChatClient:
             return  # not a room we joined (a late message after leaving)
         last = self.offsets[room_id]
         seq = int(message["seq"])
+        self._saw(room_id, seq)
         if seq <= last:
             return  # a duplicate: already delivered
         early = self._early.setdefault(room_id, {})
@@ -470,6 +487,15 @@ class ChatClient:
             self.messages.setdefault(room_id, []).append(ready)
             await self._emit_local(Event.NEW_MESSAGE, ready)
 
+    def _saw(self, room_id: str, seq: Any) -> None:
+        if isinstance(seq, int) and seq > self.known.get(room_id, 0):
+            self.known[room_id] = seq
+
+    def _behind(self, room_id: str) -> bool:
+        """Seq ``known[room]`` exists, but delivery has not reached it."""
+        offset = self.offsets.get(room_id)
+        return offset is not None and self.known.get(room_id, 0) > offset
+
     def _watch_gap(self, room_id: str) -> None:
         """A seq gap: a message was lost on its way (a crashed server, Redis away).
         If it is still open after ``gap_timeout``, ask for the rest with ``join-room
@@ -480,14 +506,15 @@ class ChatClient:
 
     async def _repair_gap(self, room_id: str) -> None:
         await asyncio.sleep(self.options.gap_timeout)
-        while self._early.get(room_id) and not self._closing:
+        while (self._early.get(room_id) or self._behind(room_id)) and not self._closing:
             if self.state is State.CONNECTED:
                 since = self.offsets.get(room_id)
                 if since is None:
                     return
                 self.gap_repairs += 1
+                payload = {"roomId": room_id, "since": since, "atLeast": self.known[room_id]}
                 with contextlib.suppress(ChatError):
-                    await self.call(Event.JOIN_ROOM, {"roomId": room_id, "since": since})
+                    await self.call(Event.JOIN_ROOM, payload)
             await asyncio.sleep(self.options.gap_timeout)
 
     # -- requests ------------------------------------------------------------------
@@ -531,6 +558,7 @@ class ChatClient:
     def _forget(self, room_id: str) -> None:
         self.offsets.pop(room_id, None)
         self._early.pop(room_id, None)
+        self.known.pop(room_id, None)
 
     async def typing_start(self, room_id: str) -> dict[str, Any]:
         return await self.call(Event.TYPING_START, {"roomId": room_id})
@@ -603,6 +631,7 @@ class ChatClient:
                     item.acked.set_exception(err)
                 continue
             self.outbox.popleft()
+            self._saw(item.room_id, ack.get("seq"))
             if not item.acked.done():
                 item.acked.set_result(ack)
             await self._notify()

@@ -20,8 +20,11 @@ Side by side, same load:
 4. the same with the fast path off (**library fan-out**: python-socketio's own emit),
    so one run shows before and after;
 5. the teaching server with **tracing on** (server spans recorded into a Trace);
-6. the teaching server **behind nginx, with Redis**, 1 server;
-7. the same with **N servers** (clients spread by source address, sticky hash).
+6. the teaching server **behind nginx (terminating TLS: the load generators trust the
+   run's throwaway CA), with Redis**, 1 server;
+7. the same with **N servers** (clients spread by source address, sticky hash);
+8. **history reads per second** from PostgreSQL with 0 and with 2 streaming standbys
+   ([tutorial.cluster.readbench][]; ``--reads`` runs only this part).
 
 The load generators are the official JavaScript client (``socket.io-client`` under
 Node, ``tutorial/cluster/js/bench_worker.mjs``; the default) or python-socketio's
@@ -90,8 +93,10 @@ def targets(servers: int) -> list[Target]:
         Target("teaching server, tracing off", "teaching"),
         Target("teaching server, library fan-out", "teaching", fanout="library"),
         Target("teaching server, tracing on", "teaching", trace=True),
-        Target("1 server + nginx + Redis", "teaching", 1, nginx=True, redis=True),
-        Target(f"{servers} servers + nginx + Redis", "teaching", servers, nginx=True, redis=True),
+        Target("1 server + nginx (TLS) + Redis", "teaching", 1, nginx=True, redis=True),
+        Target(
+            f"{servers} servers + nginx (TLS) + Redis", "teaching", servers, nginx=True, redis=True
+        ),
     ]
 
 
@@ -168,6 +173,8 @@ class BenchServer(ServerProcess):
             cmd += ["--name", self.name, "--db", self.db_url]
             if self.trace:
                 cmd += ["--trace"]
+            for url in self.read_urls:
+                cmd += ["--read-db", url]
             cmd += ["--fanout", self.fanout]
             if self.profile:
                 cmd += ["--profile", self.profile]
@@ -195,6 +202,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host="127.0.0.1",
         port=args.port,
         db_url=args.db,
+        db_read_urls=list(args.read_db or []),
         redis_url=args.redis,
         name=args.name,
         rate_capacity=1e9,
@@ -257,12 +265,17 @@ async def _worker(config: WorkerConfig) -> None:
     remaining = len(config.clients)
     clients: list[tuple[Any, Any, ClientSpec]] = []
 
+    trust = None
+    if config.ca:  # nginx terminates TLS with this run's throwaway CA
+        import ssl
+
+        trust = ssl.create_default_context(cafile=config.ca)
     for spec in config.clients:
         http = None
-        if spec.addr:
-            http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(spec.addr, 0), limit=0)
-            )
+        if spec.addr or trust is not None:
+            local = (spec.addr, 0) if spec.addr else None
+            connector = aiohttp.TCPConnector(local_addr=local, limit=0, ssl=trust or True)
+            http = aiohttp.ClientSession(connector=connector)
         sio = socketio.AsyncClient(reconnection=False, **({"http_session": http} if http else {}))
         got = {"n": 0}
 
@@ -448,13 +461,19 @@ async def run_target(
         for server in servers:
             await asyncio.to_thread(server.wait_ready, 30)
         url = servers[0].url
+        ca_file = None
         if idle:
             rss = process_rss_mib(servers[0].pid)
             idle_tokens = [tokens[idle_users[i // IDLE_PER_USER]] for i in range(idle)]
             idle_proc = await hold_idle_clients(url, idle_tokens, tmp)
             rss_idle = process_rss_mib(servers[0].pid)
         if target.nginx:
-            nginx = NginxProcess([s.port for s in servers], sticky=True)
+            from tutorial.cluster.tls import ThrowawayCA
+
+            ca = ThrowawayCA()
+            ca_file = tmp / "ca.pem"
+            ca_file.write_bytes(ca.ca_pem)
+            nginx = NginxProcess([s.port for s in servers], sticky=True, ca=ca)
             await asyncio.to_thread(nginx.start)
             url = nginx.url
 
@@ -477,6 +496,7 @@ async def run_target(
                 messages=args.messages,
                 expected_per_client=per_client,
                 timeout=args.timeout,
+                ca=str(ca_file) if ca_file else None,
             )
             path = tmp / f"worker-{w}.json"
             path.write_text(config.to_json())
@@ -697,6 +717,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--replot", action="store_true", help="redraw bench.png from bench.json; run nothing"
     )
+    from tutorial.cluster import readbench
+
+    readbench.configure(p)
 
 
 def median_run(runs: list[Result]) -> Result:
@@ -797,7 +820,7 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("--idle must be 0 or more")
     if args.idle and args.generator == "both":
         raise SystemExit("--idle runs under one load generator: --generator js or python")
-    needs_node = (
+    needs_node = not args.reads and (
         args.generator != "python" or not args.only or any(o in NODE_TARGET for o in args.only)
     )
     why = node_modules_missing() if needs_node else None
@@ -805,12 +828,19 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"tutorial bench: {why}")
     from importlib.metadata import version
 
+    from tutorial.cluster import readbench
+
     before = machine()
-    results = asyncio.run(_bench(args))
+    results = [] if args.reads else asyncio.run(_bench(args))
     after = machine()
+    reads = [] if args.no_reads or args.idle else asyncio.run(readbench.bench_reads(args))
     print()
-    print(table(results))
-    meta = {
+    if results:
+        print(table(results))
+        print()
+    if reads:
+        print(readbench.table(reads))
+    meta: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": before["cpus"],
         "cpu_model": before["cpu_model"],
@@ -831,6 +861,7 @@ def main(args: argparse.Namespace) -> int:
             "idle": args.idle,
         },
     }
+    meta["params"] |= {"read_clients": args.read_clients, "reads_each": args.reads_each}
     print(f"machine: {_subtitle(meta)}")
     if args.idle:
         free, held = results
@@ -847,11 +878,26 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'bench-idle.json'}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(
-        json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
-    )
-    print(f"wrote {out / 'bench.json'}")
-    if not args.no_chart:
+    path = out / "bench.json"
+    measured = {"when": meta["when"], "load_average": machine()["loadavg"]}
+    if args.reads and path.exists():  # keep the message results of an earlier full run
+        earlier = json.loads(path.read_text())
+        results = [Result(**r) for r in earlier["results"]]
+        params = {
+            **earlier.get("params", {}),
+            **{k: meta["params"][k] for k in ("read_clients", "reads_each")},
+        }
+        meta = {k: v for k, v in earlier.items() if k not in ("results", "reads", "reads_measured")}
+        meta["params"] = params
+    record = {
+        **meta,
+        "results": [asdict(r) for r in results],
+        "reads": readbench.as_json(reads),
+        "reads_measured": measured,  # the read-scaling part may be newer than the rest
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+    if not args.no_chart and not args.reads:
         chart(results, out / "bench.png", _subtitle(meta))
         print(f"wrote {out / 'bench.png'}")
     return 0
@@ -868,6 +914,7 @@ if __name__ == "__main__":
         parser.add_argument("--redis", default=None)
         parser.add_argument("--name", default="bench")
         parser.add_argument("--trace", action="store_true")
+        parser.add_argument("--read-db", action="append")
         parser.add_argument("--fanout", choices=["fast", "library"], default="fast")
         parser.add_argument("--profile", default=None, help="write cProfile stats here")
         serve_args = parser.parse_args()

@@ -55,6 +55,7 @@ class WorkerConfig:
     messages: int  # acked messages per sender
     expected_per_client: int  # deliveries each client must see
     timeout: float
+    ca: str | None = None  # the CA file to trust when nginx terminates TLS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -9,19 +9,28 @@ on a free loopback port, one database, trust authentication; removed by ``stop``
     pg.pause()            # pg_ctl stop: the database is down (fault drills)
     pg.resume()           # pg_ctl start again, same port, same data
     pg.stop()             # stop and delete everything
+
+Streaming replicas (hot standbys) of it, each its own server on its own port::
+
+    standby = TempStandby(pg, name="replica-1")
+    standby.start()       # pg_basebackup -R -X stream from pg, then pg_ctl start
+    standby.lag_bytes()   # how far its replay is behind the primary's WAL
+    standby.pause_replay(); standby.resume_replay()   # lag on purpose (a lesson)
+    standby.promote()     # pg_ctl promote: it becomes a primary (after pg stopped)
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from tutorial.cluster.procs import free_port, tail
+from tutorial.cluster.procs import free_port, tail, wait_until
+from tutorial.components import find
 
 
 class PostgresMissing(RuntimeError):
@@ -29,32 +38,30 @@ class PostgresMissing(RuntimeError):
 
 
 def find_pg_bin() -> Path:
-    """The directory holding ``initdb`` and ``pg_ctl``: $PG_BIN, then PATH, then Debian's
-    ``/usr/lib/postgresql/<version>/bin`` (the newest)."""
-    candidates: list[str] = []
-    if os.environ.get("PG_BIN"):
-        candidates.append(os.environ["PG_BIN"])
-    which = shutil.which("initdb")
-    if which:
-        candidates.append(str(Path(which).resolve().parent))
-    versions = glob.glob("/usr/lib/postgresql/*/bin")
-    versions.sort(key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
-    candidates.extend(reversed(versions))
-    for directory in candidates:
-        if (Path(directory) / "initdb").exists() and (Path(directory) / "pg_ctl").exists():
-            return Path(directory)
-    raise PostgresMissing("PostgreSQL server binaries (initdb, pg_ctl) not found; set PG_BIN")
+    """The directory holding ``initdb`` and ``pg_ctl``, as set-up finds them
+    ([tutorial.components][tutorial.components]: $PG_BIN, then PATH, then Debian's
+    newest ``/usr/lib/postgresql/<version>/bin``)."""
+    initdb, pg_ctl = find("initdb"), find("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise PostgresMissing("PostgreSQL server binaries (initdb, pg_ctl) not found; set PG_BIN")
+    # resolve(): a link on PATH (/usr/local/bin/initdb) points into the real directory,
+    # which also holds postgres and pg_basebackup.
+    return initdb.resolve().parent
 
 
 class TempPostgres:
     """One PostgreSQL server of our own, on 127.0.0.1 and a free port."""
 
-    def __init__(self, dbname: str = "chat", port: int | None = None) -> None:
+    def __init__(
+        self, dbname: str = "chat", port: int | None = None, name: str = "primary"
+    ) -> None:
         self.dbname = dbname
+        self.name = name
         self.port = port or 0
         self.bin = find_pg_bin()
         self.root: Path | None = None
-        self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        """Running as root: every PostgreSQL command runs as the postgres user."""
 
     @property
     def url(self) -> str:
@@ -72,7 +79,7 @@ class TempPostgres:
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
-        if self._as_root:
+        if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         if check and result.returncode != 0:
@@ -86,7 +93,7 @@ class TempPostgres:
         """initdb, start, create the database; returns ``url``."""
         self.root = Path(tempfile.mkdtemp(prefix="tutorial-pg-"))
         try:
-            if self._as_root:
+            if self.as_root:
                 shutil.chown(self.root, "postgres", "postgres")
             self._run(
                 str(self.bin / "initdb"),
@@ -120,9 +127,12 @@ class TempPostgres:
 
     def resume(self) -> None:
         """``pg_ctl start`` (again): same data, same port. Returns when it accepts connections."""
+        # cluster_name: a standby's WAL receiver uses it as its application_name, so
+        # the primary's pg_stat_replication names each replica.
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 "
+            f"-c cluster_name={self.name}"
         )
         self._run(
             str(self.bin / "pg_ctl"),
@@ -168,9 +178,122 @@ class TempPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
+    def psql(self, sql: str) -> str:
+        """Run one SQL statement with ``psql`` (as ``postgres``); its unaligned output."""
+        result = self._run(
+            str(self.bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            self.dbname,
+            "-XAtqc",
+            sql,
+        )
+        return result.stdout.strip()
+
+    def replication(self) -> dict[str, dict[str, Any]]:
+        """The primary's view of its standbys (``pg_stat_replication``), by name:
+        ``{state, sent_lsn, replay_lsn, lag_bytes}``."""
+        rows = self.psql(
+            "SELECT application_name, state, sent_lsn, replay_lsn, "
+            "pg_wal_lsn_diff(pg_current_wal_insert_lsn(), replay_lsn)::bigint "
+            "FROM pg_stat_replication ORDER BY application_name"
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for line in rows.splitlines():
+            name, state, sent, replay, lag = line.split("|")
+            out[name] = {
+                "state": state,
+                "sent_lsn": sent,
+                "replay_lsn": replay,
+                "lag_bytes": int(lag) if lag else None,
+            }
+        return out
+
     def __enter__(self) -> TempPostgres:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class TempStandby(TempPostgres):
+    """A hot standby of ``primary``: a base backup, then WAL streamed and replayed.
+
+    ``pg_basebackup -R`` writes ``standby.signal`` and ``primary_conninfo``; the standby
+    then connects to the primary as a WAL receiver and replays every change. Reads
+    work on it (``hot_standby`` is on by default), writes are refused.
+    """
+
+    def __init__(self, primary: TempPostgres, name: str = "replica-1") -> None:
+        super().__init__(primary.dbname, name=name)
+        self.primary = primary
+
+    def start(self) -> str:
+        """Base backup from the primary, start, wait until it streams; returns ``url``."""
+        self.root = Path(tempfile.mkdtemp(prefix=f"tutorial-pg-{self.name}-"))
+        try:
+            if self.as_root:
+                shutil.chown(self.root, "postgres", "postgres")
+            self._run(
+                str(self.bin / "pg_basebackup"),
+                "-D",
+                str(self.data),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.primary.port),
+                "-U",
+                "postgres",
+            )
+            if not self.port:
+                self.port = free_port()
+            self.resume()
+            wait_until(
+                lambda: self.primary.replication().get(self.name, {}).get("state") == "streaming",
+                30,
+                f"{self.name} streaming",
+                interval=0.1,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def follow(self, primary: TempPostgres) -> None:
+        """Stream from another primary (after a promotion): a new ``primary_conninfo``,
+        reloaded; ``recovery_target_timeline = latest`` lets it follow the new timeline."""
+        self.primary = primary
+        conninfo = f"host=127.0.0.1 port={primary.port} user=postgres"
+        self.psql(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+        self.psql("SELECT pg_reload_conf()")
+
+    def lag_bytes(self) -> int | None:
+        """WAL bytes the primary has written that this standby has not replayed yet."""
+        return self.primary.replication().get(self.name, {}).get("lag_bytes")
+
+    def pause_replay(self) -> None:
+        """``pg_wal_replay_pause()``: WAL still arrives, but is not applied: reads here
+        see the database as it was (replication lag, on purpose)."""
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
+    def promote(self) -> None:
+        """``pg_ctl promote``: leave recovery, accept writes (a new timeline)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "promote")
+
+    def is_standby(self) -> bool:
+        return self.psql("SELECT pg_is_in_recovery()") == "t"

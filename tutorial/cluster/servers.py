@@ -1,7 +1,8 @@
 """Chat servers as separate processes: ``python -m tutorial serve`` on free ports.
 
-Each one is a real ``tutorial serve`` with ``--name server-i``, a shared ``--db`` and
-(for a cluster) ``--redis``; it is ready when ``/healthz`` answers with its name.
+Each one is a real ``tutorial serve`` with ``--name server-i``, a shared ``--db``,
+(for a cluster) ``--redis`` and (with PostgreSQL standbys) ``--read-db`` for each
+standby; it is ready when ``/healthz`` answers with its name.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class ServerProcess:
         demo: bool = True,
         log_dir: Path | None = None,
         extra_args: list[str] | None = None,
+        read_urls: list[str] | None = None,
     ) -> None:
         self.name = name
+        self.read_urls = list(read_urls or [])
         self.db_url = db_url
         self.redis_url = redis_url
         self.host = "127.0.0.1"
@@ -71,6 +74,8 @@ class ServerProcess:
             cmd.append("--demo")
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
+        for url in self.read_urls:
+            cmd += ["--read-db", url]
         return cmd + self.extra_args
 
     def spawn(self) -> None:
@@ -138,12 +143,19 @@ def start_servers(
     log_dir: Path | None = None,
     demo: bool = True,
     timeout: float = 20.0,
+    read_urls: list[str] | None = None,
     extra_args: list[str] | None = None,
 ) -> list[ServerProcess]:
     """Start ``count`` servers named ``server-1`` ... in parallel; all ready, or none left."""
     servers = [
         ServerProcess(
-            f"server-{i}", db_url, redis_url, demo=demo, log_dir=log_dir, extra_args=extra_args
+            f"server-{i}",
+            db_url,
+            redis_url,
+            demo=demo,
+            log_dir=log_dir,
+            read_urls=read_urls,
+            extra_args=extra_args,
         )
         for i in range(1, count + 1)
     ]

@@ -10,7 +10,8 @@ is relayed unchanged and recorded, layer by layer, into one shared
 browser sends any request on any of its pooled HTTP/1.1 connections, so the tap names
 the lifeline request by request). Each page follows its own session on the ``/trace``
 namespace ([tutorial.live.view][]) and gets its diagram pushed as SVG
-([tutorial.live.render][]).
+([tutorial.live.render][]). A click on an arrow of it asks for the trace inspector's
+document of that very diagram (``inspect``), which shows the arrow's bytes field by field.
 
     server = ChatServer(config)
     view = attach(server, enabled=True)
@@ -19,9 +20,19 @@ namespace ([tutorial.live.view][]) and gets its diagram pushed as SVG
 The chat server itself imports none of this: it draws nothing and knows no trace.
 """
 
-from tutorial.live.render import LAYERS, MAX_EVENTS, chat_label, redact, render_svg
+from tutorial.live.render import (
+    LAYERS,
+    MAX_EVENTS,
+    chat_label,
+    panel_document,
+    redact,
+    render_svg,
+)
 from tutorial.live.trace import LiveTrace
 from tutorial.live.view import (
+    ASSET_PATH,
+    ASSETS,
+    KEEP_DRAWN,
     OFF_CODE,
     OFF_MESSAGE,
     PUSH_INTERVAL,
@@ -32,6 +43,9 @@ from tutorial.live.view import (
 )
 
 __all__ = [
+    "ASSETS",
+    "ASSET_PATH",
+    "KEEP_DRAWN",
     "LAYERS",
     "MAX_EVENTS",
     "OFF_CODE",
@@ -42,6 +56,7 @@ __all__ = [
     "LiveView",
     "attach",
     "chat_label",
+    "panel_document",
     "redact",
     "refuse_when_off",
     "render_svg",

@@ -4,8 +4,9 @@ The page asks for the diagram of its own session on the ``/trace`` namespace, ov
 *second* Engine.IO connection (``io("/trace", {forceNew: true, transports: ["websocket"]})``):
 
     CONNECT /trace  auth = {eio: <main connection's engine id>, token, layer}
-    <- diagram {svg, layer, user, lifeline, shown, in_layer, events, rows}  (pushed)
+    <- diagram {svg, layer, user, lifeline, shown, in_layer, events, rows, version}  (pushed)
     -> layer {layer}      -> follow {eio, token}        (ack {ok, ...})
+    -> inspect {version}  (ack {ok, version, doc})
 
 Why a second connection: the diagram pushes must not draw themselves. Because they
 travel on a connection of their own, its lifeline is simply dropped from the trace
@@ -18,6 +19,12 @@ burst of events becomes one push. The server's own steps (its span hook: "valida
 message / add metadata", "broadcast to room", ...) are notes in the diagram of the
 client whose event they serve.
 
+Click to inspect: row ``k`` of a pushed SVG (class ``seq_row_k``) is row ``k`` of the
+trace inspector's document for that push, which the page asks for with ``inspect``
+and the push's ``version`` (the last [KEEP_DRAWN][tutorial.live.view.KEEP_DRAWN] pushes
+are kept); the document holds the annotated bytes of the events drawn and of the units
+that carried them ([panel_document][tutorial.live.render.panel_document]).
+
 With live tracing off, ``/trace`` refuses the CONNECT with ``live_trace_off`` and a
 message saying how to turn it on ([refuse_when_off][tutorial.live.view.refuse_when_off]).
 """
@@ -27,17 +34,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 from tutorial import compat
 from tutorial.chat.server import ChatServer
-from tutorial.live.render import LAYERS, MAX_EVENTS, chat_label, latest, redact, render_svg
-from tutorial.live.trace import SERVER_LIFELINE, LiveTrace
+from tutorial.live.render import (
+    LAYERS,
+    MAX_EVENTS,
+    chat_label,
+    latest,
+    panel_document,
+    redact,
+    render_svg,
+)
+from tutorial.live.trace import KEEP_SESSIONS, SERVER_LIFELINE, LiveTrace
 from tutorial.protocol.spans import Span
+from tutorial.render import stepper
+from tutorial.trace.model import TraceEvent
 from tutorial.trace.spans import span_note
 from tutorial.trace.wiretap import Wiretap
 
@@ -46,6 +64,17 @@ log = logging.getLogger("tutorial.live")
 TRACE_NAMESPACE = "/trace"
 PUSH_INTERVAL = 0.3
 """At most one push per viewer in this many seconds; a burst becomes one push."""
+ASSET_PATH = "/live/"
+ASSETS = {"inspector.js": "text/javascript", "inspector.css": "text/css"}
+"""The trace inspector's files, served under ``ASSET_PATH`` while live tracing is on."""
+KEEP_DRAWN = 4
+"""What each viewer keeps of its last pushes, for ``inspect``: a list of references."""
+KEEP_CLOSED_CONNECTIONS = 16
+"""Closed TCP connections the live wiretap keeps a record of (open ones are all kept)."""
+KEEP_SIDS = 4 * KEEP_SESSIONS
+"""Sids the live wiretap remembers: an Engine.IO and a Socket.IO sid per session, for
+twice the sessions the live trace keeps. With both bounds (and the live trace's own)
+the live view's memory stays flat on a server that runs for months."""
 OFF_CODE = "live_trace_off"
 OFF_MESSAGE = "Live tracing is off. Start the server with: tutorial serve --live-trace"
 
@@ -69,6 +98,18 @@ class Viewer:
     task: asyncio.Task[None] | None = None
     unsubscribe: Callable[[], None] | None = None
     pushes: int = 0
+    drawn: dict[int, Drawn] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one push drew: enough to build its inspector document on demand."""
+
+    lifeline: str
+    label: str
+    layer: str
+    kept: tuple[TraceEvent, ...]
+    shown: tuple[TraceEvent, ...]
 
 
 class LiveView:
@@ -93,12 +134,23 @@ class LiveView:
         on("disconnect", self.on_disconnect, namespace=TRACE_NAMESPACE)
         on("layer", self.on_layer, namespace=TRACE_NAMESPACE)
         on("follow", self.on_follow, namespace=TRACE_NAMESPACE)
+        on("inspect", self.on_inspect, namespace=TRACE_NAMESPACE)
         on("*", self.on_unknown, namespace=TRACE_NAMESPACE)
         server.front = self
         server.add_span_hook(self.on_span)
         # Every request now reaches the server through the wiretap on 127.0.0.1: a
         # loopback peer says nothing about who asks, so /stats wants its token.
         server.guard.loopback_means_local = False
+        # The trace inspector's script and style, for click-to-inspect on the page.
+        for name, kind in ASSETS.items():
+            server.app.router.add_get(f"{ASSET_PATH}{name}", self._asset(name, kind))
+
+    @staticmethod
+    def _asset(name: str, kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def serve(_: web.Request) -> web.Response:
+            return web.Response(text=stepper.asset(name), content_type=kind, charset="utf-8")
+
+        return serve
 
     @property
     def url(self) -> str:
@@ -118,6 +170,8 @@ class LiveView:
             server_lifeline=SERVER_LIFELINE,
             server_label="Server",
             per_request=True,
+            keep_closed=KEEP_CLOSED_CONNECTIONS,
+            keep_sids=KEEP_SIDS,
         )
         return await self.tap.start()
 
@@ -203,6 +257,29 @@ class LiveView:
             return {"ok": False, "error": {"code": err.code, "message": err.message}}
         return {"ok": True, "lifeline": viewer.lifeline}
 
+    async def on_inspect(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The inspector's document for one of the last diagrams pushed to this page."""
+        viewer = self.viewers.get(sid)
+        if viewer is None:
+            return {"ok": False, "error": {"code": "not_following", "message": "not following"}}
+        version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool):
+            message = "inspect needs {version}: the version of a pushed diagram"
+            return {"ok": False, "error": {"code": "invalid_payload", "message": message}}
+        drawn = viewer.drawn.get(version)
+        if drawn is None:
+            message = f"diagram {version} is no longer kept; click the current one"
+            return {"ok": False, "error": {"code": "stale_diagram", "message": message}}
+        try:
+            doc = await asyncio.to_thread(
+                panel_document, drawn.lifeline, drawn.label, drawn.kept, drawn.shown, drawn.layer
+            )
+        except Exception as exc:  # a trace must never break the server
+            log.warning("live diagram: inspecting failed: %s", exc)
+            message = f"could not inspect: {exc}"
+            return {"ok": False, "error": {"code": "inspect_failed", "message": message}}
+        return {"ok": True, "version": version, "doc": doc}
+
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         message = f"unknown event {event[:40]!r} on {TRACE_NAMESPACE}"
         return {"ok": False, "error": {"code": "unknown_event", "message": message}}
@@ -261,8 +338,9 @@ class LiveView:
             key = (lifeline, layer, len(events), id(events[-1]) if events else None)
             if key == shown:
                 continue
+            label = f"{user} (you)"
             try:
-                svg = await asyncio.to_thread(render_svg, lifeline, f"{user} (you)", events, layer)
+                svg = await asyncio.to_thread(render_svg, lifeline, label, events, layer)
             except Exception as exc:  # graphviz missing or failing: say so, keep going
                 log.warning("live diagram: rendering failed: %s", exc)
                 await self._emit(
@@ -279,8 +357,11 @@ class LiveView:
                     "in_layer": len(in_layer),
                     "events": self.trace.total(lifeline),
                     "rows": [redact(chat_label(e) if layer == "chat" else e.label) for e in events],
+                    "version": viewer.pushes + 1,
                 }
                 viewer.pushes += 1
+                viewer.drawn[viewer.pushes] = Drawn(lifeline, label, layer, kept, tuple(events))
+                viewer.drawn.pop(viewer.pushes - KEEP_DRAWN, None)
                 await self._emit("diagram", payload, viewer.sid)
             await asyncio.sleep(self.push_interval)
 
@@ -314,10 +395,14 @@ def refuse_when_off(server: ChatServer) -> None:
 
 
 __all__ = [
+    "ASSETS",
+    "ASSET_PATH",
+    "KEEP_DRAWN",
     "OFF_CODE",
     "OFF_MESSAGE",
     "PUSH_INTERVAL",
     "TRACE_NAMESPACE",
+    "Drawn",
     "LiveView",
     "Viewer",
     "attach",

@@ -669,6 +669,62 @@ def _sio_result(c: _Cursor, kind: SioPacketType, decoded: list[tuple[str, str]])
     return Annotated(Layer.SIO, c.raw, tuple(c.spans), title, tuple(decoded), c.problem)
 
 
+# -- RFC 8446 5.1: one TLS record ---------------------------------------------------------
+
+
+def annotate_tls(raw: bytes) -> Annotated:
+    """One TLS record: the five header bytes of RFC 8446 section 5.1, then what can
+    still be read of the fragment (a hello's handshake header), or its ciphertext."""
+    from tutorial.protocol.tls import HEADER, ContentType, RecordDecoder, TlsRecord
+
+    c = _Cursor(raw)
+    got = RecordDecoder().receive_data(raw)
+    record = got[0] if got and isinstance(got[0], TlsRecord) else None
+    if record is None or len(raw) != HEADER + record.length:
+        c.fail("not one whole TLS record")
+        return Annotated(Layer.TLS, raw, tuple(c.spans), "not a TLS record", (), c.problem)
+    kind = record.content_type
+    c.take(
+        1,
+        "content type",
+        f"{int(kind)} ({kind.name.lower()})",
+        Role.OPCODE,
+        "what the fragment is: 20 change_cipher_spec, 21 alert, 22 handshake, 23 data",
+    )
+    c.take(
+        2,
+        "legacy record version",
+        f"0x{record.version:04x}",
+        Role.FLAG,
+        "fixed for compatibility; the real version is agreed in the hellos",
+    )
+    c.take(2, "length", _plural(record.length), Role.LENGTH, "of the fragment that follows")
+    if record.handshake is not None:
+        c.take(1, "handshake type", record.kind, Role.OPCODE)
+        c.take(3, "handshake length", _plural(int.from_bytes(raw[6:9], "big")), Role.LENGTH)
+        if c.left:
+            c.take(
+                c.left,
+                "handshake body",
+                _text(raw[9:]),
+                Role.PAYLOAD,
+                f"readable: server name {record.server_name}"
+                if record.server_name
+                else "readable: sent before any key is agreed",
+            )
+    elif c.left:
+        secret = kind is ContentType.APPLICATION_DATA or kind is ContentType.HANDSHAKE
+        c.take(
+            c.left,
+            "ciphertext" if secret else "fragment",
+            _plural(record.length),
+            Role.PAYLOAD,
+            "encrypted: a tap sees only its length" if secret else "",
+        )
+    decoded = (("record", record.kind), ("length", str(record.length)))
+    return Annotated(Layer.TLS, raw, tuple(c.spans), str(record), decoded)
+
+
 # -- one entry point ------------------------------------------------------------------
 
 
@@ -687,6 +743,7 @@ _ANNOTATORS: dict[Layer, Callable[[bytes, Options], Annotated]] = {
     Layer.HTTP: lambda raw, o: annotate_http(raw, polling=o.polling),
     Layer.EIO: lambda raw, o: annotate_eio(raw, binary=o.binary),
     Layer.SIO: lambda raw, o: annotate_sio(raw),
+    Layer.TLS: lambda raw, o: annotate_tls(raw),
 }
 
 

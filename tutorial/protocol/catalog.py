@@ -169,6 +169,13 @@ EVENTS: tuple[EventSpec, ...] = (
             _ROOM,
             FieldSpec("leaveOthers", bool, False, "Leave every other room first"),
             FieldSpec("since", int, False, "Last seq already seen; history starts after it"),
+            FieldSpec(
+                "atLeast",
+                int,
+                False,
+                "Highest seq the client knows exists (its own acked sends, messages held "
+                "back): history must reach it, read from the primary if a replica lags",
+            ),
         ),
         ack=("ok", "roomId", "members"),
         errors=(

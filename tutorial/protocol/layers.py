@@ -3,6 +3,7 @@
 A Socket.IO chat message crosses five layers on its way from browser to server:
 
     tcp   the byte stream
+    tls   TLS records, where a TLS terminator (nginx) is in the way: ciphertext
     http  the upgrade request and response, or the long-polling requests
     ws    RFC 6455 frames
     eio   Engine.IO v4 packets (open, ping, pong, message, ...)
@@ -24,6 +25,7 @@ class Layer(StrEnum):
     """One layer of the stack, outermost first."""
 
     TCP = "tcp"
+    TLS = "tls"
     HTTP = "http"
     WS = "ws"
     EIO = "eio"

@@ -57,8 +57,12 @@ SUCCESS = Style("success", SUCCESS_GREEN, "solid", "Success", marker="✓ ", pen
 DATA = Style("data", DATA_PURPLE, "solid", "Data flow (chat events)", penwidth="1.6")
 ERROR = Style("error", ERROR_RED, "bold", "Error", marker="✗ ", penwidth="2")
 PROCESSING = Style("processing", PROCESSING_GREY, "dashed", "Server processing")
+#: A TLS record between a client and the balancer: ciphertext, only its size shows.
+CIPHER = Style("cipher", "#495057", "dotted", "TLS record (ciphertext)", penwidth="1.4")
 
-STYLES: dict[str, Style] = {s.name: s for s in (HTTP, WEBSOCKET, SUCCESS, DATA, ERROR, PROCESSING)}
+STYLES: dict[str, Style] = {
+    s.name: s for s in (HTTP, WEBSOCKET, SUCCESS, DATA, ERROR, PROCESSING, CIPHER)
+}
 
 
 def event_style(
@@ -84,6 +88,8 @@ def event_style(
         return replace(SUCCESS, style="dashed") if http else SUCCESS
     if kind == "note":
         return PROCESSING
+    if layer is Layer.TLS:
+        return CIPHER
     if layer is Layer.APP or (layer is Layer.SIO and has_event):
         return DATA
     if phase == "http":
@@ -102,6 +108,8 @@ LEGEND_ENTRIES: tuple[tuple[Style, str], ...] = (
     (PROCESSING, "Server processing (grey, dashed)"),
 )
 """What the legend shows, in order: (style, text)."""
+CIPHER_ENTRY: tuple[Style, str] = (CIPHER, "TLS record: ciphertext (dark grey, dotted)")
+"""Added to the legend of a diagram that shows TLS records."""
 
 
 # -- label text, shared by every renderer ---------------------------------------------

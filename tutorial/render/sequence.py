@@ -19,6 +19,7 @@ Which events are shown is a choice of layers: a preset name from ``PRESETS``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,9 @@ KIND_SHAPES: dict[str, dict[str, str]] = {
 SEPARATOR_TEXT = "===== WebSocket Connection ====="
 PING_WORDS = frozenset({"ping", "pong"})
 
+#: A trace with more rows than this is folded (see [fold_long][tutorial.render.sequence.fold_long]).
+LONG_ROWS = 40
+
 
 # -- rows: what the diagram shows, before any graphviz ---------------------------------
 
@@ -108,6 +112,7 @@ class Row:
     step: int | None = None
     count: int = 0
     events: list[TraceEvent] = field(default_factory=list)
+    seed_step: int | None = None  # a story row's seed step, in a view that renumbers
 
 
 def resolve_layers(layers: str | LayerView | Iterable[Layer | str] | None) -> frozenset[Layer]:
@@ -194,8 +199,31 @@ def build_rows(
     *,
     fold_pings: bool = True,
     http_headers: Sequence[str] = SEED_HEADERS,
+    clients: Iterable[str] = (),
+    fold_long: bool = True,
 ) -> list[Row]:
-    """Turn events into rows: fold pings, merge fan-outs, add separators, number steps."""
+    """Turn events into rows: fold pings, merge fan-outs, add separators, number steps.
+
+    A long trace (more than ``LONG_ROWS`` rows) is
+    folded so that it stays legible: Engine.IO carriers go
+    ([fold_carriers][tutorial.render.sequence.fold_carriers]), and a client's run that
+    repeats another client's is drawn once
+    ([fold_repeats][tutorial.render.sequence.fold_repeats], needs ``clients``).
+    ``fold_long=False`` keeps every row (a view that bounds its events itself).
+    """
+    rows = _rows(events, fold_pings=fold_pings, http_headers=http_headers)
+    if fold_long and len(rows) > LONG_ROWS:
+        rows = _rows(fold_carriers(events), fold_pings=fold_pings, http_headers=http_headers)
+        rows = fold_repeats(rows, frozenset(clients))
+    return _number(rows)
+
+
+def _rows(
+    events: Sequence[TraceEvent],
+    *,
+    fold_pings: bool,
+    http_headers: Sequence[str],
+) -> list[Row]:
     rows: list[Row] = []
     i = 0
     while i < len(events):
@@ -246,7 +274,7 @@ def build_rows(
             )
         )
         i = j
-    return _number(_separate(rows))
+    return _separate(rows)
 
 
 def _fold(run: Sequence[TraceEvent]) -> list[Row]:
@@ -308,14 +336,98 @@ def _separate(rows: list[Row]) -> list[Row]:
 
 
 def _number(rows: list[Row]) -> list[Row]:
-    last = 0
-    for row in rows:
-        if row.kind == "separator":
-            continue
-        if row.step is None:
-            row.step = last + 1
-        last = row.step
+    """Give every row a number, unique in the diagram.
+
+    A story view (every row carries a seed step) keeps the seed's numbers. A view that
+    mixes story rows with others numbers all rows 1, 2, 3, ... and tags the story rows
+    with their seed step, so no number appears twice.
+    """
+    numbered = [row for row in rows if row.kind != "separator"]
+    if numbered and all(row.step is not None for row in numbered):
+        return rows
+    for n, row in enumerate(numbered, 1):
+        if row.step is not None and row.kind != "pingpong":
+            row.seed_step = row.step
+        row.step = n
     return rows
+
+
+def _is_carrier(event: TraceEvent, following: TraceEvent | None) -> bool:
+    """An Engine.IO MESSAGE packet immediately followed by the Socket.IO packet it
+    carries (same direction): the second row says what the first one does."""
+    return (
+        following is not None
+        and event.layer is Layer.EIO
+        and event.fields.get("type") == "MESSAGE"
+        and following.layer is Layer.SIO
+        and (following.source, following.target) == (event.source, event.target)
+    )
+
+
+def fold_carriers(events: Sequence[TraceEvent]) -> list[TraceEvent]:
+    """Drop the Engine.IO MESSAGE rows whose Socket.IO packet is the next row."""
+    return [
+        e
+        for i, e in enumerate(events)
+        if not _is_carrier(e, events[i + 1] if i + 1 < len(events) else None)
+    ]
+
+
+def _signature(rows: Sequence[Row], client: str) -> tuple[tuple[str, ...], ...]:
+    def norm(text: str) -> str:
+        # The name and numbers (sids, ids) differ; payloads may be cut at another place.
+        head = re.split(r"[\[{]", text.replace(client, "{c}"), maxsplit=1)[0]
+        return re.sub(r"\d+", "#", head)
+
+    return tuple(
+        (row.kind, norm(row.source), *(norm(t) for t in row.targets), norm(row.label))
+        for row in rows
+    )
+
+
+def _only_client(row: Row, clients: frozenset[str]) -> str | None:
+    """The one client lifeline a row involves, if it involves exactly one."""
+    if row.kind == "separator":
+        return None
+    touched = {row.source, *row.targets} & clients
+    return next(iter(touched)) if len(touched) == 1 else None
+
+
+def fold_repeats(rows: list[Row], clients: frozenset[str]) -> list[Row]:
+    """Replace a client's run of rows that repeats an earlier client's run (the same
+    packets with another name: a second handshake, say) by one note row."""
+    segments: list[tuple[str | None, list[Row]]] = []
+    for row in rows:
+        owner = _only_client(row, clients)
+        if row.kind == "separator" and segments and segments[-1][0] is not None:
+            segments[-1][1].append(row)  # a separator belongs to the run it splits
+        elif segments and owner is not None and segments[-1][0] == owner:
+            segments[-1][1].append(row)
+        else:
+            segments.append((owner, [row]))
+    seen: dict[tuple[tuple[str, ...], ...], str] = {}
+    out: list[Row] = []
+    for owner, seg in segments:
+        if owner is None or len(seg) < 3:
+            out.extend(seg)
+            continue
+        sig = _signature(seg, owner)
+        first = seen.setdefault(sig, owner)
+        if first == owner:
+            out.extend(seg)
+            continue
+        shown = [r for r in seg if r.kind != "separator"]
+        out.append(
+            Row(
+                "note",
+                owner,
+                (owner,),
+                f"{owner}: the same {len(shown)} packets as {first} (folded)",
+                style=palette.PROCESSING,
+                events=[e for r in seg for e in r.events],
+            )
+        )
+    return out
 
 
 # -- graphviz ------------------------------------------------------------------------
@@ -330,6 +442,11 @@ def _label(texts: Sequence[str], limit: int, *, left: bool = False) -> str:
     return palette.lines(*cut, left=left and len(cut) > 1)
 
 
+def _number_text(row: Row) -> str:
+    seed = f"[seed step {row.seed_step}] " if row.seed_step is not None else ""
+    return f"{row.step}. {seed}"
+
+
 def _p(rank: int, col: int) -> str:
     return f"p{rank}_{col}"
 
@@ -340,6 +457,7 @@ def diagram_rows(
     fold_pings: bool = True,
     *,
     http_headers: Sequence[str] = SEED_HEADERS,
+    fold_long: bool = True,
 ) -> tuple[list[Lifeline], list[Row]]:
     """The columns and rows [sequence_diagram][tutorial.render.sequence.sequence_diagram] draws
     for these arguments.
@@ -356,7 +474,15 @@ def diagram_rows(
     unknown = used - {lf.id for lf in lifelines}
     if unknown:
         raise ValueError(f"events name lifelines the trace does not have: {sorted(unknown)}")
-    return lifelines, build_rows(events, fold_pings=fold_pings, http_headers=http_headers)
+    clients = [lf.id for lf in lifelines if lf.kind == "client"]
+    rows = build_rows(
+        events,
+        fold_pings=fold_pings,
+        http_headers=http_headers,
+        clients=clients,
+        fold_long=fold_long,
+    )
+    return lifelines, rows
 
 
 def _tag(k: int, part: str) -> dict[str, str]:
@@ -375,6 +501,7 @@ def sequence_diagram(
     http_headers: Sequence[str] = SEED_HEADERS,
     show_legend: bool = True,
     captions: Mapping[str, str] | None = None,
+    fold_long: bool = True,
 ) -> graphviz.Digraph:
     """Draw a trace as a sequence diagram; the DOT source is deterministic.
 
@@ -384,8 +511,13 @@ def sequence_diagram(
     ``http_headers`` names the headers shown under an HTTP event (seed diagram 1).
     Lifelines with no event in the chosen layers are left out. ``captions`` replaces
     the caption under a kind of lifeline's name (default: ``KIND_CAPTIONS``).
+    ``fold_long``: fold a long trace (see
+    [build_rows][tutorial.render.sequence.build_rows]); off for a view that shows a
+    bounded window of events itself, such as the browser's live panel.
     """
-    lifelines, rows = diagram_rows(trace, layers, fold_pings, http_headers=http_headers)
+    lifelines, rows = diagram_rows(
+        trace, layers, fold_pings, http_headers=http_headers, fold_long=fold_long
+    )
     column = {lf.id: i for i, lf in enumerate(lifelines)}
     n_cols = len(lifelines)
 
@@ -456,7 +588,10 @@ def sequence_diagram(
         pass
 
     if show_legend:
-        g.subgraph(palette.legend())
+        wanted = resolve_layers(layers)
+        tls = Layer.TLS in wanted and any(e.layer is Layer.TLS for e in trace.events)
+        entries = palette.LEGEND_ENTRIES + ((palette.CIPHER_ENTRY,) if tls else ())
+        g.subgraph(palette.legend(entries=entries))
         g.edge("f0" if footer else _p(last, 0), palette.legend_anchor(), style="invis")
     return g
 
@@ -498,7 +633,7 @@ def _note(s: graphviz.Digraph, r: int, row: Row, c: int, n_cols: int, limit: int
     name = f"n{r}"
     s.node(
         name,
-        label=_label([f"{row.step}. {style.marker}{row.label}"], limit),
+        label=_label([f"{_number_text(row)}{style.marker}{row.label}"], limit),
         shape="note",
         style="dashed,filled",
         fillcolor=palette.NOTE_FILL,
@@ -564,7 +699,7 @@ def _message_label(
     limit: int,
     k: int,
 ) -> None:
-    text = f"{row.step}. {row.style.marker}{row.label}"
+    text = f"{_number_text(row)}{row.style.marker}{row.label}"
     name = f"l{r}"
     s.node(
         name,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 from tutorial.protocol.annotate import Annotated
 from tutorial.protocol.layers import Layer
 from tutorial.render.sequence import PRESETS, diagram_rows, sequence_diagram
-from tutorial.trace.inspection import Step, family, inspect_trace
+from tutorial.trace.inspection import Step, family, inspect_events, inspect_trace
 from tutorial.trace.model import Trace, TraceEvent
 
 FORMAT = "socketio-tutorial-inspection"
@@ -174,7 +174,9 @@ def bytes_json(annotated: Annotated, *, redact: bool = False) -> dict[str, Any]:
     }
 
 
-def event_json(steps: Sequence[Step], step: Step, *, redact: bool = False) -> dict[str, Any]:
+def event_json(
+    steps: Sequence[Step] | Mapping[int, Step], step: Step, *, redact: bool = False
+) -> dict[str, Any]:
     e = step.event
     say = hide_secrets if redact else (lambda text: text)
     return {
@@ -256,6 +258,66 @@ def document(
     }
 
 
+def drawn_document(
+    trace: Trace,
+    name: str,
+    rows: Sequence[Sequence[int]],
+    *,
+    svg: str = "",
+    description: str = "",
+    redact: bool = False,
+) -> dict[str, Any]:
+    """A document for a diagram drawn elsewhere (the browser chat's live panel).
+
+    One view whose row ``k`` shows the events ``rows[k]`` (indices in ``trace``); its
+    ``svg`` may stay empty when the page already shows the diagram (the script's
+    ``options.diagram``). The whole ``trace`` is inspected, so that links and compressed
+    frames (whose deflate window spans the connection) are read as on the wire, but
+    only the events the rows show, and the units that carried them or that they
+    carried, are annotated and written out, renumbered in trace order
+    ([inspect_events][tutorial.trace.inspection.inspect_events]).
+
+    Args:
+        trace: Every event the diagram's events may be linked to (a session's events).
+        name: The view's name (``chat``, ``packets``, ``frames``).
+        rows: For each row of the diagram, the indices in ``trace`` of its events.
+        svg: The diagram, if the script is to draw it itself.
+        description: One line on what the view shows.
+        redact: Hide login secrets ([bytes_json][tutorial.render.stepper.bytes_json]).
+
+    Returns:
+        The step-through document (see the module docstring).
+    """
+    steps = inspect_events(trace, (i for row in rows for i in row))
+    new = {old: n for n, old in enumerate(steps)}
+
+    def renumber(indices: Iterable[int]) -> list[int]:
+        return [new[j] for j in indices if j in new]
+
+    events = []
+    for old, step in steps.items():
+        event = event_json(steps, step, redact=redact)
+        event["index"] = new[old]
+        for key in ("carried_by", "carries", "family"):
+            event[key] = renumber(event[key])
+        events.append(event)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": "",
+        "lifelines": {lf.id: lf.label for lf in trace.lifelines},
+        "events": events,
+        "views": [
+            {
+                "name": name,
+                "description": description,
+                "svg": svg,
+                "rows": [{"events": renumber(row), "number": None, "label": ""} for row in rows],
+            }
+        ],
+    }
+
+
 def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
@@ -268,7 +330,7 @@ def asset(name: str) -> str:
     return resources.files("tutorial.render").joinpath("static", name).read_text("utf-8")
 
 
-def static_html(doc: dict[str, Any], *, height: int | None = None) -> str:
+def static_html(doc: dict[str, Any], *, height: int | None = None, view: str | None = None) -> str:
     """A page fragment: the document embedded as JSON, for the script to mount.
 
     Without the script the fragment still shows the first view's diagram.
@@ -276,6 +338,8 @@ def static_html(doc: dict[str, Any], *, height: int | None = None) -> str:
     data = to_json(doc).replace("</", "<\\/")
     first = doc["views"][0]["svg"] if doc["views"] else ""
     style = f' data-height="{height}"' if height else ""
+    if view and any(v["name"] == view for v in doc["views"]):
+        style += f' data-view="{view}"'  # the view to open with (a known name, no escaping)
     return (
         f'<div class="trace-inspector"{style}>'
         f'<script type="application/json" class="trace-inspector-data">{data}</script>'
@@ -291,6 +355,7 @@ __all__ = [
     "bytes_json",
     "default_views",
     "document",
+    "drawn_document",
     "static_html",
     "to_json",
 ]

@@ -15,6 +15,7 @@ teaching clients, tells its story, stops everything and returns a
 | ``rooms`` | [rooms][tutorial.scenarios.rooms] | 4 |
 | ``state-machine`` | [state_machine][tutorial.scenarios.state_machine] | 5 |
 | ``scaling`` | [scaling][tutorial.scenarios.scaling] | 6 |
+| ``cluster`` | [cluster][tutorial.scenarios.cluster] | 6 (whole) |
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tutorial.scenarios import architecture, event_flow, handshake, rooms, scaling, state_machine
+from tutorial.scenarios import (
+    architecture,
+    cluster,
+    event_flow,
+    handshake,
+    rooms,
+    scaling,
+    state_machine,
+)
 from tutorial.scenarios.base import ScenarioResult
 
 Runner = Callable[..., Awaitable[ScenarioResult]]
@@ -34,6 +43,7 @@ SCENARIOS: dict[str, Runner] = {
     "rooms": rooms.run,
     "state-machine": state_machine.run,
     "scaling": scaling.run,
+    "cluster": cluster.run,
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import graphviz
 
+from tutorial.cli_errors import writable_directory
 from tutorial.render.sequence import PRESETS
 from tutorial.scenarios import SCENARIOS, run_scenario
 from tutorial.scenarios.base import ScenarioResult
@@ -70,6 +71,7 @@ def trace_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    writable_directory(Path(args.out))  # before the run, not after it
     result = asyncio.run(run_scenario(args.scenario, deterministic=args.deterministic))
     for path in write_result(result, Path(args.out), args.layers):
         print(f"wrote {path}")
@@ -82,6 +84,7 @@ def diagrams_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_diagrams(args: argparse.Namespace) -> int:
+    writable_directory(Path(args.out))
     for path in regenerate(Path(args.out)):
         print(f"wrote {path}")
     return 0

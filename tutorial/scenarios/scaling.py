@@ -55,6 +55,7 @@ from tutorial.render.architecture import (
     Topology,
     architecture_diagram,
 )
+from tutorial.render.palette import lines
 from tutorial.scenarios.base import (
     Harness,
     ScenarioResult,
@@ -71,9 +72,8 @@ ROOM = "general"
 TEXT = "Hello from server-1"
 KINDS = ("browser", "mobile", "desktop")
 NOTE = (
-    "Here every server runs in this one Python process, each with its own wiretap and "
-    "Redis tap; chapter 6 also runs the multi-process version behind nginx (sticky "
-    "sessions) with tutorial.cluster.Cluster."
+    "Every server of this picture runs in one Python process, with its own wiretap and Redis tap.\n"
+    "tutorial.cluster.Cluster runs the same system as separate processes behind nginx."
 )
 WAIT = 5.0  # seconds: a wait that takes longer than this is a failure, not a pause
 
@@ -582,5 +582,5 @@ def draw_architecture(result: ScenarioResult) -> graphviz.Digraph:
     g = architecture_diagram(
         topology, title=f"Seed diagram 6: {len(servers)} servers {how} (live counts)"
     )
-    g.attr(label=f["note"], labelloc="b", fontsize="10")
+    g.attr(label=lines(*f["note"].split("\n")), labelloc="b", fontsize="10")
     return g

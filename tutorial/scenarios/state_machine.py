@@ -24,6 +24,7 @@ traced as usual.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tutorial.chat.server import ChatServer
@@ -32,9 +33,10 @@ from tutorial.client.recovery import Backoff, classify
 from tutorial.protocol.catalog import Event
 from tutorial.protocol.layers import Layer
 from tutorial.protocol.states import State
+from tutorial.render.sequence import sequence_diagram
 from tutorial.render.states import state_diagram
 from tutorial.scenarios.base import ScenarioResult, Stage, not_a_carrier, sequence_view
-from tutorial.trace.model import TraceEvent
+from tutorial.trace.model import Trace, TraceEvent
 
 FAULTS = ("restart", "down", "bad_password", "rate_limit", "timeout")
 ROOM = "general"
@@ -56,7 +58,11 @@ async def run(
     if fault == "rate_limit":
         config = {"rate_capacity": 3.0, "rate_per_second": 8.0}
     elif fault == "timeout":
-        config = {"ping_interval": 0.2, "ping_timeout": 0.2}
+        # Whole seconds: python-engineio 4.x advertises pingInterval as
+        # int(interval) * 1000, so 0.2 s would reach the client as 0 ms, and the client
+        # (which waits pingInterval + pingTimeout for each ping) would race the server's
+        # first ping and sometimes drop a healthy connection.
+        config = {"ping_interval": 1.0, "ping_timeout": 0.2}
     lifelines = [("alice", "alice", "client"), ("server", "Server", "server")]
     async with Stage(
         "state-machine",
@@ -97,14 +103,28 @@ async def run(
 
 
 async def _restart(stage: Stage, client: ChatClient) -> None:
-    assert stage.server is not None
+    assert stage.server is not None and stage.tap is not None
+    tap = stage.tap
     port = stage.server_port
     failures = len(client.errors)
+
+    # From the client's first refused attempt on, its next attempt waits at the tap
+    # until the server is back instead of racing the restart (on a busy machine a
+    # second or third refusal would change the picture). The hold starts inside the
+    # client's error callback, before its backoff sleep: no race.
+    def hold_after_first_refusal(_error: Any) -> None:
+        if len(client.errors) == failures + 1:
+            tap.hold_new_connections()
+
+    client.on("client-error", hold_after_first_refusal)
     await stage.server.stop()
     await client.wait_for_state(State.RECONNECTING)
     await client.wait_until(lambda: len(client.errors) > failures)  # one refused attempt
     stage.server = ChatServer(stage.server_config(port=port), span=stage.spans)
-    await stage.server.start()
+    try:
+        await stage.server.start()
+    finally:
+        tap.release_new_connections()
     await client.wait_for_state(State.CONNECTED)
     await client.wait_until(lambda: not client.rejoining)  # the server restored our room
 
@@ -127,7 +147,10 @@ async def _burst(stage: Stage, client: ChatClient) -> dict[str, Any]:
 async def _silence(stage: Stage, client: ChatClient) -> None:
     assert stage.tap is not None
     stage.tap.hold_server_bytes()
-    await client.wait_for_state(State.RECONNECTING, timeout=5)
+    # The client notices the silence after pingInterval + pingTimeout (1.2 s), then
+    # closes its WebSocket; with the server's bytes held, aiohttp may wait for the
+    # close handshake up to its ws_close timeout (10 s) before the disconnect lands.
+    await client.wait_for_state(State.RECONNECTING, timeout=15)
     await client.wait_for_state(State.CONNECTED, timeout=5)
     stage.tap.release_server_bytes()
 
@@ -176,8 +199,24 @@ def _figures(client: ChatClient, deterministic: bool) -> dict[str, Any]:
 
 
 def _states(result: ScenarioResult) -> Any:
-    path = [(a, b) for a, b in result.figures["path"]]
-    return state_diagram(result.figures["state"], path)
+    """The state machine with the path taken; for a fault that does not move it (a
+    rate limit), the chat events of the burst, where the fault and its recovery show."""
+    f = result.figures
+    if "sent" in f:
+        limited = sum(1 for e in f["errors"] if e["code"] == "rate_limited")
+        title = (
+            f"fault = rate_limit: alice stays {f['state']}; rate_limited {limited}×,"
+            f" her outbox waited and resent ({len(f['received'])} of {len(f['sent'])}"
+            " delivered once)"
+        )
+        events = (e for e in result.trace.events if not_a_carrier(e) and e.layer is not Layer.EIO)
+        return sequence_diagram(
+            Trace(result.trace.lifelines, (replace(e, step=None) for e in events)),
+            layers=["sio", "app"],
+            title=title,
+        )
+    path = [(a, b) for a, b in f["path"]]
+    return state_diagram(f["state"], path)
 
 
 def _wire_row(event: TraceEvent) -> bool:

@@ -26,7 +26,7 @@ what this module computes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +195,12 @@ def _field(annotated: Annotated | None, name: str) -> str | None:
     return next((v for k, v in annotated.decoded if k == name), None)
 
 
+def _span_value(annotated: Annotated | None, name: str) -> str | None:
+    if annotated is None:
+        return None
+    return next((s.value for s in annotated.spans if s.name == name), None)
+
+
 def _header(event: TraceEvent, name: str) -> str | None:
     for pair in event.fields.get("headers") or ():
         if isinstance(pair, list | tuple) and len(pair) == 2 and str(pair[0]).lower() == name:
@@ -204,12 +210,20 @@ def _header(event: TraceEvent, name: str) -> str | None:
 
 def _meaning(event: TraceEvent, annotated: Annotated | None, events: Sequence[TraceEvent]) -> str:
     f = event.fields
+    if event.layer is Layer.TCP:
+        said = event.label.lower()
+        if "refused" in said:
+            return (
+                "the TCP connection is refused: nothing listens on that port (the server is "
+                "down), so the client tries again after its backoff"
+            )
+        if "connect" in said:
+            return "a new TCP connection opens: everything after it rides on this byte stream"
+        side = next((w for w in ("server", "client") if w in said), None)
+        who = f"the {side}" if side else "one side"
+        return f"{who} closes its half of the TCP connection (FIN): it will send nothing more"
     if event.kind == "error":
         return f"bytes the decoder could not read ({f.get('reason', event.label)})"
-    if event.layer is Layer.TCP:
-        if "connect" in event.label.lower():
-            return "a new TCP connection opens: everything after it rides on this byte stream"
-        return "one side closes its half of the TCP connection (FIN)"
     if event.layer is Layer.HTTP:
         if "method" in f:
             if (_header(event, "upgrade") or "").lower() == "websocket":
@@ -233,7 +247,9 @@ def _meaning(event: TraceEvent, annotated: Annotated | None, events: Sequence[Tr
     if event.layer is Layer.WS:
         opcode = str(f.get("opcode", ""))
         if opcode == "CLOSE" or "code" in f:
-            return f"a WebSocket close frame, status {f.get('code')}: the connection ends"
+            code = f.get("code") or _span_value(annotated, "close status code")
+            status = f"status {code}" if code is not None else "without a status code"
+            return f"a WebSocket close frame, {status}: the connection ends"
         if opcode in ("PING", "PONG"):
             return f"a WebSocket {opcode.lower()} control frame"
         how = "masked, as every client frame must be" if f.get("masked") else "unmasked (server)"
@@ -333,50 +349,100 @@ def _options(event: TraceEvent, inflated: bytes | None) -> Options:
     return Options(inflated=inflated, binary=binary, polling=polling)
 
 
+def _step(trace: Trace, events: Sequence[TraceEvent], links: _Links, i: int) -> Step:
+    event = events[i]
+    annotated = None
+    if event.raw is not None:
+        annotated = annotate(event.layer, event.raw, _options(event, links.inflated.get(i)))
+    return Step(
+        i,
+        event,
+        annotated,
+        sentence(trace, event, annotated),
+        tuple(links.carried_by.get(i, ())),
+        tuple(links.carries.get(i, ())),
+    )
+
+
 def inspect_trace(trace: Trace) -> tuple[Step, ...]:
     """Every event of ``trace`` as a [Step][tutorial.trace.inspection.Step], in recording order."""
     events = trace.events
     links = find_links(events)
-    steps = []
-    for i, event in enumerate(events):
-        annotated = None
-        if event.raw is not None:
-            annotated = annotate(event.layer, event.raw, _options(event, links.inflated.get(i)))
-        steps.append(
-            Step(
-                i,
-                event,
-                annotated,
-                sentence(trace, event, annotated),
-                tuple(links.carried_by.get(i, ())),
-                tuple(links.carries.get(i, ())),
-            )
+    return tuple(_step(trace, events, links, i) for i in range(len(events)))
+
+
+def inspect_events(trace: Trace, indices: Iterable[int]) -> dict[int, Step]:
+    """Some events of ``trace`` as [Step][tutorial.trace.inspection.Step]s: those at
+    ``indices`` and their families (what carried them, what they carried).
+
+    The links are found from every event (a compressed frame's deflate window spans its
+    connection), but only these steps are annotated and explained: a long session
+    costs one pass over its bytes, not one annotation per event.
+
+    Args:
+        trace: The whole trace.
+        indices: Positions in ``trace.events``.
+
+    Returns:
+        The steps by position, for ``indices`` and every member of their families
+        (and of their members' families).
+    """
+    events = trace.events
+    links = find_links(events)
+    wanted: set[int] = set()
+    todo = set(indices)
+    while todo:  # until every member's family is in (a polling body carries several)
+        i = todo.pop()
+        wanted.add(i)
+        found = _family(
+            lambda j: links.carried_by.get(j, ()), lambda j: links.carries.get(j, ()), i
         )
-    return tuple(steps)
+        todo.update(j for j in found if j not in wanted)
+    return {i: _step(trace, events, links, i) for i in sorted(wanted)}
 
 
-def family(steps: Sequence[Step], index: int) -> list[int]:
+def family(steps: Sequence[Step] | Mapping[int, Step], index: int) -> list[int]:
     """The step, the units that carried it and the units it carried, in trace order."""
+
+    def up(i: int) -> Sequence[int]:
+        return steps[i].carried_by
+
+    def down(i: int) -> Sequence[int]:
+        return steps[i].carries
+
+    return _family(up, down, index)
+
+
+Links = Callable[[int], Sequence[int]]
+
+
+def _family(up: Links, down: Links, index: int) -> list[int]:
     seen = {index}
     todo = [index]
     while todo:  # up: carriers of carriers
-        for j in steps[todo.pop()].carried_by:
+        for j in up(todo.pop()):
             if j not in seen:
                 seen.add(j)
                 todo.append(j)
-    up = set(seen)
+    above = set(seen)
     todo = [index]
     while todo:  # down: what it carried, and so on
-        for j in steps[todo.pop()].carries:
+        for j in down(todo.pop()):
             if j not in seen:
                 seen.add(j)
                 todo.append(j)
     # A frame's siblings in a fragmented message belong with it too.
-    for j in list(up):
-        for k in steps[j].carries:
-            for c in steps[k].carried_by:
-                seen.add(c)
+    for j in list(above):
+        for k in down(j):
+            seen.update(up(k))
     return sorted(seen)
 
 
-__all__ = ["Step", "family", "find_links", "inspect_trace", "sentence"]
+__all__ = [
+    "Step",
+    "family",
+    "find_links",
+    "inspect_events",
+    "inspect_trace",
+    "sentence",
+]

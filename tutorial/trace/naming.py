@@ -7,10 +7,11 @@ session:
 1. When a connection's first HTTP request carries ``sid=...`` (a polling request, or
    the WebSocket upgrade of a polling session), it belongs to the lifeline that
    session was opened on.
-2. Otherwise it starts a new session: it takes the next name given to
+2. Otherwise it starts a new session: the name ``name_request(request)`` gives (a
+   tap behind a load balancer names clients by the ``X-Real-IP`` header the balancer
+   adds), else the next name given to
    [name_next][tutorial.trace.naming.Lifelines.name_next] (first in, first out), else
-   ``default_name``, else a fresh
-   ``client-N``.
+   ``default_name``, else a fresh ``client-N``.
 3. The server's Engine.IO OPEN packet (``0{"sid":...}``) binds that sid to the
    connection's lifeline; the Socket.IO CONNECT reply (``40{"sid":...}``) binds the
    Socket.IO sid too. ``sid_names`` maps both
@@ -29,6 +30,7 @@ since it relies only on what is on the wire.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from tutorial.protocol.engineio import EioPacket, EioPacketType
@@ -51,13 +53,26 @@ connection keeps its lifeline.
 class Lifelines:
     """The naming state of one tap: queued names, learned sids, automatic numbers."""
 
-    def __init__(self, default_name: str | None = None, *, per_request: bool = False) -> None:
+    def __init__(
+        self,
+        default_name: str | None = None,
+        *,
+        per_request: bool = False,
+        name_request: Callable[[HttpRequest], str | None] | None = None,
+        keep_sids: int | None = None,
+    ) -> None:
         self.default_name = default_name
         """The lifeline of a new session when no name is queued (None: ``client-N``)."""
         self.per_request = per_request
         """Choose the lifeline at every HTTP request (a browser's pooled connections)."""
+        self.name_request = name_request
+        """Names a new session from its first HTTP request (None: not by request)."""
+        self.keep_sids = keep_sids
+        """How many sids ``sid_names`` remembers (None: all); past it, the ones learned
+        longest ago are forgotten (a long-running tap's memory stays bounded)."""
         self.sid_names: dict[str, str] = {}
-        """Engine.IO and Socket.IO sids -> lifeline id, learned from the wire."""
+        """Engine.IO and Socket.IO sids -> lifeline id, learned from the wire (in the
+        order learned)."""
         self._names: deque[tuple[str, str | None]] = deque()
         self._auto = 0
 
@@ -65,9 +80,13 @@ class Lifelines:
         """The next connection that starts a new session is ``name``'s (FIFO)."""
         self._names.append((name, label))
 
-    def new_session(self, sid: str | None) -> tuple[str, str | None]:
+    def new_session(
+        self, sid: str | None, request: HttpRequest | None = None
+    ) -> tuple[str, str | None]:
         """The lifeline (and label) of a connection whose first request carries ``sid``."""
         name = self.sid_names.get(sid) if sid else None
+        if name is None and request is not None and self.name_request is not None:
+            name = self.name_request(request)
         if name is not None:
             return name, None
         if self._names:
@@ -99,11 +118,18 @@ class Lifelines:
         if isinstance(decoded, EioPacket) and decoded.type is EioPacketType.OPEN:
             opened = decoded.open_payload
             if opened is not None:
-                self.sid_names[opened.sid] = lifeline
+                self._remember(opened.sid, lifeline)
         elif isinstance(decoded, SioPacket) and decoded.type is SioPacketType.CONNECT:
             data = decoded.data
             if isinstance(data, dict) and isinstance(data.get("sid"), str):
-                self.sid_names[data["sid"]] = lifeline
+                self._remember(data["sid"], lifeline)
+
+    def _remember(self, sid: str, lifeline: str) -> None:
+        self.sid_names.pop(sid, None)  # re-learned: now the newest
+        self.sid_names[sid] = lifeline
+        if self.keep_sids is not None:
+            while len(self.sid_names) > self.keep_sids:
+                del self.sid_names[next(iter(self.sid_names))]
 
 
 __all__ = ["ENGINEIO_PATH", "KEEP", "WEB_LABEL", "WEB_LIFELINE", "Lifelines"]

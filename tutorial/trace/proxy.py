@@ -15,8 +15,13 @@ as they arrive. After copying a chunk it hands a copy to the subclass:
 4. [ended][tutorial.trace.proxy.LoopbackProxy.ended]: one direction reached its end.
 5. [closed][tutorial.trace.proxy.LoopbackProxy.closed]: both sides are closed.
 
-A subclass may also hold one direction back ([gate][tutorial.trace.proxy.LoopbackProxy.gate],
-fault injection) and say how long a connection may outlive the first side to finish
+A subclass may also choose the source address of the upstream connection
+([source][tutorial.trace.proxy.LoopbackProxy.source]: a tap in front of a balancer
+that hashes on the client's address connects from that address), hold one direction
+back ([gate][tutorial.trace.proxy.LoopbackProxy.gate], fault injection), hold a new
+connection before it reaches the upstream
+([connecting][tutorial.trace.proxy.LoopbackProxy.connecting]), and say how long a
+connection may outlive the first side to finish
 ([linger][tutorial.trace.proxy.LoopbackProxy.linger]). Recording must never break the
 relay: exceptions raised by the hooks are the subclass's to catch.
 [stop][tutorial.trace.proxy.LoopbackProxy.stop] closes the listener and every connection
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Generic, Self, TypeVar
@@ -52,12 +58,26 @@ R = TypeVar("R", bound=Relayed)
 class LoopbackProxy(Generic[R]):
     """Listen, relay each connection to ``upstream``, tell the hooks what crossed."""
 
-    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        keep_closed: int | None = None,
+    ) -> None:
         self.upstream = upstream
         self.host = host
         self.port = port
+        self.keep_closed = keep_closed
+        """How many closed connections ``connections`` keeps (None: all of them; a
+        long-running tap keeps a few, so that its memory does not grow with traffic)."""
         self.connections: list[R] = []
-        """Every connection relayed so far, in order."""
+        """The connections relayed so far, in order: every open one, and the closed ones
+        that ``keep_closed`` allows (the most recently closed)."""
+        self.opened_count = 0
+        """How many connections were relayed in all."""
+        self._closed: deque[R] = deque()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -91,6 +111,10 @@ class LoopbackProxy(Generic[R]):
         """A client connected: the record of connection ``number`` (1, 2, ...)."""
         raise NotImplementedError
 
+    def source(self, conn: R, peer_host: str) -> tuple[str, int] | None:
+        """The local address to open the upstream connection from (None: any)."""
+        return None
+
     def refused(self, conn: R, exc: OSError) -> None:
         """The upstream could not be reached."""
 
@@ -105,6 +129,10 @@ class LoopbackProxy(Generic[R]):
 
     def gate(self, conn: R, direction: Direction) -> Awaitable[None] | None:
         """Something to wait for before relaying the next chunk (None: go on)."""
+        return None
+
+    def connecting(self, conn: R) -> Awaitable[None] | None:
+        """Something to wait for before connecting to the upstream (None: go on)."""
         return None
 
     def linger(self, conn: R) -> float | None:
@@ -128,12 +156,18 @@ class LoopbackProxy(Generic[R]):
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
-        conn = self.opened(len(self.connections) + 1, int(peer[1]))
+        self.opened_count += 1
+        conn = self.opened(self.opened_count, int(peer[1]))
         self.connections.append(conn)
         up_writer: asyncio.StreamWriter | None = None
         try:
+            wait = self.connecting(conn)
+            if wait is not None:
+                await wait
             try:
-                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+                up_reader, up_writer = await asyncio.open_connection(
+                    *self.upstream, local_addr=self.source(conn, str(peer[0]))
+                )
             except OSError as exc:
                 self.refused(conn, exc)
                 return
@@ -158,6 +192,15 @@ class LoopbackProxy(Generic[R]):
                     with contextlib.suppress(Exception):
                         w.close()
             self.closed(conn)
+            self._forget_closed(conn)
+
+    def _forget_closed(self, conn: R) -> None:
+        """Drop the oldest closed connections beyond ``keep_closed``."""
+        if self.keep_closed is None:
+            return
+        self._closed.append(conn)
+        while len(self._closed) > self.keep_closed:
+            self.connections.remove(self._closed.popleft())
 
     async def _pump(
         self,

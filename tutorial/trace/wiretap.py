@@ -21,7 +21,9 @@ recording is caught (and counted in ``failures``).
 
 Which lifeline is which client is learned from the wire ([tutorial.trace.naming][]):
 name the next connection right before the client connects, and connect clients one at
-a time. Events of a connection are held back until its lifeline is known (at its first
+a time (a tap behind a load balancer may instead name each new session from its first
+request, ``name_request``: by the ``X-Real-IP`` header the balancer adds). Events of a
+connection are held back until its lifeline is known (at its first
 complete HTTP request); they keep the time at which their bytes were read.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tutorial.protocol.http import HttpRequest
@@ -44,6 +46,9 @@ log = logging.getLogger("tutorial.trace.wiretap")
 
 LINGER = 2.0
 """How long a connection may outlive the first of its sides to finish (seconds)."""
+
+MAX_FAILURES = 100
+"""How many recording failures a tap keeps (the most recent)."""
 
 
 @dataclass
@@ -63,11 +68,16 @@ async def _released(conn: TappedConnection) -> None:
     await conn.release.wait()
 
 
+async def _opened(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
 class Wiretap(LoopbackProxy[TappedConnection]):
     """An asyncio TCP proxy on ``host:port`` (port 0: a free one) in front of ``upstream``.
 
     ``per_request=True`` names lifelines request by request, for a browser's pooled
-    connections (see [tutorial.trace.naming][]).
+    connections (see [tutorial.trace.naming][]). A tap in front of a long-running server
+    bounds what it remembers: ``keep_closed`` closed connections, ``keep_sids`` sids.
     """
 
     def __init__(
@@ -81,16 +91,24 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         server_label: str = "Server",
         default_name: str | None = None,
         per_request: bool = False,
+        keep_closed: int | None = None,
+        keep_sids: int | None = None,
+        name_request: Callable[[HttpRequest], str | None] | None = None,
     ) -> None:
-        super().__init__(upstream, host, port)
+        super().__init__(upstream, host, port, keep_closed=keep_closed)
         self.trace = trace
         self.server_lifeline = server_lifeline
         self.server_label = server_label
-        self.names = Lifelines(default_name, per_request=per_request)
+        self.names = Lifelines(
+            default_name, per_request=per_request, name_request=name_request, keep_sids=keep_sids
+        )
         self.failures: list[str] = []
-        """Exceptions caught while recording (the relayed bytes were not affected)."""
+        """Exceptions caught while recording (the relayed bytes were not affected; the
+        last ``MAX_FAILURES``)."""
         self.recording = True
         """False: keep relaying, record nothing (e.g. while a scenario tears down)."""
+        self._upstream_open = asyncio.Event()
+        self._upstream_open.set()
 
     @property
     def url(self) -> str:
@@ -135,6 +153,20 @@ class Wiretap(LoopbackProxy[TappedConnection]):
             conn.held = False
             conn.release.set()
 
+    def hold_new_connections(self) -> None:
+        """Accept new connections but connect them to the server only at
+        [release_new_connections][tutorial.trace.wiretap.Wiretap.release_new_connections].
+
+        The state-machine chapter restarts its server while the client retries: held,
+        the client's next attempt waits for the server instead of racing its restart,
+        so a run shows one refused attempt however busy the machine is.
+        """
+        self._upstream_open.clear()
+
+    def release_new_connections(self) -> None:
+        """Connect the held connections to the server, and new ones at once again."""
+        self._upstream_open.set()
+
     # -- counters ----------------------------------------------------------------------
 
     def bytes_by_lifeline(self) -> dict[str, tuple[int, int]]:
@@ -155,6 +187,9 @@ class Wiretap(LoopbackProxy[TappedConnection]):
 
     def refused(self, conn: TappedConnection, exc: OSError) -> None:
         self._observe_tcp(conn, S2C, f"TCP refused: {exc.strerror or exc}", error=True)
+
+    def connecting(self, conn: TappedConnection) -> Awaitable[None] | None:
+        return None if self._upstream_open.is_set() else _opened(self._upstream_open)
 
     def gate(self, conn: TappedConnection, direction: Direction) -> Awaitable[None] | None:
         if direction is S2C and conn.held:
@@ -223,6 +258,7 @@ class Wiretap(LoopbackProxy[TappedConnection]):
 
     def _failed(self, exc: BaseException) -> None:
         self.failures.append(f"{type(exc).__name__}: {exc}")
+        del self.failures[:-MAX_FAILURES]
         log.debug("wiretap: recording failed", exc_info=exc)
 
     def _event(
@@ -245,15 +281,17 @@ class Wiretap(LoopbackProxy[TappedConnection]):
         if conn.lifeline is None:
             conn.pending.append((t, direction, event))
             if request is not None:
-                self._resolve(conn, request.query.get("sid"))
+                self._resolve(conn, request.query.get("sid"), request)
             elif isinstance(event, WireEvent):
                 self._resolve(conn, None)
             return
         self._record(conn, t, direction, event)
 
-    def _resolve(self, conn: TappedConnection, sid: str | None) -> None:
+    def _resolve(
+        self, conn: TappedConnection, sid: str | None, request: HttpRequest | None = None
+    ) -> None:
         """Give the connection its lifeline, then record what waited for it."""
-        name, label = self.names.new_session(sid)
+        name, label = self.names.new_session(sid, request)
         conn.lifeline = name
         self.trace.add_lifeline(self.server_lifeline, self.server_label, "server")
         self.trace.add_lifeline(name, label or name, "client")

@@ -188,7 +188,7 @@ class Inspector(anywidget.AnyWidget):  # type: ignore[misc]
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
             # A page without a kernel (the site) mounts the same document from this.
-            data["text/html"] = stepper.static_html(self._doc, height=self.height)
+            data["text/html"] = stepper.static_html(self._doc, height=self.height, view=self.view)
         return bundle
 
     def to_json(self) -> str:

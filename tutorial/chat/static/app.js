@@ -945,6 +945,7 @@ function livePlaceholder(text) {
   delete box.dataset.layer;
   $("live-diagram-body").classList.remove("has-svg");
   $("live-meta").hidden = true;
+  $("live-hint").hidden = true;
 }
 
 function liveAuth() {
@@ -978,7 +979,13 @@ function followLive() {
     (...args) => {
       if (live.socket === socket) fn(...args);
     };
-  socket.on("connect", mine(() => liveStatus("live", "live")));
+  socket.on(
+    "connect",
+    mine(() => {
+      liveStatus("live", "live");
+      loadInspector().catch(() => {}); // ready before the first click
+    }),
+  );
   socket.on(
     "connect_error",
     mine((err) => {
@@ -1008,6 +1015,7 @@ function followLive() {
 }
 
 function stopLive() {
+  closeInspector(false);
   const socket = live.socket;
   live.socket = null;
   if (socket) socket.disconnect();
@@ -1035,6 +1043,12 @@ function sanitizeSvg(root) {
 
 function showDiagram(d) {
   if (!d || d.layer !== currentLayer()) return; // pushed before the last layer switch
+  if (inspecting.version !== null) {
+    // The diagram holds still while an arrow of it is inspected; the newest push waits.
+    inspecting.pending = d;
+    inspectorNote();
+    return;
+  }
   const doc = new DOMParser().parseFromString(String(d.svg || ""), "image/svg+xml");
   const svg = doc.documentElement;
   if (!svg || svg.localName !== "svg" || doc.getElementsByTagName("parsererror").length) {
@@ -1057,6 +1071,7 @@ function showDiagram(d) {
   box.dataset.layer = d.layer;
   box.dataset.lifeline = d.lifeline;
   box.dataset.events = String(d.events);
+  box.dataset.version = String(d.version);
   box.setAttribute(
     "aria-label",
     `Sequence diagram of ${d.user}'s session, ${LAYER_NAMES[d.layer]}: ` +
@@ -1069,6 +1084,8 @@ function showDiagram(d) {
   const count = d.shown < d.in_layer ? `the last ${d.shown} of ${d.in_layer}` : `${d.shown}`;
   meta.textContent = `${LAYER_NAMES[d.layer]}: ${count} events · ${d.events} recorded in all layers`;
   meta.hidden = false;
+  $("live-hint").hidden = false;
+  if (window.TraceInspector) window.TraceInspector.prepare(box.querySelector("svg"));
   liveStatus("live", "live");
   if (atBottom || !box.dataset.scrolled) {
     body.scrollTop = body.scrollHeight;
@@ -1091,6 +1108,7 @@ function setupLiveDiagram() {
     radio.addEventListener("change", () => radio.checked && apply(radio.value));
   }
   aside.addEventListener("layerchange", (event) => {
+    closeInspector(false); // its rows were the other layer's; the next push redraws
     const socket = live.socket;
     if (!socket || !socket.connected) return;
     liveStatus("waiting", "drawing…");
@@ -1101,6 +1119,119 @@ function setupLiveDiagram() {
   });
   apply(layer);
   stopLive();
+  setupInspector();
+}
+
+// -- click-to-inspect ---------------------------------------------------------------------
+//
+// Click an arrow of the live diagram: the page asks the server (`inspect`, on /trace)
+// for the trace inspector's document of that very diagram (the push's `version`), and
+// the inspector (the same script as the notebooks' widget and the site,
+// /live/inspector.js) shows the arrow's bytes, field by field, with the frames that
+// carried it and the packets it carried. ◀ ▶ step through the diagram's arrows. The
+// live diagram holds still meanwhile; "Back to live" shows what arrived.
+
+const inspecting = { version: null, pending: null, ui: null };
+let inspectorLoad = null;
+
+function loadInspector() {
+  if (!inspectorLoad) {
+    inspectorLoad = new Promise((resolve, reject) => {
+      window.TRACE_INSPECTOR_NO_AUTOMOUNT = true;
+      const style = document.createElement("link");
+      style.rel = "stylesheet";
+      style.href = "/live/inspector.css";
+      const script = document.createElement("script");
+      script.src = "/live/inspector.js";
+      script.onload = () => {
+        window.TraceInspector.prepare($("live-svg").querySelector("svg"));
+        resolve(window.TraceInspector);
+      };
+      script.onerror = () => {
+        inspectorLoad = null;
+        script.remove();
+        reject(new Error("could not load the inspector (/live/inspector.js)"));
+      };
+      document.head.append(style, script);
+    });
+  }
+  return inspectorLoad;
+}
+
+function inspectorNote() {
+  const note = $("inspector-note");
+  note.classList.toggle("inspector-note-news", inspecting.pending !== null);
+  note.textContent =
+    inspecting.pending !== null
+      ? "New events arrived: Back to live shows them."
+      : "The live diagram holds still while you inspect it. ◀ ▶ step through its arrows.";
+}
+
+async function inspectAt(target, x, y) {
+  const socket = live.socket;
+  const box = $("live-svg");
+  if (inspecting.version !== null || !socket || !socket.connected || box.hidden) return;
+  let inspector;
+  try {
+    inspector = await loadInspector();
+  } catch (err) {
+    liveStatus("error", "no inspector", err.message);
+    return;
+  }
+  let k = inspector.rowOf(target);
+  if (k === null) k = inspector.rowAt(box, x, y);
+  const version = Number.parseInt(box.dataset.version, 10);
+  if (k === null || !Number.isInteger(version) || inspecting.version !== null) return;
+  inspecting.version = version; // hold the diagram still from now on
+  inspecting.pending = null;
+  liveStatus("waiting", "inspecting…");
+  socket.emit("inspect", { version }, (ack) => {
+    if (inspecting.version !== version || inspecting.ui) return; // closed meanwhile
+    if (!ack || !ack.ok || !ack.doc) {
+      closeInspector();
+      liveStatus("error", "cannot inspect", ack && errorText(ack.error));
+      return;
+    }
+    openInspector(inspector, ack.doc, k);
+  });
+}
+
+function openInspector(inspector, doc, k) {
+  const pane = $("inspector-pane");
+  pane.hidden = false;
+  pane.parentElement.classList.add("inspecting");
+  inspectorNote();
+  inspecting.ui = inspector.mount($("inspector-mount"), doc, {
+    diagram: $("live-diagram-body"),
+    view: currentLayer(),
+    row: k,
+  });
+  $("inspector-mount").focus({ preventScroll: true });
+  liveStatus("paused", "paused", "The live diagram holds still while you inspect it");
+}
+
+function closeInspector(resume = true) {
+  const pending = inspecting.pending;
+  if (inspecting.ui) inspecting.ui.destroy();
+  inspecting.ui = null;
+  inspecting.version = null;
+  inspecting.pending = null;
+  $("inspector-pane").hidden = true;
+  $("inspector-pane").parentElement.classList.remove("inspecting");
+  if (!live.socket) return;
+  liveStatus("live", "live");
+  if (resume && pending) showDiagram(pending);
+}
+
+function setupInspector() {
+  $("live-svg").addEventListener("click", (event) => {
+    if (inspecting.ui) return; // the inspector follows clicks itself
+    inspectAt(event.target, event.clientX, event.clientY);
+  });
+  $("inspector-close").addEventListener("click", () => closeInspector());
+  $("inspector-pane").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeInspector();
+  });
 }
 
 // -- start -----------------------------------------------------------------------------

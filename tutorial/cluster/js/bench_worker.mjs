@@ -12,12 +12,15 @@
 // Python's time.monotonic(), so the parent and every generator share one timeline.
 import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
 const ROOM = "general";
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const teaching = config.kind === "teaching";
+// nginx terminates TLS with the run's throwaway CA: trust it, and only it.
+const ca = config.ca ? readFileSync(config.ca) : undefined;
 const events = teaching
   ? { message: "new-message", join: "join-room", send: "send-message" }
   : { message: "msg", join: "join", send: "send" };
@@ -43,8 +46,13 @@ function connect(spec) {
       timeout: 60_000, // a server holding 10,000 idle clients (--idle) may be slow to answer
     };
     if (teaching) options.auth = { token: spec.token };
+    if (ca) options.ca = ca;
     // nginx's sticky hash reads the source address: bind the one the parent chose.
-    if (spec.addr) options.agent = new http.Agent({ localAddress: spec.addr });
+    if (spec.addr) {
+      options.agent = ca
+        ? new https.Agent({ localAddress: spec.addr, ca })
+        : new http.Agent({ localAddress: spec.addr });
+    }
     const socket = io(config.url, options);
     let got = 0;
     socket.on(events.message, (data) => {

@@ -10,6 +10,11 @@
  *   const inspector = TraceInspector.mount(element, doc, {view, row, onChange});
  *   inspector.show("frames", 3);   // view name, row index (k)
  *
+ * A page that draws the diagram itself (the browser chat's live panel) passes
+ * {diagram: element}: the inspector then highlights and listens there, and
+ * TraceInspector.prepare(svg), rowOf(target), rowAt(element, x, y) let the page find
+ * the row a click meant before any inspector is mounted.
+ *
  * Text from the document is always set with textContent; only the SVG (drawn by
  * graphviz from escaped labels) is inserted as markup.
  */
@@ -53,6 +58,56 @@
     return null;
   }
 
+  function rowAt(container, x, y) {
+    // A click between the lines of a label, or just beside an arrow: the row whose
+    // box holds the point (the smallest one).
+    var best = null, area = Infinity;
+    Array.prototype.forEach.call(container.querySelectorAll("svg .seq_row"), function (g) {
+      var r = g.getBoundingClientRect();
+      if (x >= r.left - 4 && x <= r.right + 4 && y >= r.top - 4 && y <= r.bottom + 4) {
+        var a = (r.width + 8) * (r.height + 8);
+        if (a < area) { area = a; best = rowOf(g); }
+      }
+    });
+    return best;
+  }
+
+  function addHitAreas(svg, tries) {
+    // Labels and notes get a transparent box behind their text, so that a click
+    // anywhere on them (between lines, between words) selects the arrow.
+    var nodes = svg.querySelectorAll("g.node.seq_row");
+    if (!nodes.length) return;
+    var box = nodes[0].getBBox ? nodes[0].getBBox() : null;
+    if (!box || (!box.width && !box.height)) {
+      if (tries < 50) setTimeout(function () { addHitAreas(svg, tries + 1); }, 100);
+      return;
+    }
+    Array.prototype.forEach.call(nodes, function (g) {
+      if (g.querySelector("rect.ti-hit")) return;
+      var b = g.getBBox();
+      var rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      rect.setAttribute("class", "ti-hit");
+      rect.setAttribute("x", String(b.x - 2));
+      rect.setAttribute("y", String(b.y - 2));
+      rect.setAttribute("width", String(b.width + 4));
+      rect.setAttribute("height", String(b.height + 4));
+      g.insertBefore(rect, g.firstChild);
+    });
+  }
+
+  /* Make a diagram's rows easy to click (once per SVG): a wider, invisible twin of
+   * each arrow segment (a thin line is hard to hit) and a box behind each label. */
+  function prepare(svg) {
+    if (!svg || svg.getAttribute("data-ti-ready")) return;
+    svg.setAttribute("data-ti-ready", "1");
+    Array.prototype.forEach.call(svg.querySelectorAll("g.edge.seq_row path"), function (p) {
+      var twin = p.cloneNode(false);
+      twin.setAttribute("class", "ti-hit");
+      p.parentNode.insertBefore(twin, p);
+    });
+    addHitAreas(svg, 0);
+  }
+
   function mount(el, doc, options) {
     options = options || {};
     var state = { view: null, row: 0, event: null, timer: null };
@@ -85,14 +140,19 @@
       tabs.appendChild(h("button", { type: "button", className: "ti-view", "data-view": v.name,
         title: v.description, text: v.name, onclick: function () { switchView(v.name); } }));
     });
+    if (doc.views.length < 2) tabs.hidden = true;  // one view: nothing to switch to
     var bar = h("div", { className: "ti-bar" }, [prev, next, play, slider, counter, hexLabel, tabs]);
     var sentence = h("p", { className: "ti-sentence", "aria-live": "polite" });
-    var diagram = h("div", { className: "ti-diagram" });
-    if (options.height) diagram.style.maxHeight = options.height + "px";
+    // options.diagram: an element of the page that already shows the view's SVG (the
+    // live panel draws its own); the inspector then only highlights and listens there.
+    var external = options.diagram || null;
+    var diagram = external || h("div", { className: "ti-diagram" });
+    if (external) external.classList.add("ti-linked");
+    if (options.height && !external) diagram.style.maxHeight = options.height + "px";
     var panel = h("div", { className: "ti-panel" });
     el.appendChild(bar);
     el.appendChild(sentence);
-    el.appendChild(diagram);
+    if (!external) el.appendChild(diagram);
     el.appendChild(panel);
 
     prev.addEventListener("click", function () { stop(); stepBy(-1); });
@@ -108,27 +168,14 @@
       if (ev.key === "ArrowRight") { stop(); stepBy(1); ev.preventDefault(); }
       if (ev.key === "ArrowLeft") { stop(); stepBy(-1); ev.preventDefault(); }
     });
-    diagram.addEventListener("click", function (ev) {
+    diagram.addEventListener("click", onDiagramClick);
+    function onDiagramClick(ev) {
       var k = rowOf(ev.target);
-      if (k === null) k = rowAt(ev.clientX, ev.clientY);
+      if (k === null) k = rowAt(diagram, ev.clientX, ev.clientY);
       if (k !== null && views[state.view].spec.rows[k] && views[state.view].spec.rows[k].events.length) {
         stop();
         go(k);
       }
-    });
-
-    function rowAt(x, y) {
-      // A click between the lines of a label, or just beside an arrow: the row whose
-      // box holds the point (the smallest one).
-      var best = null, area = Infinity;
-      Array.prototype.forEach.call(diagram.querySelectorAll("svg .seq_row"), function (g) {
-        var r = g.getBoundingClientRect();
-        if (x >= r.left - 4 && x <= r.right + 4 && y >= r.top - 4 && y <= r.bottom + 4) {
-          var a = (r.width + 8) * (r.height + 8);
-          if (a < area) { area = a; best = rowOf(g); }
-        }
-      });
-      return best;
     }
 
     function fit(svg, tries) {
@@ -143,29 +190,6 @@
       if (natural > room && room / natural >= 0.72) {
         svg.style.width = room + "px";
       }
-    }
-
-    function addHitAreas(svg, tries) {
-      // Labels and notes get a transparent box behind their text, so that a click
-      // anywhere on them (between lines, between words) selects the arrow.
-      var nodes = svg.querySelectorAll("g.node.seq_row");
-      if (!nodes.length) return;
-      var box = nodes[0].getBBox ? nodes[0].getBBox() : null;
-      if (!box || (!box.width && !box.height)) {
-        if (tries < 50) setTimeout(function () { addHitAreas(svg, tries + 1); }, 100);
-        return;
-      }
-      Array.prototype.forEach.call(nodes, function (g) {
-        if (g.querySelector("rect.ti-hit")) return;
-        var b = g.getBBox();
-        var rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-        rect.setAttribute("class", "ti-hit");
-        rect.setAttribute("x", String(b.x - 2));
-        rect.setAttribute("y", String(b.y - 2));
-        rect.setAttribute("width", String(b.width + 4));
-        rect.setAttribute("height", String(b.height + 4));
-        g.insertBefore(rect, g.firstChild);
-      });
     }
 
     function position() {
@@ -238,17 +262,11 @@
       if (state.view === name) return;
       state.view = name;
       var v = views[name];
-      diagram.innerHTML = v.spec.svg;
+      if (!external) diagram.innerHTML = v.spec.svg;
       var svg = diagram.querySelector("svg");
-      if (svg) {
-        // A wider, invisible twin of each arrow segment: a thin line is hard to click.
-        Array.prototype.forEach.call(svg.querySelectorAll("g.edge.seq_row path"), function (p) {
-          var twin = p.cloneNode(false);
-          twin.setAttribute("class", "ti-hit");
-          p.parentNode.insertBefore(twin, p);
-        });
-        addHitAreas(svg, 0);
-        fit(svg, 0);
+      if (svg && !svg.getAttribute("data-ti-ready")) {
+        prepare(svg);
+        if (!external) fit(svg, 0);
       }
       slider.max = String(Math.max(0, v.steppable.length - 1));
       Array.prototype.forEach.call(tabs.children, function (b) {
@@ -431,7 +449,18 @@
     return {
       show: function (viewName, k, event) { showView(viewName); show(viewName, k, event); },
       state: state,
-      destroy: function () { stop(); el.textContent = ""; },
+      destroy: function () {
+        stop();
+        diagram.removeEventListener("click", onDiagramClick);
+        if (external) {
+          // The page's diagram goes back to how it was: no highlight, nothing dimmed.
+          external.classList.remove("ti-linked");
+          Array.prototype.forEach.call(external.querySelectorAll(".ti-current, .ti-future"),
+            function (g) { g.classList.remove("ti-current", "ti-future"); });
+        }
+        el.textContent = "";
+        el.classList.remove("ti-mounted");
+      },
     };
   }
 
@@ -447,7 +476,10 @@
     Array.prototype.forEach.call(found, function (el) {
       var height = parseInt(el.getAttribute("data-height") || "0", 10) || undefined;
       var embedded = readDoc(el);
-      if (embedded) { mount(el, embedded, { height: height }); return; }
+      if (embedded) {
+        mount(el, embedded, { height: height, view: el.getAttribute("data-view") || undefined });
+        return;
+      }
       var src = el.getAttribute("data-src");
       if (!src) return;
       var load = function () {
@@ -474,7 +506,9 @@
     });
   }
 
-  root.TraceInspector = { mount: mount, mountAll: mountAll };
+  root.TraceInspector = {
+    mount: mount, mountAll: mountAll, prepare: prepare, rowOf: rowOf, rowAt: rowAt,
+  };
   if (typeof document !== "undefined" && !root.TRACE_INSPECTOR_NO_AUTOMOUNT) {
     if (document.readyState === "loading") {
       document.addEventListener("DOMContentLoaded", function () { mountAll(); });
