@@ -232,3 +232,24 @@ def test_the_checks_pass_a_good_answer_and_fail_a_bad_one() -> None:
     for answer in bad:
         with pytest.raises(AssertionError):
             check_answer(answer, 1, ["store"])
+
+
+#: What ``serve`` needs and a usage error does not: none of it may load before the
+#: command line is parsed (it costs about a second, several on a busy machine).
+SERVER_LIBRARIES = ("socketio", "engineio", "aiohttp", "redis", "aiosqlite")
+
+
+def loaded_by(statement: str) -> list[str]:
+    probe = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules = out.stdout.split()
+    return [name for name in SERVER_LIBRARIES if name in modules]
+
+
+def test_the_command_line_is_parsed_before_the_server_libraries_load() -> None:
+    assert loaded_by("import tutorial.cli; tutorial.cli.build_parser()") == []
+    assert loaded_by("from tutorial.scenarios import SCENARIOS; list(SCENARIOS)") == []
+    # ... and the probe sees them once a command does need them.
+    assert loaded_by("from tutorial.scenarios import SCENARIOS; SCENARIOS['handshake']") != []

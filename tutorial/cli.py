@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutorial import live
-from tutorial.chat.server import ChatServer, ServerConfig
 from tutorial.cli_errors import (
     CommandError,
     OneLineParser,
@@ -130,6 +128,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: a mistyped option is answered before python-socketio,
+    # aiohttp and Redis load (about a second), and so is every other command.
+    from tutorial import live
+    from tutorial.chat.server import ChatServer, ServerConfig
+
     config = ServerConfig(
         host=args.host,
         port=args.port,

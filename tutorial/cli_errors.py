@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from tutorial.chat.presence import RedisUnavailable
-from tutorial.chat.store import StoreUnavailable
 from tutorial.protocol.catalog import USERNAME_PATTERN
 
 MAX_PASSWORD = 200
@@ -43,6 +41,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def explain(exc: BaseException) -> tuple[str, int]:
     """The one line and the exit status for an exception that ended a command."""
+    from tutorial.chat.presence import RedisUnavailable  # loaded once a command has failed
+    from tutorial.chat.store import StoreUnavailable
+
     if isinstance(exc, CommandError):
         return str(exc), exc.status
     if isinstance(exc, StoreUnavailable):

@@ -20,31 +20,45 @@ teaching clients, tells its story, stops everything and returns a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import importlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from tutorial.scenarios import (
-    architecture,
-    cluster,
-    event_flow,
-    handshake,
-    rooms,
-    scaling,
-    state_machine,
-)
-from tutorial.scenarios.base import ScenarioResult
+if TYPE_CHECKING:
+    from tutorial.scenarios.base import ScenarioResult
 
-Runner = Callable[..., Awaitable[ScenarioResult]]
+Runner = Callable[..., Awaitable["ScenarioResult"]]
 
-SCENARIOS: dict[str, Runner] = {
-    "handshake": handshake.run,
-    "architecture": architecture.run,
-    "event-flow": event_flow.run,
-    "rooms": rooms.run,
-    "state-machine": state_machine.run,
-    "scaling": scaling.run,
-    "cluster": cluster.run,
+#: Each scenario's name and the module whose ``run`` tells it, in chapter order.
+MODULES: dict[str, str] = {
+    "handshake": "handshake",
+    "architecture": "architecture",
+    "event-flow": "event_flow",
+    "rooms": "rooms",
+    "state-machine": "state_machine",
+    "scaling": "scaling",
+    "cluster": "cluster",
 }
+
+
+class Registry(Mapping[str, Runner]):
+    """``SCENARIOS``: name -> ``run``. Listing the names imports nothing; looking one up
+    imports its module, so ``tutorial --help`` or a mistyped option is answered without
+    loading the server, the clients and their libraries."""
+
+    def __getitem__(self, name: str) -> Runner:
+        module = MODULES[name]  # KeyError for an unknown name, as a dict
+        run: Runner = importlib.import_module(f"tutorial.scenarios.{module}").run
+        return run
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+
+SCENARIOS: Mapping[str, Runner] = Registry()
 
 
 async def run_scenario(name: str, deterministic: bool = False, **params: Any) -> ScenarioResult:
@@ -54,6 +68,14 @@ async def run_scenario(name: str, deterministic: bool = False, **params: Any) ->
     except KeyError:
         raise ValueError(f"no scenario {name!r}; choose from {sorted(SCENARIOS)}") from None
     return await runner(deterministic=deterministic, **params)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ScenarioResult":
+        from tutorial.scenarios.base import ScenarioResult
+
+        return ScenarioResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["SCENARIOS", "ScenarioResult", "run_scenario"]

@@ -14,13 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import graphviz
 
 from tutorial.cli_errors import writable_directory
 from tutorial.render.sequence import PRESETS
 from tutorial.scenarios import SCENARIOS, run_scenario
-from tutorial.scenarios.base import ScenarioResult
+
+if TYPE_CHECKING:
+    from tutorial.scenarios.base import ScenarioResult
 
 
 def write_diagram(graph: graphviz.Digraph, stem: Path) -> list[Path]:
