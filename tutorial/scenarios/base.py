@@ -345,6 +345,7 @@ class Stage(Harness):
                 )
             await self.tap.wait_closed(self.tap.connections_of(client.name), timeout)
             self.closings.append((start, self.mark(), client.name))
+        await self.tap.wait_closed(timeout=timeout)  # and nothing else is left open
 
     def mark(self) -> int:
         """The index the next event will have (to mark a story window)."""
