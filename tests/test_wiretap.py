@@ -71,6 +71,26 @@ async def test_garbage_bytes_become_error_events_and_the_connection_survives(ech
     assert tap.failures == []
 
 
+async def test_wait_closed_returns_once_a_connection_and_its_record_have_ended(
+    echo: int,
+) -> None:
+    trace = Trace()
+    async with Wiretap(trace, ("127.0.0.1", echo)) as tap:
+        tap.name_next_connection("alice")
+        reader, writer = await asyncio.open_connection("127.0.0.1", tap.port)
+        request = b"GET /socket.io/?EIO=4 HTTP/1.1\r\nHost: x\r\n\r\n"  # names the lifeline
+        writer.write(request)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(len(request)), 5) == request
+        assert [c.lifeline for c in tap.connections] == ["alice"]
+        with pytest.raises(TimeoutError):  # still open: it does not return
+            await tap.wait_closed(tap.connections_of("alice"), timeout=0.05)
+        writer.close()
+        await tap.wait_closed(tap.connections_of("alice"), timeout=5)
+        closes = [e.label for e in trace.events if e.label.startswith("TCP close")]
+        assert sorted(closes) == ["TCP close (client FIN)", "TCP close (server FIN)"]
+
+
 async def test_a_refused_upstream_is_recorded_not_raised() -> None:
     trace = Trace()
     probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -308,13 +309,31 @@ async def probe_cross_server(
     k = 0
     while time.monotonic() < deadline:
         k += 1
-        await sender.send(room, f"probe {k}")
-        for _ in range(20):  # up to 0.5 s for this probe to cross
-            ledger = read_ledger(cluster.trace.events[start:], room, names)
-            if cross_server_resumed(ledger, since) is not None:
-                return
-            await asyncio.sleep(0.025)
+        ack = await sender.send(room, f"probe {k}")  # its ACK is on the trace already
+        ledger = read_ledger(cluster.trace.events[start:], room, names)
+        if cross_server_resumed(ledger, since) is not None:
+            return
+        origin = next((ledger.acked_by[m] for m, s in ledger.acked.items() if s == ack["seq"]), "")
+        try:  # up to 0.5 s for this probe to cross: woken by the trace, not polled
+            await cluster.trace.wait_for(
+                functools.partial(_crossed, set(names), origin, ack["seq"]), 0.5
+            )
+            return
+        except TimeoutError:
+            continue
     raise TimeoutError(f"no message crossed servers live within {timeout:.0f} s")
+
+
+def _crossed(clients: set[str], origin: str, seq: int, e: TraceEvent) -> bool:
+    """A ``new-message`` of ``seq`` reaching one of ``clients`` from a server other than
+    ``origin`` (the one that acknowledged it): it crossed through Redis."""
+    if e.layer is not Layer.SIO or e.target not in clients or e.source == origin:
+        return False
+    if e.fields.get("type") != "EVENT" or e.fields.get("event") != "new-message":
+        return False
+    args = e.fields.get("args")
+    message = args[0] if isinstance(args, list | tuple) and args else None
+    return isinstance(message, dict) and message.get("seq") == seq
 
 
 def _short(detail: str) -> str:

@@ -318,9 +318,11 @@ class Stage(Harness):
 
     async def close_clients(self, timeout: float = 10.0) -> None:
         """Close every client, one at a time, while the tap still records, so that the
-        trace holds each connection's whole life: the client's goodbye (Socket.IO
-        DISCONNECT, Engine.IO CLOSE), the WebSocket closing handshake, both TCP FINs,
-        and the ``user-left`` every member still connected is sent.
+        trace holds each connection's whole life: the WebSocket closing handshake, both
+        TCP FINs, and the ``user-left`` every member still connected is sent. (Whatever
+        else the client says as it goes is recorded too; python-socketio's client, as
+        the wire shows, closes its WebSocket without sending the Socket.IO DISCONNECT
+        and Engine.IO CLOSE packets it queued.)
 
         Each close waits, on the wire, for those ``user-left`` and for every connection
         of the client to be closed on both sides (no pause): the next client leaves only
@@ -345,6 +347,7 @@ class Stage(Harness):
                 )
             await self.tap.wait_closed(self.tap.connections_of(client.name), timeout)
             self.closings.append((start, self.mark(), client.name))
+        await self.tap.wait_closed(timeout=timeout)  # and nothing else is left open
 
     def mark(self) -> int:
         """The index the next event will have (to mark a story window)."""
