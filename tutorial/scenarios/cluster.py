@@ -301,6 +301,11 @@ def drill_blocker(cluster: Cluster, name: str) -> str | None:
         return f"no drill named {name!r} (there are {', '.join(DRILLS)})"
     if not cluster.use_taps:
         return "the drills need a cluster started with taps=True (they read the wire)"
+    if cluster.starting:
+        return (
+            "the cluster is still starting (the notebook's first cell started it): "
+            "press again in a few seconds"
+        )
     if name == "redis-failover" and cluster.redis_replicas < 1:
         return "this cluster runs one plain redis-server: no replica to promote, no Sentinel"
     if name == "database-failover" and (not cluster.use_postgres or cluster.pg_replicas < 1):
