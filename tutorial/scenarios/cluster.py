@@ -21,6 +21,10 @@ What the result draws:
 * ``["database-failover"]``: stop the primary: ``store_unavailable``, the outbox holds
   the message; a standby is promoted; the message is acknowledged.
 
+The two failovers run with ``failovers=True`` (the default: ``tutorial diagrams``, the
+tests). Chapter 6 runs ``failovers=False`` and puts each story behind a button instead
+([ClusterDrill][tutorial.widgets.drill.ClusterDrill], which calls
+[run_drill][tutorial.scenarios.cluster.run_drill] on the chapter's running cluster).
 The load versions of these failovers, with the wire checker, are
 [tutorial.cluster.drills][].
 """
