@@ -31,8 +31,6 @@ def demo_password(user: str) -> str:
     return user
 
 
-#: ``name -> (salt, scrypt hash)`` of each demo password, worked out once and written
-#: here (tests/test_demo_users.py checks each against ``hash_password``).
 DEMO_HASHES: dict[str, tuple[str, str]] = {
     "alice": (
         "d6fc4c694ce805d205b1a000899510f2",
@@ -63,6 +61,8 @@ DEMO_HASHES: dict[str, tuple[str, str]] = {
         "6092beeee0b0f0b29ba231cc164ac76a401478a7976bedef5b9327ceea3b5585",
     ),
 }
+"""``name -> (salt, scrypt hash)`` of each demo password, worked out once and written
+here (tests/test_demo_users.py checks each against ``hash_password``)."""
 
 
 @functools.cache
