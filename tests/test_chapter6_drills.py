@@ -29,6 +29,8 @@ def test_a_cluster_that_cannot_run_a_drill_is_told_why_and_nothing_starts() -> N
     assert drill_blocker(sqlite, "redis-failover") is None  # Redis HA is the default
     assert "taps=True" in (drill_blocker(Cluster(), "redis-failover") or "")
     assert "no drill named" in (drill_blocker(sqlite, "kill-everything") or "")
+    sqlite.starting = True  # started in the background, not ready: not started twice
+    assert "still starting" in (drill_blocker(sqlite, "redis-failover") or "")
 
 
 async def test_the_widget_says_why_in_red_and_starts_nothing() -> None:

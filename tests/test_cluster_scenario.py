@@ -177,6 +177,16 @@ def test_seed_diagram_2_has_the_clients_and_one_redis_and_one_database() -> None
     assert "Internet" not in source
 
 
+def test_write_arrows_go_round_the_redis_cluster_in_straight_segments_only_in_diagram_6() -> None:
+    # Between the servers and the database sits the Redis cluster: curved splines
+    # drew the three write arrows as wide loops around it.
+    assert "splines=polyline" in architecture_diagram(topology(snapshot())).source
+    snap = snapshot()
+    snap["redis"] = {"mode": "single", "nodes": [{"name": "redis", "messages": 1}]}
+    snap["database"] = {"kind": "sqlite", "nodes": [{"name": "sqlite", "rows": 1}]}
+    assert "splines" not in architecture_diagram(topology(snap)).source
+
+
 def test_deterministic_pictures_leave_the_ports_out() -> None:
     source = architecture_diagram(topology(snapshot(), deterministic=True)).source
     assert "port" not in source

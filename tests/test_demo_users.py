@@ -1,11 +1,15 @@
-"""The demo cast is hashed once per process, and its passwords still check."""
+"""The demo cast's hashes are written down (none is worked out at start), and its
+passwords still check."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tutorial.chat.auth import check_password
-from tutorial.chat.demo import USERS, demo_user, seed_demo
+import pytest
+
+from tutorial.chat import auth
+from tutorial.chat.auth import check_password, hash_password
+from tutorial.chat.demo import DEMO_HASHES, USERS, demo_user, seed_demo
 from tutorial.chat.store import open_store
 
 
@@ -30,3 +34,18 @@ async def test_two_demo_stores_get_the_same_records_without_hashing_again(
         finally:
             await store.close()
     assert records[0] == records[1] == demo_user("alice")
+
+
+def test_the_written_hashes_are_each_users_own_password_hashed_with_todays_parameters() -> None:
+    assert sorted(DEMO_HASHES) == sorted(USERS)
+    for name, (salt, digest) in DEMO_HASHES.items():
+        assert hash_password(name, salt) == (salt, digest), name
+
+
+def test_a_change_of_scrypt_parameters_makes_the_written_hashes_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "_SCRYPT", {**auth._SCRYPT, "n": 2**10})
+    salt, digest = DEMO_HASHES["alice"]
+    assert hash_password("alice", salt) != (salt, digest)
+    assert not check_password(demo_user("alice"), "alice")

@@ -130,6 +130,9 @@ class Cluster:
         #: Source address -> client name, for the taps (see
         #: [name_client][tutorial.cluster.cluster.Cluster.name_client]).
         self.client_names: dict[str, str] = {}
+        #: True while [start][tutorial.cluster.cluster.Cluster.start] runs (a notebook may
+        #: start it in the background).
+        self.starting = False
 
     # -- addresses -------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class Cluster:
         chat servers (whose history reads fall back to the primary until a standby
         answers), side by side; then the taps and nginx. Also after
         [stop][tutorial.cluster.cluster.Cluster.stop]: a new cluster, same settings."""
+        self.starting = True
         try:
             await asyncio.to_thread(self._start_backends)
             self.redis_watch = RedisWatch(self)
@@ -204,6 +208,8 @@ class Cluster:
         except BaseException:
             await self.stop()
             raise
+        finally:
+            self.starting = False
         return self
 
     def _start_backends(self) -> None:

@@ -89,12 +89,21 @@ class TempPostgres:
             )
         return result
 
+    def _new_root(self, prefix: str) -> None:
+        """A fresh temporary directory for this server, owned by ``postgres`` when we
+        run as root (the server binaries then run as that user)."""
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        if self.as_root:
+            try:
+                shutil.chown(self.root, "postgres", "postgres")
+            except BaseException:
+                self.stop()
+                raise
+
     def start(self) -> str:
         """initdb, start, create the database; returns ``url``."""
-        self.root = Path(tempfile.mkdtemp(prefix="tutorial-pg-"))
+        self._new_root("tutorial-pg-")
         try:
-            if self.as_root:
-                shutil.chown(self.root, "postgres", "postgres")
             self._run(
                 str(self.bin / "initdb"),
                 "-D",
@@ -239,10 +248,8 @@ class TempStandby(TempPostgres):
 
     def start(self) -> str:
         """Base backup from the primary, start, wait until it streams; returns ``url``."""
-        self.root = Path(tempfile.mkdtemp(prefix=f"tutorial-pg-{self.name}-"))
+        self._new_root(f"tutorial-pg-{self.name}-")
         try:
-            if self.as_root:
-                shutil.chown(self.root, "postgres", "postgres")
             self._run(
                 str(self.bin / "pg_basebackup"),
                 "-D",

@@ -160,6 +160,10 @@ def architecture_diagram(
         fontsize="12",
         fontcolor=palette.INK,
     )
+    if topology.redis_nodes and topology.db_nodes:
+        # The servers' write arrows must go round the Redis cluster to reach the
+        # database below it: straight segments down its sides, not wide loops.
+        g.attr(splines="polyline")
     g.attr(
         "node",
         shape="box",

@@ -21,6 +21,10 @@ What the result draws:
 * ``["database-failover"]``: stop the primary: ``store_unavailable``, the outbox holds
   the message; a standby is promoted; the message is acknowledged.
 
+The two failovers run with ``failovers=True`` (the default: ``tutorial diagrams``, the
+tests). Chapter 6 runs ``failovers=False`` and puts each story behind a button instead
+([ClusterDrill][tutorial.widgets.drill.ClusterDrill], which calls
+[run_drill][tutorial.scenarios.cluster.run_drill] on the chapter's running cluster).
 The load versions of these failovers, with the wire checker, are
 [tutorial.cluster.drills][].
 """
@@ -301,6 +305,11 @@ def drill_blocker(cluster: Cluster, name: str) -> str | None:
         return f"no drill named {name!r} (there are {', '.join(DRILLS)})"
     if not cluster.use_taps:
         return "the drills need a cluster started with taps=True (they read the wire)"
+    if cluster.starting:
+        return (
+            "the cluster is still starting (the notebook's first cell started it): "
+            "press again in a few seconds"
+        )
     if name == "redis-failover" and cluster.redis_replicas < 1:
         return "this cluster runs one plain redis-server: no replica to promote, no Sentinel"
     if name == "database-failover" and (not cluster.use_postgres or cluster.pg_replicas < 1):

@@ -298,20 +298,14 @@ def canonical(events: Sequence[TraceEvent], actor: str, column: dict[str, int]) 
 # -- deterministic form ------------------------------------------------------------------
 
 
-class ClusterNormaliser(StableNormaliser):
-    """Also hides which loopback address a client was given (``X-Real-IP`` and
-    ``X-Forwarded-For`` behind nginx): it is picked by probing the hash."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        address = Rule(
-            "client-address",
-            re.compile(r"(?i)X-(?:Real-IP|Forwarded-For): (?P<value>127\.\d+\.\d+\.\d+)"),
-            "a client's loopback source address, as nginx forwards it",
-            numbered="client-address",
-        )
-        self.rules = (address, *self.rules)
-        self.numbers["client-address"] = {}
+CLIENT_ADDRESS = Rule(
+    "client-address",
+    re.compile(r"(?i)X-(?:Real-IP|Forwarded-For): (?P<value>127\.\d+\.\d+\.\d+)"),
+    "a client's loopback source address, as nginx forwards it (picked by probing the hash)",
+    numbered="client-address",
+)
+"""The cluster stories' own normalisation rule, given to
+[StableNormaliser][tutorial.trace.normalise.StableNormaliser] as data."""
 
 
 def deterministic_trace(trace: Trace) -> Trace:
@@ -326,4 +320,4 @@ def deterministic_trace(trace: Trace) -> Trace:
         for e in trace.events
         if e.layer is not Layer.TCP and (e.layer is not Layer.TLS or "types" in e.fields)
     )
-    return stable_trace(Trace(trace.lifelines, kept), "", ClusterNormaliser())
+    return stable_trace(Trace(trace.lifelines, kept), "", StableNormaliser(extra=(CLIENT_ADDRESS,)))

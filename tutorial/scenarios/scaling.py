@@ -395,22 +395,17 @@ def canonical_order(trace: Trace, windows: Sequence[Window], home: dict[str, str
     return Trace(trace.lifelines, events)
 
 
-class ScalingNormaliser(StableNormaliser):
-    """Also numbers python-socketio's ``host_id`` (one per server): ``host-1``..."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        host = Rule(
-            "host-id",
-            re.compile(r'"host_id"\s*:\s*"(?P<value>[0-9a-f]{32})"'),
-            "python-socketio's host_id in an adapter message",
-            numbered="host",
-        )
-        self.rules = (host, *self.rules)
-        self.numbers["host"] = {}
+HOST_ID = Rule(
+    "host-id",
+    re.compile(r'"host_id"\s*:\s*"(?P<value>[0-9a-f]{32})"'),
+    "python-socketio's host_id in an adapter message (one per server): host-1, ...",
+    numbered="host",
+)
+"""The scaling trace's own normalisation rule, given to
+[StableNormaliser][tutorial.trace.normalise.StableNormaliser] as data."""
 
 
-def stable(trace: Trace, normaliser: ScalingNormaliser) -> Trace:
+def stable(trace: Trace, normaliser: StableNormaliser) -> Trace:
     """[stable_trace][tutorial.trace.normalise.stable_trace], plus Redis commands re-encoded with
     normalised payloads
     (a normalised JSON has another length: the RESP length prefix must follow)."""
@@ -468,7 +463,7 @@ async def run(
         figures = await _figures(stage, trace, sent, text, redis_messages)
         seconds = stage.seconds()
     if deterministic:
-        normaliser = ScalingNormaliser()
+        normaliser = StableNormaliser(extra=(HOST_ID,))
         trace = stable(trace, normaliser)
         figures = {k: normaliser.value(v, k) for k, v in figures.items()}
     else:

@@ -277,10 +277,12 @@ def _replace_group(m: re.Match[str], new: str) -> str:
 
 
 class StableNormaliser(Normaliser):
-    """[Normaliser][tutorial.trace.normalise.Normaliser] with the stable rules added."""
+    """[Normaliser][tutorial.trace.normalise.Normaliser] with the stable rules added, and
+    ``extra`` text rules of a scenario's own, applied first (a value only that
+    scenario's trace holds, as data: ``StableNormaliser(extra=(HOST_ID,))``)."""
 
-    def __init__(self) -> None:
-        super().__init__(TEXT_RULES + STABLE_TEXT_RULES, STABLE_KEY_RULES + KEY_RULES)
+    def __init__(self, extra: tuple[Rule, ...] = ()) -> None:
+        super().__init__(extra + TEXT_RULES + STABLE_TEXT_RULES, STABLE_KEY_RULES + KEY_RULES)
 
 
 # -- deterministic traces ------------------------------------------------------------------

@@ -54,14 +54,13 @@ class ClusterDrill(WithFallback):
         self.drill = drill
         label, what = DRILLS[drill]
         self.button = widgets.Button(description=label, icon="bolt", button_style="danger")
-        self.button.layout.width = "auto"
+        self.button.layout.width = "max-content"
         self.status = widgets.HTML(
-            f"Press <b>{html.escape(label)}</b> to run this drill on the cluster above ({what});"
-            " the sequence diagram of what crossed the wire appears here."
+            f"Press <b>{html.escape(label)}</b> to run this drill on the cluster above ({what})."
         )
         self.picture = Picture()
         # An empty box with a run number (0) until the first click draws into it.
-        self.picture.banner("empty", "the drill's sequence diagram appears here")
+        self.picture.banner("empty", "the sequence diagram of what crossed the wire comes here")
         self.trace: Any = None
         self.tasks = Tasks(self._failed)
         self.button.on_click(lambda _: self._schedule())
