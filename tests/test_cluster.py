@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -180,3 +183,27 @@ async def test_stop_leaves_no_process_and_no_file() -> None:
         await failing.start()
     assert failing.redis is None and failing.nginx is None and failing.dir is None
     assert not any(_alive(s.pid) for s in failing.servers)
+
+
+def test_a_process_that_ends_without_stop_takes_its_cluster_with_it(tmp_path: Path) -> None:
+    """A notebook kernel shut down before its teardown cell ran: every part runs in a
+    session of its own, so without the exit hook they would all outlive it."""
+    script = tmp_path / "forget.py"
+    script.write_text(
+        "import asyncio, json\n"
+        "from tutorial.cluster.cluster import Cluster\n"
+        "async def main():\n"
+        "    c = Cluster(servers=1, redis_replicas=0)\n"
+        "    await c.start()\n"
+        "    pids = [s.pid for s in c.servers] + [c.redis.pid, c.nginx.pid]\n"
+        "    print(json.dumps({'pids': pids, 'dirs': [str(c.dir), str(c.nginx.dir)]}))\n"
+        "asyncio.run(main())  # no stop()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    left = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(isinstance(pid, int) for pid in left["pids"])
+    assert [pid for pid in left["pids"] if _alive(pid)] == []
+    assert [d for d in left["dirs"] if Path(d).exists()] == []
+    assert "Traceback" not in done.stderr, done.stderr

@@ -35,6 +35,7 @@ name each client by the ``X-Real-IP`` nginx adds
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import shutil
 import ssl
@@ -195,6 +196,10 @@ class Cluster:
         answers), side by side; then the taps and nginx. Also after
         [stop][tutorial.cluster.cluster.Cluster.stop]: a new cluster, same settings."""
         self.starting = True
+        # Every part runs in a session of its own (Ctrl-C reaches us, not them): if this
+        # process ends without stop() (a kernel shut down before its teardown cell ran),
+        # they would outlive it. At exit, they go too.
+        atexit.register(self._at_exit)
         try:
             await asyncio.to_thread(self._start_backends)
             self.redis_watch = RedisWatch(self)
@@ -299,8 +304,16 @@ class Cluster:
         )
         self.nginx.start()
 
+    def _at_exit(self) -> None:
+        if self.nginx is not None:
+            with contextlib.suppress(Exception):
+                self.nginx.stop()
+            self.nginx = None
+        self._stop(side_by_side=False)  # no new threads once the interpreter is exiting
+
     async def stop(self) -> None:
         """Stop everything and delete every temporary file. Safe to call twice."""
+        atexit.unregister(self._at_exit)
         if self.nginx is not None:
             _TRUST.pop(self.nginx.url, None)
             await asyncio.to_thread(self.nginx.stop)
@@ -313,7 +326,7 @@ class Cluster:
             self.redis_watch = None
         await asyncio.to_thread(self._stop)
 
-    def _stop(self) -> None:
+    def _stop(self, side_by_side: bool = True) -> None:
         for server in self.servers:  # SIGTERM to all first: they shut down in parallel
             if server.alive and server.proc is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -324,10 +337,15 @@ class Cluster:
         # Redis and every database server stop side by side (each waits for its process).
         stops = [n.close for n in (self.redis, self.redis_ha) if n is not None]
         stops += [n.stop for n in (*self.standbys, self.postgres) if n is not None]
-        with ThreadPoolExecutor(max(1, len(stops))) as pool:
-            for done in [pool.submit(stop) for stop in stops]:
+        if side_by_side:
+            with ThreadPoolExecutor(max(1, len(stops))) as pool:
+                for done in [pool.submit(stop) for stop in stops]:
+                    with contextlib.suppress(Exception):
+                        done.result()
+        else:
+            for stop in stops:
                 with contextlib.suppress(Exception):
-                    done.result()
+                    stop()
         self.redis = None
         self.redis_ha = None
         self.standbys = []
