@@ -74,6 +74,7 @@ IDLE_PER_USER = 10  # idle connections per idle user (the server's default cap p
 NODE_TARGET = "Node socket.io 4"
 BASELINE_TARGET = "bare python-socketio"
 GENERATORS = ("js", "python")
+GC_POLICIES = ("default", "long-lived")  # Python's collector as is; chat/gcpolicy.py
 
 
 @dataclass(frozen=True)
@@ -476,7 +477,11 @@ def worker_command(generator: str, config_path: Path) -> list[str]:
 
 
 async def run_target(
-    target: Target, args: argparse.Namespace, generator: str = "js", idle: int = 0
+    target: Target,
+    args: argparse.Namespace,
+    generator: str = "js",
+    idle: int = 0,
+    gc: str | None = None,
 ) -> Result:
     from tqdm import tqdm
 
@@ -517,7 +522,7 @@ async def run_target(
                 server.profile = str(Path(args.profile).resolve() / f"{slug}-{i + 1}.prof")
             if target.kind == "teaching":
                 server.pauses = str(tmp / f"pauses-{i + 1}.json")
-                server.gc = args.gc
+                server.gc = gc or args.gc
             servers.append(server)
             server.spawn()
         for server in servers:
@@ -805,10 +810,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--gc",
-        choices=["long-lived", "default"],
+        choices=["long-lived", "default", "both"],
         default="long-lived",
         help="the teaching servers' garbage collection: long-lived objects frozen, as "
-        "tutorial serve does (default), or Python's defaults",
+        "tutorial serve does (default), Python's defaults, or both (with --idle)",
     )
     p.add_argument("--out", default="docs/assets", help="where bench.json and bench.png go")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
@@ -831,17 +836,26 @@ def median_run(runs: list[Result]) -> Result:
 
 async def _bench_idle(args: argparse.Namespace) -> list[Result]:
     """The teaching server (tracing off) without, then with ``args.idle`` idle clients,
-    interleaved; the idle run's ``vs_baseline`` is its rate over the idle-free one."""
+    interleaved (with ``--gc both``: under each collector policy, interleaved too); each
+    idle run's ``vs_baseline`` is its rate over the idle-free one of the same policy."""
     target = Target("teaching server, tracing off", "teaching")
-    runs: dict[int, list[Result]] = {0: [], args.idle: []}
+    policies = list(GC_POLICIES) if args.gc == "both" else [args.gc]
+    runs: dict[tuple[str, int], list[Result]] = {}
     for _ in range(args.repeat):
-        for idle in (0, args.idle):
-            runs[idle].append(await run_target(target, args, args.generator, idle=idle))
-    free, held = median_run(runs[0]), median_run(runs[args.idle])
-    held.name = f"{target.name}, {args.idle:,} idle clients"
-    if free.deliveries_per_s > 0:
-        held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
-    return [free, held]
+        for policy in policies:
+            for idle in (0, args.idle):
+                result = await run_target(target, args, args.generator, idle=idle, gc=policy)
+                runs.setdefault((policy, idle), []).append(result)
+    results: list[Result] = []
+    for policy in policies:
+        free, held = median_run(runs[(policy, 0)]), median_run(runs[(policy, args.idle)])
+        suffix = f", GC {policy}" if len(policies) > 1 else ""
+        free.name = f"{target.name}{suffix}"
+        held.name = f"{target.name}, {args.idle:,} idle clients{suffix}"
+        if free.deliveries_per_s > 0:
+            held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
+        results += [free, held]
+    return results
 
 
 async def _bench(args: argparse.Namespace) -> list[Result]:
@@ -916,6 +930,8 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("--repeat must be at least 1")
     if args.idle < 0:
         raise SystemExit("--idle must be 0 or more")
+    if args.gc == "both" and not args.idle:
+        raise SystemExit("--gc both compares the policies with --idle N")
     if args.idle and args.generator == "both":
         raise SystemExit("--idle runs under one load generator: --generator js or python")
     needs_node = not args.reads and (
@@ -966,13 +982,14 @@ def main(args: argparse.Namespace) -> int:
     meta["params"] |= {"read_clients": args.read_clients, "reads_each": args.reads_each}
     print(f"machine: {_subtitle(meta)}")
     if args.idle:
-        free, held = results
-        print(
-            f"{args.idle:,} idle clients: the server's RSS {held.rss_mib} MiB -> "
-            f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
-            f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
-            f"{_ratio(held.vs_baseline)} its rate without them ({free.deliveries_per_s:,.0f})"
-        )
+        for free, held in zip(results[::2], results[1::2], strict=True):
+            print(
+                f"{held.name}: the server's RSS {held.rss_mib} MiB -> "
+                f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
+                f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
+                f"{_ratio(held.vs_baseline)} its rate without them "
+                f"({free.deliveries_per_s:,.0f})"
+            )
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench-idle.json").write_text(
             json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
