@@ -67,7 +67,8 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
             name = str(action.metavar or action.dest)
             if action.choices:
                 name = f"{{{','.join(map(str, action.choices))}}}"
-        help_text = (action.help or "").replace("|", "\\|")
+        # Escaped for Markdown: a pattern such as [a-z][a-z0-9_-] would read as a link.
+        help_text = (action.help or "").replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
         rows.append(f"| `{name}` | {_default(action)} | {help_text} |")
     return rows if len(rows) > 2 else []
 
