@@ -6,7 +6,7 @@ three Sentinels (``redis+sentinel://``), a PostgreSQL primary with two streaming
 standbys. Every drill checks what crossed the wire with
 :func:`tutorial.cluster.ledger.check_delivery` (tests/test_ledger.py shows it fails on
 a lost, duplicated or reordered message) and prints its figures, recovery time
-included, even under ``make test``.
+included, even under ``make test``; a recovery time has a stated bound, asserted.
 
 The drills run in file order; the last one (the primary stopped, a standby promoted)
 leaves the cluster changed, which is why it is last.
@@ -27,6 +27,18 @@ from tutorial.client.client import ChatClient, ChatError, ClientOptions
 from tutorial.cluster import drills
 from tutorial.cluster.cluster import Cluster, client_address
 from tutorial.protocol.layers import Layer
+
+REDIS_FAILOVER_RECOVERY_S = 20.0
+"""After ``kill -9`` of the Redis master, a message crosses servers live again within
+this many seconds (from the kill, on the wire): the Sentinels call the master down after
+1 s and promote a replica (about 2-3 s here), then python-socketio's listener
+re-subscribes after 1, 2, 4 ... s; the rest is margin for a loaded machine."""
+
+PRIMARY_RECOVERY_S = 10.0
+"""After a standby is promoted, the first write is acknowledged on the wire within this
+many seconds: the store's next connection finds the new primary
+(``target_session_attrs=read-write``) and the outboxes resend with a backoff capped at
+1 s."""
 
 pytestmark = [
     pytest.mark.cluster,
@@ -159,6 +171,7 @@ async def test_redis_master_killed_under_load_loses_nothing_acked(
     f = drill.figures
     assert f["promoted"] != f["killed"]
     assert f["cross_server_resumed_s"] is not None
+    assert f["cross_server_resumed_s"] <= REDIS_FAILOVER_RECOVERY_S, f
     assert f["gaps_repaired"] >= 0 and drill.delivery.acked == f["sent"]
 
 
@@ -170,4 +183,5 @@ async def test_primary_stopped_then_promoted_loses_nothing_acked(
     f = drill.figures
     assert f["store_unavailable_answers"] >= 1
     assert f["writes_resumed_after_promotion_s"] is not None
+    assert f["writes_resumed_after_promotion_s"] <= PRIMARY_RECOVERY_S, f
     assert drill.delivery.acked == drill.delivery.stored

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tutorial.chat.store import Message
-from tutorial.cluster.ledger import DeliveryError, check_delivery, check_presence, read_ledger
+from tutorial.cluster.ledger import (
+    DeliveryError,
+    check_delivery,
+    check_presence,
+    check_recovery,
+    read_ledger,
+)
 from tutorial.protocol.layers import Layer
 from tutorial.trace.model import Trace
 
@@ -46,6 +52,10 @@ class Wire:
     def deliver(self, client: str, seq: int, msg_id: str) -> None:
         message = {"roomId": ROOM, "seq": seq, "clientMsgId": msg_id, "text": msg_id}
         self._sio(self.server[client], client, type="EVENT", event="new-message", args=[message])
+
+    def connected(self, client: str, server: str | None = None) -> None:
+        """The server's Socket.IO CONNECT reply: a (new) session for ``client``."""
+        self._sio(server or self.server[client], client, type="CONNECT", data={"sid": "s"})
 
     def left(self, client: str, user: str, room: str = ROOM) -> None:
         told = {"roomId": room, "user": user}
@@ -200,3 +210,53 @@ def test_a_user_who_really_left_or_left_another_room_is_no_ghost() -> None:
     ledger = read_ledger(wire.trace, ROOM, CLIENTS)
     check_presence(ledger, stayed=CLIENTS)
     assert [(d.told, d.user) for d in ledger.departures] == [("alice", "carol")]
+
+
+def test_one_seq_sent_live_twice_to_a_client_is_duplicated() -> None:
+    wire = story()
+    wire.deliver("bob", 3, "alice-2")  # the same new-message frame again
+    assert problems(wire) == ["duplicated: seqs [3] reached bob live twice"]
+
+
+def test_recovery_is_timed_from_the_fault_to_the_new_session_on_the_wire() -> None:
+    wire = story()
+    fault = wire.trace.elapsed()
+    wire.connected("bob", "server-1")  # bob's server died; nginx sent him to server-1
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    took = check_recovery(ledger, ["bob"], fault, bound=5.0)
+    assert list(took) == ["bob"] and 0 <= took["bob"] <= 5.0
+
+
+def test_a_recovery_over_the_bound_or_none_at_all_fails() -> None:
+    wire = story()
+    wire.connected("bob", "server-1")
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    earlier = wire.trace.events[0].t
+    with pytest.raises(DeliveryError) as caught:
+        check_recovery(ledger, ["bob"], earlier - 10.0, bound=5.0)  # took over 10 s
+    assert caught.value.problems[0].startswith("slow recovery: bob reconnected")
+    with pytest.raises(DeliveryError) as caught:
+        check_recovery(ledger, ["alice", "bob"], wire.trace.elapsed(), bound=5.0)
+    assert "not recovered: alice got no new session" in caught.value.problems[0]
+
+
+def test_one_servers_messages_overtaking_each_other_on_the_wire_are_reordered() -> None:
+    wire = Wire()
+    wire.send("alice", 1, "alice-1", 1)
+    wire.send("alice", 2, "alice-2", 2)
+    for c in CLIENTS:  # server-1's two broadcasts reach bob the other way round
+        for seq in (1, 2) if c == "alice" else (2, 1):
+            wire.deliver(c, seq, f"alice-{seq}")
+    found = problems(wire, stored((1, "alice-1"), (2, "alice-2")))
+    assert found == ["reordered: bob got seq 1 of server-1's live after seq 2"]
+
+
+def test_messages_of_two_servers_may_cross_on_the_way() -> None:
+    wire = Wire()
+    wire.send("alice", 1, "alice-1", 1)  # acked by server-1
+    wire.send("bob", 1, "bob-1", 2)  # acked by server-2
+    wire.deliver("bob", 2, "bob-1")  # bob's own, local: first
+    wire.deliver("bob", 1, "alice-1")  # alice's, through Redis: after it
+    for seq in (1, 2):
+        wire.deliver("alice", seq, ("alice-1", "bob-1")[seq - 1])
+    check(wire, stored((1, "alice-1"), (2, "bob-1")))

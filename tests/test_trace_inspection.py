@@ -58,7 +58,10 @@ def two_party() -> Trace:
 def test_each_frame_of_the_handshake_carries_its_packets() -> None:
     steps = inspect_trace(committed("handshake"))
     layers = [s.layer.value for s in steps]
-    assert layers == ["tcp", "http", "http", "ws", "eio", "ws", "eio", "sio", "ws", "eio", "sio"]
+    opening = ["tcp", "http", "http", "ws", "eio", "ws", "eio", "sio", "ws", "eio", "sio"]
+    closing = ["ws", "ws", "tcp", "tcp"]  # the closing handshake: two close frames, two FINs
+    assert layers == opening + closing
+    assert [s.carries for s in steps[-4:-2]] == [(), ()]  # a close frame carries no packet
     assert steps[3].carries == (4,) and steps[4].carried_by == (3,)
     assert steps[5].carries == (6,) and steps[6].carries == (7,)
     assert family(steps, 7) == [5, 6, 7]

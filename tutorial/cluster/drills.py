@@ -46,6 +46,7 @@ from tutorial.cluster.ledger import (
     Ledger,
     check_delivery,
     check_presence,
+    cross_server_resumed,
     read_ledger,
 )
 from tutorial.protocol.layers import Layer
@@ -271,7 +272,7 @@ async def redis_failover(
         history = await stored(cluster, room)
         await all_delivered(clients, room, history[-1].seq, 30)
         ledger, report = verdict(cluster, start, room, clients, history)
-        resumed = _cross_server_resumed(ledger, t_kill)
+        resumed = cross_server_resumed(ledger, t_kill)
         await cluster.rejoin_redis(master)
         figures = {
             "killed": master.name,
@@ -310,7 +311,7 @@ async def probe_cross_server(
         await sender.send(room, f"probe {k}")
         for _ in range(20):  # up to 0.5 s for this probe to cross
             ledger = read_ledger(cluster.trace.events[start:], room, names)
-            if _cross_server_resumed(ledger, since) is not None:
+            if cross_server_resumed(ledger, since) is not None:
                 return
             await asyncio.sleep(0.025)
     raise TimeoutError(f"no message crossed servers live within {timeout:.0f} s")
@@ -319,22 +320,6 @@ async def probe_cross_server(
 def _short(detail: str) -> str:
     words = detail.split()
     return " ".join(w for w in words if w != "chat")[:60]
-
-
-def _cross_server_resumed(ledger: Ledger, t_kill: float) -> float | None:
-    """Seconds from the kill to the first live copy, on another server than the one
-    that acknowledged it, of a message that reached its server after the kill (so it
-    was published after it: a message published just before, and acknowledged just
-    after, does not count)."""
-    times = [
-        c.t - t_kill
-        for copies in ledger.copies.values()
-        for c in copies
-        if c.live
-        and ledger.sent_at.get(c.client_msg_id, -1) > t_kill
-        and ledger.acked_by.get(c.client_msg_id) not in (None, c.server)
-    ]
-    return min(times, default=None)
 
 
 async def replica_lag(cluster: Cluster, users: Sequence[str] = ("alice", "bob")) -> DrillReport:

@@ -9,7 +9,9 @@ trace alone:
 * every ACK the server returned to it (``{ok, id, seq}``), paired by ack id;
 * every copy of a message a client received: live (``new-message``) or in a
   ``room-joined`` history (a join, a replay after reconnecting, a gap repair);
-* every ``user-left`` a client was told (``departures``).
+* every ``user-left`` a client was told (``departures``);
+* every Socket.IO CONNECT a server granted a client (``connects``: when, which
+  server), so that a drill can time a reconnection from the wire.
 
 [check_delivery][tutorial.cluster.ledger.check_delivery] then holds the ledger against
 the store and (optionally) what each client's application saw, and raises
@@ -18,11 +20,19 @@ the store and (optionally) what each client's application saw, and raises
 * **nothing acknowledged is lost**: each acked message is in the store at its acked
   seq, and reached every member on the wire (live or replayed);
 * **nothing is duplicated**: the store holds each ``clientMsgId`` once, under one
-  seq; no ``clientMsgId`` crossed the wire under two seqs (a replay of the *same*
-  seq is a retransmission, which is allowed: the client drops it);
+  seq; no ``clientMsgId`` crossed the wire under two seqs; no client was sent one seq
+  live (``new-message``) twice (a replay of a seq in a ``room-joined`` history is a
+  retransmission, which is allowed: the client drops it);
 * **nothing is reordered**: seqs run 1..N without a gap; a sender's messages got
-  increasing seqs in the order it sent them; every client delivered exactly the
-  seqs it received, once each, in increasing order.
+  increasing seqs in the order it sent them; the messages one server acknowledged
+  reached each client live in increasing seq order (a server broadcasts a room's
+  messages in seq order, and Redis keeps one publisher's order: only messages from
+  *different* servers may overtake each other on the way); every client delivered
+  exactly the seqs it received, once each, in increasing order.
+
+[check_recovery][tutorial.cluster.ledger.check_recovery] holds the reconnections
+against a bound: **every client cut off by a fault had a new session within
+``bound`` seconds** (the time from the fault to the server's CONNECT reply).
 
 [check_presence][tutorial.cluster.ledger.check_presence] holds the departures against
 the users who stayed (a drill's clients that never left): **nobody is announced gone
@@ -87,6 +97,8 @@ class Ledger:
     acked_by: dict[str, str] = field(default_factory=dict)  # clientMsgId -> server
     copies: dict[str, list[Copy]] = field(default_factory=dict)  # client -> in wire order
     departures: list[Departure] = field(default_factory=list)  # user-left, in wire order
+    connects: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    """client -> (time, server) of every Socket.IO CONNECT reply it got, in wire order."""
 
     def seqs_seen(self, client: str) -> set[int]:
         return {c.seq for c in self.copies.get(client, [])}
@@ -164,6 +176,8 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
             if isinstance(joined, dict) and joined.get("roomId") == room:
                 for message in joined.get("history") or []:
                     ledger.copies[e.target].append(_copy(e, message, live=False))
+        elif e.target in members and kind == "CONNECT":
+            ledger.connects.setdefault(e.target, []).append((e.t, e.source))
         elif e.target in members and kind == "EVENT" and name == "user-left":
             left = _first_arg(fields, "args")
             if isinstance(left, dict) and left.get("roomId") == room:
@@ -236,6 +250,21 @@ def check_delivery(
 
     seen_as: dict[str, set[int]] = {}
     for client, copies in sorted(ledger.copies.items()):
+        live = [c.seq for c in copies if c.live]
+        twice = sorted({s for s in live if live.count(s) > 1})
+        if twice:
+            problems.append(f"duplicated: seqs {twice[:10]} reached {client} live twice")
+        highest: dict[str, int] = {}  # origin server -> highest seq it sent live so far
+        for c in copies:
+            origin = ledger.acked_by.get(c.client_msg_id)
+            if not c.live or origin is None:
+                continue
+            if c.seq < highest.get(origin, 0):
+                problems.append(
+                    f"reordered: {client} got seq {c.seq} of {origin}'s live after seq "
+                    f"{highest[origin]}"
+                )
+            highest[origin] = max(highest.get(origin, 0), c.seq)
         for c in copies:
             seen_as.setdefault(c.client_msg_id, set()).add(c.seq)
             if by_seq.get(c.seq, c.client_msg_id) != c.client_msg_id:
@@ -287,3 +316,51 @@ def check_presence(ledger: Ledger, stayed: Iterable[str]) -> None:
     ]
     if problems:
         raise DeliveryError(problems)
+
+
+def cross_server_resumed(ledger: Ledger, since: float) -> float | None:
+    """Seconds from ``since`` (a fault, trace time) to the first live copy, on another
+    server than the one that acknowledged it, of a message that reached its server
+    after ``since`` (so it was published after it: a message published just before,
+    and acknowledged just after, does not count): Redis carries again."""
+    times = [
+        c.t - since
+        for copies in ledger.copies.values()
+        for c in copies
+        if c.live
+        and ledger.sent_at.get(c.client_msg_id, -1) > since
+        and ledger.acked_by.get(c.client_msg_id) not in (None, c.server)
+    ]
+    return min(times, default=None)
+
+
+def reconnected_after(
+    ledger: Ledger, clients: Iterable[str], since: float
+) -> dict[str, float | None]:
+    """Seconds from ``since`` (trace time) to each client's first Socket.IO CONNECT
+    reply after it, from any server (None: no new session on the wire)."""
+    out: dict[str, float | None] = {}
+    for client in clients:
+        times = [t for t, _server in ledger.connects.get(client, []) if t > since]
+        out[client] = round(min(times) - since, 3) if times else None
+    return out
+
+
+def check_recovery(
+    ledger: Ledger, clients: Iterable[str], since: float, bound: float
+) -> dict[str, float]:
+    """Raise [DeliveryError][tutorial.cluster.ledger.DeliveryError] unless each of
+    ``clients`` got a new session (a CONNECT reply on the wire) within ``bound``
+    seconds of ``since``; return the seconds each took."""
+    took = reconnected_after(ledger, clients, since)
+    problems = [
+        f"not recovered: {client} got no new session on the wire after the fault"
+        if seconds is None
+        else f"slow recovery: {client} reconnected {seconds:.2f} s after the fault "
+        f"(bound {bound:.2f} s)"
+        for client, seconds in sorted(took.items())
+        if seconds is None or seconds > bound
+    ]
+    if problems:
+        raise DeliveryError(problems)
+    return {c: s for c, s in took.items() if s is not None}

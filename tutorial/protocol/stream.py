@@ -146,6 +146,10 @@ class ConnectionDecoder:
             if isinstance(event, Message):
                 out += self._eio(direction, event.data)
             elif isinstance(event, Close):
+                # One frame, one event: the close frame's header came out just before
+                # its body; the Close (code, reason, and the frame) takes its place.
+                if out and out[-1].event is event.frame:
+                    out.pop()
                 out.append(WireEvent(direction, Layer.WS, event, event.frame.raw))
             else:
                 out.append(WireEvent(direction, Layer.WS, event, event.raw))

@@ -6,6 +6,7 @@ tells the story of one seed diagram, and stops everything, even on error:
     async with Stage("event-flow", deterministic=True) as stage:
         alice = await stage.client("alice")
         ...
+        await stage.close_clients()   # the rest of each connection's life, traced
         return stage.result(figures={...})
 
 [Stage][tutorial.scenarios.base.Stage] starts a teaching server on port 0 with a temporary SQLite
@@ -13,7 +14,10 @@ file (or
 uses the server it is given), a [Wiretap][tutorial.trace.wiretap.Wiretap] in front of
 it, and a [ServerSpans][tutorial.trace.spans.ServerSpans] hook, all recording into one
 [Trace][tutorial.trace.model.Trace]. Clients connect through the tap, one at a time,
-each on its own named lifeline.
+each on its own named lifeline, and leave the same way inside the traced window
+([close_clients][tutorial.scenarios.base.Stage.close_clients]), so that a trace holds
+each connection's whole life: from its TCP connect to its closing handshake, its FINs
+and the ``user-left`` the others are sent.
 
 **Deterministic mode** (``deterministic=True``) makes the result reproducible byte for
 byte: the teaching client sends RFC 6455's sample key
@@ -187,7 +191,8 @@ class Harness:
         raise NotImplementedError
 
     def _quiet(self) -> None:
-        """Stop recording (closing clients must not draw)."""
+        """Stop recording: whatever ``close`` still finds open (after an error, or a
+        client a scenario did not close itself) closes off the record."""
 
     async def _stop(self) -> None:
         raise NotImplementedError
@@ -218,6 +223,9 @@ class Stage(Harness):
         self._own_server = server is None
         self._remove_span_hook: Callable[[], None] | None = None
         self.clients: list[ChatClient] = []
+        self.closings: list[tuple[int, int, str]] = []
+        """The trace windows ``(start, end, lifeline)`` of
+        [close_clients][tutorial.scenarios.base.Stage.close_clients]: one per client."""
 
     @property
     def server_port(self) -> int:
@@ -308,6 +316,36 @@ class Stage(Harness):
                 await other.wait_until(functools.partial(_has_seq, other, room, ack["seq"]))
         return ack
 
+    async def close_clients(self, timeout: float = 10.0) -> None:
+        """Close every client, one at a time, while the tap still records, so that the
+        trace holds each connection's whole life: the client's goodbye (Socket.IO
+        DISCONNECT, Engine.IO CLOSE), the WebSocket closing handshake, both TCP FINs,
+        and the ``user-left`` every member still connected is sent.
+
+        Each close waits, on the wire, for those ``user-left`` and for every connection
+        of the client to be closed on both sides (no pause): the next client leaves only
+        then, and each close is one window of the trace (``closings``), which a
+        deterministic result puts in a canonical order
+        ([leaving_order][tutorial.scenarios.base.leaving_order]).
+        """
+        assert self.tap is not None
+        for i, client in enumerate(self.clients):
+            start = self.mark()
+            told = [
+                (other.name, room)
+                for other in self.clients[i + 1 :]
+                if other.state.value == "CONNECTED" and client.user is not None
+                for room, members in sorted(other.members.items())
+                if client.user in members
+            ]
+            await client.close()
+            for name, room in told:
+                await self.trace.wait_for(
+                    functools.partial(_is_user_left, name, room, client.user), timeout
+                )
+            await self.tap.wait_closed(self.tap.connections_of(client.name), timeout)
+            self.closings.append((start, self.mark(), client.name))
+
     def mark(self) -> int:
         """The index the next event will have (to mark a story window)."""
         return len(self.trace)
@@ -324,6 +362,7 @@ class Stage(Harness):
         trace = trace if trace is not None else Trace(self.trace.lifelines, self.trace.events)
         figures = dict(figures or {})
         if self.deterministic:
+            trace = leaving_order(trace, self.closings)
             normaliser = StableNormaliser()
             trace = stable_trace(trace, "server", normaliser)
             figures = {k: normaliser.value(v, k) for k, v in figures.items()}
@@ -335,6 +374,42 @@ class Stage(Harness):
             seconds=self.seconds(),
             **kw,
         )
+
+
+def _is_user_left(target: str, room: str, user: str | None, event: TraceEvent) -> bool:
+    """The server's ``user-left {roomId: room, user}`` on its way to ``target``."""
+    if event.target != target or not sio_event(event, Event.USER_LEFT):
+        return False
+    args = event.fields.get("args")
+    payload = args[0] if isinstance(args, list | tuple) and args else None
+    return isinstance(payload, dict) and payload == {"roomId": room, "user": user}
+
+
+def leaving_order(
+    trace: Trace, windows: Iterable[tuple[int, int, str]], server: str = "server"
+) -> Trace:
+    """Each client's leaving (a window ``(start, end, lifeline)`` of
+    [close_clients][tutorial.scenarios.base.Stage.close_clients]) in a canonical order:
+    the leaving client's own connection first, then the server's notes, then what the
+    others were sent, column by column.
+
+    Which of those streams the tap read first is the scheduler's choice; each stream
+    keeps its own recorded order (a stable sort), so no event moves within its stream.
+    """
+    column = {lf.id: i for i, lf in enumerate(trace.lifelines)}
+    events = list(trace.events)
+    for start, end, lifeline in windows:
+
+        def key(e: TraceEvent, lifeline: str = lifeline) -> int:
+            if lifeline in (e.source, e.target):
+                return 0
+            if e.is_self:
+                return 1
+            other = e.target if e.source == server else e.source
+            return 2 + column.get(other, 0)
+
+        events[start:end] = sorted(events[start:end], key=key)
+    return Trace(trace.lifelines, events)
 
 
 def _is_member(client: ChatClient, room: str, user: str | None) -> bool:
@@ -397,6 +472,7 @@ __all__ = [
     "Harness",
     "ScenarioResult",
     "Stage",
+    "leaving_order",
     "mark_story",
     "not_a_carrier",
     "sequence_view",

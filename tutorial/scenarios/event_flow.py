@@ -48,6 +48,7 @@ async def run(
         start = stage.mark()
         ack = await stage.send(clients[0], ROOM, text)
         end = stage.mark()
+        await stage.close_clients()  # the rest of each connection's life, on the trace
         sender, first_other = users[0], users[1]
 
         def relabel(e: TraceEvent) -> dict[str, Any] | None:

@@ -49,9 +49,11 @@ async def run(
         if transport == "polling":
             # Wait for the upgrade to finish (the client sends "5" on the WebSocket).
             await stage.trace.wait_for(lambda e: e.raw == b"5", 3.0)
+        sid = client.sid
+        await stage.close_clients()  # and its closing handshake, on the trace too
         figures: dict[str, Any] = {
             "transport": transport,
-            "sid": client.sid,
+            "sid": sid,
             "upgrade": _find(stage, "http", 101),
             "events": len(stage.trace),
         }

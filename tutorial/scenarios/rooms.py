@@ -77,6 +77,8 @@ async def run(
         await clients[intruder].wait_until(lambda: bool(clients[intruder].errors))
         assert stage.server is not None
         snapshot = await stage.server.rooms_snapshot()
+        memberships = {u: sorted(c.offsets) for u, c in sorted(clients.items())}
+        await stage.close_clients()  # the rest of each connection's life, on the trace
 
         def relabel(e: TraceEvent) -> dict[str, Any] | None:
             if sio_event(e, Event.JOIN_ROOM) and e.source == joiner:
@@ -93,7 +95,7 @@ async def run(
             "joined": ack,
             "refusal": refusal,
             "intruder": intruder,
-            "memberships": {u: sorted(c.offsets) for u, c in sorted(clients.items())},
+            "memberships": memberships,
         }
         return stage.result(
             trace,

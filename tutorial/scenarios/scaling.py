@@ -251,6 +251,33 @@ class ScalingStage(Harness):
                 await self.arrival(other, text)
         return ack
 
+    async def leave(self, user: str) -> None:
+        """``user`` closes its client, inside a window: its closing handshake, its TCP
+        close and the ``user-left`` every member still connected is sent (through Redis
+        to the other servers' clients) are on the trace; the window ends when all of
+        them have crossed the wire and its connections are closed on both sides."""
+        client = self.clients[user]
+        told = [
+            other
+            for other in self.reaches(user)
+            if other != user
+            and self.clients[other].state.value == "CONNECTED"
+            and user in self.clients[other].members.get(ROOM, [])
+        ]
+        tap = self.taps[self.home[user]]
+        async with self.window(user, redis_recording=self.use_redis):
+            await client.close()
+            for other in told:
+                await self.trace.wait_for(functools.partial(is_user_left, other, user), WAIT)
+            await tap.wait_closed(tap.connections_of(user), WAIT)
+
+    def adapter_counts(self) -> dict[str, dict[str, int]]:
+        """Adapter messages each server published to and was pushed by Redis so far."""
+        return {
+            s: {"published": len(t.published), "pushed": len(t.pushed)}
+            for s, t in self.redis_taps.items()
+        }
+
     async def arrival(self, user: str, text: str) -> None:
         """Until the tap has seen ``new-message`` with ``text`` reach ``user``'s socket.
 
@@ -285,6 +312,14 @@ def delivery_text(event: TraceEvent) -> str | None:
 
 def is_delivery(event: TraceEvent, user: str, text: str) -> bool:
     return event.target == user and delivery_text(event) == text
+
+
+def is_user_left(target: str, user: str, event: TraceEvent) -> bool:
+    """A ``user-left {roomId: general, user}`` on its way to ``target``'s socket."""
+    if event.target != target or not sio_event(event, Event.USER_LEFT):
+        return False
+    args = event.fields.get("args")
+    return isinstance(args, list | tuple) and args == [{"roomId": ROOM, "user": user}]
 
 
 # -- canonical order -------------------------------------------------------------------
@@ -422,12 +457,15 @@ async def run(
                 body = text if (n, user) == (1, sender) else f"{user} #{n} on {stage.home[user]}"
                 await stage.send(user, body)
                 sent.append((user, body))
+        redis_messages = stage.adapter_counts()  # the chat's, before the goodbyes
+        for user in users:  # the rest of each connection's life, on the trace
+            await stage.leave(user)
         story = next(w for w in stage.windows if w.actor == sender and _is_send(stage, w))
         ordered = canonical_order(stage.trace, stage.windows, stage.home)
         trace = mark_story(ordered, story.start, story.end, _relabel(sender, text, stage.home))
         if not redis:
             trace = _mark_markers(trace, stage, sent)
-        figures = await _figures(stage, trace, sent, text)
+        figures = await _figures(stage, trace, sent, text, redis_messages)
         seconds = stage.seconds()
     if deterministic:
         normaliser = ScalingNormaliser()
@@ -507,7 +545,11 @@ def _first(sent: list[tuple[str, str]]) -> str:
 
 
 async def _figures(
-    stage: ScalingStage, trace: Trace, sent: list[tuple[str, str]], text: str
+    stage: ScalingStage,
+    trace: Trace,
+    sent: list[tuple[str, str]],
+    text: str,
+    redis_messages: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
     received: dict[str, list[str]] = {u: [] for u in stage.users}
     via_redis = 0
@@ -525,10 +567,6 @@ async def _figures(
     rows_by_server = {s: 0 for s in stage.servers}
     for user, _ in sent:
         rows_by_server[stage.home[user]] += 1
-    redis_messages = {
-        s: {"published": len(t.published), "pushed": len(t.pushed)}
-        for s, t in stage.redis_taps.items()
-    }
     deliveries = sum(len(v) for v in received.values())
     return {
         "servers": list(stage.servers),

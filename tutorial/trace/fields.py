@@ -85,7 +85,7 @@ def fields_of(event: Any) -> dict[str, Any]:
             out["body_length"] = len(event.body)
         return out
     if isinstance(event, Close):
-        return {"opcode": "CLOSE", "code": int(event.code), "reason": event.reason}
+        return frame_fields(event.frame) | {"code": int(event.code), "reason": event.reason}
     if isinstance(event, Frame):
         return frame_fields(event)
     if isinstance(event, EioPacket):

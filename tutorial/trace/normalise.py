@@ -376,8 +376,9 @@ def _stable_frame(event: TraceEvent, normaliser: Normaliser) -> TraceEvent:
     new = decode_one_frame(raw)
     fields = dict(event.fields)
     if new is not None:
-        if "code" not in fields:  # a Close event keeps its code and reason
-            fields = frame_fields(new)
+        # A Close event keeps its code and reason beside the re-encoded header.
+        closing = {k: fields[k] for k in ("code", "reason") if k in fields}
+        fields = frame_fields(new) | closing
         label = str(new) if event.label == str(frame) else event.label
     else:
         label = event.label

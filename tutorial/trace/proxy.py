@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Self, TypeVar
 
 from tutorial.protocol.layers import C2S, S2C, Direction
@@ -50,6 +50,8 @@ class Relayed:
     number: int
     bytes_in: int = 0  # client -> server
     bytes_out: int = 0  # server -> client
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    """Set once both sides are closed and the ``closed`` hook has run."""
 
 
 R = TypeVar("R", bound=Relayed)
@@ -97,6 +99,15 @@ class LoopbackProxy(Generic[R]):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def wait_closed(self, conns: list[R] | None = None, timeout: float = 10.0) -> None:
+        """Until each of ``conns`` (None: every connection relayed so far) is closed on
+        both sides and recorded as such: how a scenario knows its teardown is on the
+        trace, without a pause. Raises ``TimeoutError`` after ``timeout`` seconds."""
+        pending = [c.finished.wait() for c in (self.connections if conns is None else conns)]
+        if pending:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*pending)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -191,8 +202,11 @@ class LoopbackProxy(Generic[R]):
                 if w is not None:
                     with contextlib.suppress(Exception):
                         w.close()
-            self.closed(conn)
-            self._forget_closed(conn)
+            try:
+                self.closed(conn)
+            finally:
+                conn.finished.set()
+                self._forget_closed(conn)
 
     def _forget_closed(self, conn: R) -> None:
         """Drop the oldest closed connections beyond ``keep_closed``."""

@@ -137,6 +137,10 @@ class Wiretap(LoopbackProxy[TappedConnection]):
     def lifeline_of(self, sid: str) -> str | None:
         return self.sid_names.get(sid)
 
+    def connections_of(self, lifeline: str) -> list[TappedConnection]:
+        """The connections (still kept) whose lifeline is ``lifeline``."""
+        return [c for c in self.connections if c.lifeline == lifeline]
+
     # -- fault injection -------------------------------------------------------------
 
     def hold_server_bytes(self) -> None:
