@@ -121,6 +121,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--name", default="server", help="this server's name in logs and /healthz")
     p.add_argument(
+        "--gc",
+        choices=["long-lived", "default"],
+        default="long-lived",
+        help="garbage collection: freeze what survives a full collection, collect all every "
+        "10 min (long-lived, the default: short pauses with many connections), or Python's",
+    )
+    p.add_argument(
         "--live-trace",
         action="store_true",
         help="record every byte through a wiretap, for the page's live sequence diagram",
@@ -131,6 +138,7 @@ async def _serve(args: argparse.Namespace) -> int:
     # Imported here, not at the top: a mistyped option is answered before python-socketio,
     # aiohttp and Redis load (about a second), and so is every other command.
     from tutorial import live
+    from tutorial.chat.gcpolicy import LongLivedGc
     from tutorial.chat.server import ChatServer, ServerConfig
 
     config = ServerConfig(
@@ -157,6 +165,10 @@ async def _serve(args: argparse.Namespace) -> int:
     # start() opens the store, reaches Redis and listens, or raises having undone each
     # step it took (explain() names what failed).
     await server.start()
+    gc_policy = None
+    if args.gc == "long-lived":  # this process is the server's own (chat/gcpolicy.py)
+        gc_policy = LongLivedGc()
+        gc_policy.install()
     print(f"chat server {config.name} listening on {server.url}", flush=True)
     if open_files < MIN_OPEN_FILES:
         print(
@@ -170,6 +182,8 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.live_trace:
         print("live trace on: every byte is recorded for the page's live diagram", flush=True)
     await stop_signal().wait()
+    if gc_policy is not None:
+        gc_policy.uninstall()
     await server.stop()
     return 0
 

@@ -48,6 +48,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
@@ -73,6 +74,7 @@ IDLE_PER_USER = 10  # idle connections per idle user (the server's default cap p
 NODE_TARGET = "Node socket.io 4"
 BASELINE_TARGET = "bare python-socketio"
 GENERATORS = ("js", "python")
+GC_POLICIES = ("default", "long-lived")  # Python's collector as is; chat/gcpolicy.py
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class Result:
     rss_per_idle_kib: float | None = None  # (rss_idle - rss) per idle connection
     vs_node: float | None = None  # deliveries/s over Node's, same generator, same run
     vs_baseline: float | None = None  # over bare python-socketio's
+    # The teaching servers' event-loop lag and GC pauses while the run sent
+    # (tutorial.cluster.loopwatch); None for Node and the baseline.
+    pauses: dict[str, Any] | None = None
 
 
 # -- processes ------------------------------------------------------------------------
@@ -153,6 +158,8 @@ class BenchServer(ServerProcess):
         self.trace = trace
         self.fanout = fanout
         self.profile: str | None = None  # a cProfile stats file (teaching servers)
+        self.pauses: str | None = None  # where it writes its loop-lag and GC summary
+        self.gc = "long-lived"  # the collector's policy (tutorial/chat/gcpolicy.py)
 
     def command(self) -> list[str]:
         if self.kind == "node":
@@ -178,6 +185,9 @@ class BenchServer(ServerProcess):
             cmd += ["--fanout", self.fanout]
             if self.profile:
                 cmd += ["--profile", self.profile]
+            if self.pauses:
+                cmd += ["--pauses", self.pauses]
+            cmd += ["--gc", self.gc]
         if self.redis_url:
             cmd += ["--redis", self.redis_url]
         return cmd
@@ -217,6 +227,14 @@ async def _serve(args: argparse.Namespace) -> None:
         span = ServerSpans(Trace())
     server = ChatServer(config, span=span)
     await server.start()
+    gc_policy = None
+    if args.gc == "long-lived":  # as tutorial serve does (tutorial/chat/gcpolicy.py)
+        from tutorial.chat.gcpolicy import LongLivedGc
+
+        gc_policy = LongLivedGc()
+        gc_policy.install()
+    if args.pauses:
+        watch_pauses(args.pauses)
     profiler = None
     if args.profile:
         import cProfile
@@ -227,7 +245,49 @@ async def _serve(args: argparse.Namespace) -> None:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
+    if gc_policy is not None:
+        gc_policy.uninstall()
     await server.stop()
+
+
+def watch_pauses(path: str) -> None:
+    """SIGUSR1 starts a window of [LoopWatch][tutorial.cluster.loopwatch.LoopWatch];
+    SIGUSR2 ends it and writes its summary (JSON) to ``path``, atomically."""
+    from tutorial.cluster.loopwatch import LoopWatch
+
+    watch = LoopWatch()
+    loop = asyncio.get_running_loop()
+
+    def dump() -> None:
+        part = Path(path + ".part")
+        part.write_text(json.dumps(watch.stop()))
+        part.replace(path)
+
+    loop.add_signal_handler(signal.SIGUSR1, watch.start)
+    loop.add_signal_handler(signal.SIGUSR2, dump)
+
+
+async def read_pauses(servers: list[BenchServer]) -> dict[str, Any] | None:
+    """End every teaching server's pause window (SIGUSR2) and read what it saw: the
+    largest lag and GC figures over the servers, GC counts and totals added up."""
+    watched = [(s.pid, Path(s.pauses)) for s in servers if s.pauses and s.pid]
+    for pid, _ in watched:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR2)
+    merged: dict[str, Any] = {}
+    for _, path in watched:
+        for _ in range(100):  # the server writes it from its loop, at once unless stuck
+            if path.exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            continue
+        for key, value in json.loads(path.read_text()).items():
+            if key.endswith(("_count", "total_ms", "samples", "collected", "tracked", "frozen")):
+                merged[key] = round(merged.get(key, 0) + value, 2)
+            else:
+                merged[key] = max(merged.get(key, 0), value)
+    return merged or None
 
 
 async def prepare_store(db_url: str, users: list[str]) -> dict[str, str]:
@@ -417,7 +477,11 @@ def worker_command(generator: str, config_path: Path) -> list[str]:
 
 
 async def run_target(
-    target: Target, args: argparse.Namespace, generator: str = "js", idle: int = 0
+    target: Target,
+    args: argparse.Namespace,
+    generator: str = "js",
+    idle: int = 0,
+    gc: str | None = None,
 ) -> Result:
     from tqdm import tqdm
 
@@ -456,6 +520,9 @@ async def run_target(
                 Path(args.profile).mkdir(parents=True, exist_ok=True)
                 slug = "".join(c if c.isalnum() else "-" for c in target.name)
                 server.profile = str(Path(args.profile).resolve() / f"{slug}-{i + 1}.prof")
+            if target.kind == "teaching":
+                server.pauses = str(tmp / f"pauses-{i + 1}.json")
+                server.gc = gc or args.gc
             servers.append(server)
             server.spawn()
         for server in servers:
@@ -517,6 +584,9 @@ async def run_target(
                 if isinstance(benchwire.decode(line), benchwire.Ready):
                     break
 
+        for server in servers:
+            if server.pauses and server.pid:
+                os.kill(server.pid, signal.SIGUSR1)  # the pause window opens
         cpu_before = sum(process_cpu_seconds(s.pid) for s in servers)
         started = time.monotonic()
         for proc in workers:
@@ -550,6 +620,7 @@ async def run_target(
         )
         bar.close()
         cpu = sum(process_cpu_seconds(s.pid) for s in servers) - cpu_before
+        pauses = await read_pauses(servers)
         latencies = [x for r in results for x in r.latencies]
         deliveries = sum(r.deliveries for r in results)
         finished = max((r.last for r in results), default=started)
@@ -577,6 +648,7 @@ async def run_target(
             rss_per_idle_kib=(
                 round((rss_idle - rss) * 1024 / idle, 1) if idle and rss and rss_idle else None
             ),
+            pauses=pauses,
         )
     finally:
         procs = workers + ([idle_proc] if idle_proc is not None else [])
@@ -629,6 +701,30 @@ def table(results: list[Result]) -> str:
             f"{r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} "
             f"{'-' if r.server_cpu_us is None else f'{r.server_cpu_us:.1f}':>7} {r.errors:>6}  "
             f"{', '.join(f'{x:,}' for x in r.runs)}"
+        )
+    return "\n".join(rows)
+
+
+def pauses_table(results: list[Result]) -> str:
+    """The teaching servers' loop lag and GC pauses while each run sent."""
+    w = max([34, *(len(r.name) for r in results)])
+    head = f"{'target':<{w}} {'lag p50':>8} {'lag p99':>8} {'lag max':>8}"
+    head += f" {'gc0 n/ms':>12} {'gc1 n/ms':>12} {'gc2 n/ms':>12} {'gc2 max':>8}"
+    head += f" {'GC CPU':>8} {'tracked':>9} {'frozen':>9} {'collected':>9}"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        p = r.pauses
+        if not p:
+            continue
+        gcs = " ".join(
+            f"{p.get(f'gc{g}_count', 0):>5}/{p.get(f'gc{g}_total_ms', 0):<6.0f}" for g in (0, 1, 2)
+        )
+        rows.append(
+            f"{r.name:<{w}} {p['loop_lag_p50_ms']:>8.1f} {p['loop_lag_p99_ms']:>8.1f} "
+            f"{p['loop_lag_max_ms']:>8.1f} {gcs} {p.get('gc2_max_ms', 0):>8.1f} "
+            f"{sum(p.get(f'gc{g}_cpu_total_ms', 0) for g in (0, 1, 2)):>8.0f} "
+            f"{p.get('gc_tracked', 0):>9,} {p.get('gc_frozen', 0):>9,} "
+            f"{p.get('gc_collected', 0):>9,}"
         )
     return "\n".join(rows)
 
@@ -712,6 +808,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile", default=None, help="teaching servers write cProfile stats to this directory"
     )
+    p.add_argument(
+        "--gc",
+        choices=["long-lived", "default", "both"],
+        default="long-lived",
+        help="the teaching servers' garbage collection: long-lived objects frozen, as "
+        "tutorial serve does (default), Python's defaults, or both (with --idle)",
+    )
     p.add_argument("--out", default="docs/assets", help="where bench.json and bench.png go")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.add_argument(
@@ -733,17 +836,26 @@ def median_run(runs: list[Result]) -> Result:
 
 async def _bench_idle(args: argparse.Namespace) -> list[Result]:
     """The teaching server (tracing off) without, then with ``args.idle`` idle clients,
-    interleaved; the idle run's ``vs_baseline`` is its rate over the idle-free one."""
+    interleaved (with ``--gc both``: under each collector policy, interleaved too); each
+    idle run's ``vs_baseline`` is its rate over the idle-free one of the same policy."""
     target = Target("teaching server, tracing off", "teaching")
-    runs: dict[int, list[Result]] = {0: [], args.idle: []}
+    policies = list(GC_POLICIES) if args.gc == "both" else [args.gc]
+    runs: dict[tuple[str, int], list[Result]] = {}
     for _ in range(args.repeat):
-        for idle in (0, args.idle):
-            runs[idle].append(await run_target(target, args, args.generator, idle=idle))
-    free, held = median_run(runs[0]), median_run(runs[args.idle])
-    held.name = f"{target.name}, {args.idle:,} idle clients"
-    if free.deliveries_per_s > 0:
-        held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
-    return [free, held]
+        for policy in policies:
+            for idle in (0, args.idle):
+                result = await run_target(target, args, args.generator, idle=idle, gc=policy)
+                runs.setdefault((policy, idle), []).append(result)
+    results: list[Result] = []
+    for policy in policies:
+        free, held = median_run(runs[(policy, 0)]), median_run(runs[(policy, args.idle)])
+        suffix = f", GC {policy}" if len(policies) > 1 else ""
+        free.name = f"{target.name}{suffix}"
+        held.name = f"{target.name}, {args.idle:,} idle clients{suffix}"
+        if free.deliveries_per_s > 0:
+            held.vs_baseline = round(held.deliveries_per_s / free.deliveries_per_s, 3)
+        results += [free, held]
+    return results
 
 
 async def _bench(args: argparse.Namespace) -> list[Result]:
@@ -818,6 +930,8 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("--repeat must be at least 1")
     if args.idle < 0:
         raise SystemExit("--idle must be 0 or more")
+    if args.gc == "both" and not args.idle:
+        raise SystemExit("--gc both compares the policies with --idle N")
     if args.idle and args.generator == "both":
         raise SystemExit("--idle runs under one load generator: --generator js or python")
     needs_node = not args.reads and (
@@ -837,6 +951,9 @@ def main(args: argparse.Namespace) -> int:
     print()
     if results:
         print(table(results))
+        print()
+        print("event-loop lag and GC pauses (ms) in the teaching servers while sending:")
+        print(pauses_table(results))
         print()
     if reads:
         print(readbench.table(reads))
@@ -859,18 +976,20 @@ def main(args: argparse.Namespace) -> int:
             "repeat": args.repeat,
             "generator": args.generator,
             "idle": args.idle,
+            "gc": args.gc,
         },
     }
     meta["params"] |= {"read_clients": args.read_clients, "reads_each": args.reads_each}
     print(f"machine: {_subtitle(meta)}")
     if args.idle:
-        free, held = results
-        print(
-            f"{args.idle:,} idle clients: the server's RSS {held.rss_mib} MiB -> "
-            f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
-            f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
-            f"{_ratio(held.vs_baseline)} its rate without them ({free.deliveries_per_s:,.0f})"
-        )
+        for free, held in zip(results[::2], results[1::2], strict=True):
+            print(
+                f"{held.name}: the server's RSS {held.rss_mib} MiB -> "
+                f"{held.rss_idle_mib} MiB, {held.rss_per_idle_kib} KiB per connection; the "
+                f"{args.clients}-client room at {held.deliveries_per_s:,.0f} deliveries/s, "
+                f"{_ratio(held.vs_baseline)} its rate without them "
+                f"({free.deliveries_per_s:,.0f})"
+            )
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench-idle.json").write_text(
             json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
@@ -917,6 +1036,8 @@ if __name__ == "__main__":
         parser.add_argument("--read-db", action="append")
         parser.add_argument("--fanout", choices=["fast", "library"], default="fast")
         parser.add_argument("--profile", default=None, help="write cProfile stats here")
+        parser.add_argument("--pauses", default=None, help="loop lag and GC pauses (JSON)")
+        parser.add_argument("--gc", choices=["long-lived", "default"], default="long-lived")
         serve_args = parser.parse_args()
         try:
             import uvloop
