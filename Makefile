@@ -52,8 +52,13 @@ format: setup ## ruff: fix what can be fixed
 # (tests/skips.py); run pytest by hand to see skips as skips.
 NO_SKIPS := TUTORIAL_NO_SKIPS=1
 
+# pytest-xdist: test files run on TEST_WORKERS processes (a file stays on one worker, so a
+# module's cluster starts once). Most tests wait on sockets and child processes, so two
+# workers overlap those waits even on two cores.
+TEST_WORKERS ?= 2
+
 unit: setup ## the pytest suite (real servers on loopback); any skip fails
-	$(NO_SKIPS) $(BIN)/pytest -q
+	$(NO_SKIPS) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lab-test: setup ## every chapter in a real JupyterLab (Chromium): Run All, every control, every exercise
 	TUTORIAL_LAB_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/jupyterlab
@@ -62,7 +67,7 @@ lab-test: setup ## every chapter in a real JupyterLab (Chromium): Run All, every
 # for the site (the notebooks in notebooks/ stay clean).
 notebooks: setup ## execute every chapter notebook with nbmake (copies in docs/chapters/)
 	rm -rf docs/chapters && mkdir -p docs/chapters && cp notebooks/*.ipynb docs/chapters/
-	$(BIN)/pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=60 --overwrite docs/chapters/
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --nbmake --nbmake-timeout=60 --overwrite docs/chapters/
 
 site-build: notebooks ## build the static site into site/ from freshly executed chapters
 	mkdir -p docs/diagrams && cp diagrams/*.svg docs/diagrams/

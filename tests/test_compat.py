@@ -187,7 +187,7 @@ async def test_an_undecodable_frame_closes_the_connection_through_the_installed_
 async def test_sids_map_to_engineio_sessions_and_back(server: ChatServer) -> None:
     """compat.sid_of_engineio / engineio_of_sid: BaseManager (python-socketio)."""
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(server.url, transports=["websocket"])
+    await client.connect(server.url, transports=["websocket"], wait_timeout=10)
     try:
         eio_sid = str(client.eio.sid)
         sid = compat.sid_of_engineio(server.sio, eio_sid)
@@ -292,7 +292,7 @@ async def test_a_session_is_read_through_the_seam(server: ChatServer) -> None:
     and .queue (python-engineio)."""
     eio = server.sio.eio
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(server.url, transports=["websocket"])
+    await client.connect(server.url, transports=["websocket"], wait_timeout=10)
     polling = socketio.AsyncClient(reconnection=False)
     await polling.connect(server.url, transports=["polling"])
     try:
@@ -370,7 +370,7 @@ async def test_a_broadcast_is_encoded_once_as_asyncmanager_emit_encodes_it(
     manager = server.sio.manager
     original = server._deliver
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(server.url, transports=["websocket"])
+    await client.connect(server.url, transports=["websocket"], wait_timeout=10)
     try:
         manager_deliver = compat.fanout_manager(None, deliver)
         manager_deliver.set_server(server.sio)

@@ -22,18 +22,26 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two regenerations of every diagram (``tutorial diagrams``), in two directories,
-    each by its own process under its own ``PYTHONHASHSEED``."""
-    out = []
-    for seed in SEEDS:
-        directory = tmp_path_factory.mktemp(f"seed{seed}")
-        subprocess.run(
+    each by its own process under its own ``PYTHONHASHSEED``, side by side."""
+    out = [tmp_path_factory.mktemp(f"seed{seed}") for seed in SEEDS]
+    runs = [
+        subprocess.Popen(
             [sys.executable, "-m", "tutorial", "diagrams", "--out", str(directory)],
             env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            timeout=600,
-            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
-        out.append(directory)
+        for seed, directory in zip(SEEDS, out, strict=True)
+    ]
+    try:
+        for run in runs:
+            output, _ = run.communicate(timeout=600)
+            assert run.returncode == 0, output.decode(errors="replace")[-3000:]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     return out[0], out[1]
 
 

@@ -59,7 +59,10 @@ async def test_the_connect_handler_sees_the_clients_own_address(server: ChatServ
     sio = socketio.AsyncClient(reconnection=False, http_session=session)
     try:
         await sio.connect(
-            server.url, transports=["websocket"], auth={"username": "eve", "password": "eve"}
+            server.url,
+            transports=["websocket"],
+            auth={"username": "eve", "password": "eve"},
+            wait_timeout=10,
         )
         (session_state,) = server.sessions.values()
         assert session_state.address == "127.0.0.2", "REMOTE_ADDR is not the client's address"

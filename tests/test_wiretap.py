@@ -237,7 +237,12 @@ class ClosingTap(Wiretap):
 async def one_session_through(tap: Wiretap, user: str) -> tuple[socketio.AsyncClient, str]:
     """A python-socketio client logs in through ``tap`` over WebSocket (one TCP connection)."""
     sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(tap.url, transports=["websocket"], auth={"username": user, "password": user})
+    await sio.connect(
+        tap.url,
+        transports=["websocket"],
+        auth={"username": user, "password": user},
+        wait_timeout=10,  # python-socketio's 1 s default is too short on a busy machine
+    )
     return sio, str(sio.eio.sid)
 
 

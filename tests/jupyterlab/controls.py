@@ -62,6 +62,7 @@ class Control:
     actions: tuple[Action, ...]
     expect: tuple[Expect, ...] = ()
     redraws: bool = True
+    wait_ms: int = WAIT_MS  # how long the redraw may take
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -300,6 +301,10 @@ PANELS = ".tutorial-chat-panels"
 ROOMS = ".tutorial-rooms"
 STATES = ".tutorial-states"
 INSPECTOR = ".trace-inspector"
+REDIS_DRILL = ".tutorial-drill-redis-failover"
+DATABASE_DRILL = ".tutorial-drill-database-failover"
+#: After Run All (the teardown stopped the cluster) a drill starts a whole cluster first.
+DRILL_MS = 120_000
 
 
 def snapshot(name: str) -> Action:
@@ -554,6 +559,31 @@ CONTROLS: dict[str, list[Control]] = {
             SCALING,
             (checkbox("Redis manager"), click("Run again")),
             (caption_says("redis=False"), lacks("PUBLISH")),
+        ),
+        # Each click runs the drill for real (Run All leaves the picture empty).
+        Control(
+            "redis-failover-drill",
+            REDIS_DRILL,
+            (click("kill -9 the Redis master"),),
+            (
+                caption_says("kill -9 the Redis master"),
+                shows("kill -9 redis-", "replica promoted", "servers re-subscribed"),
+                shows("no master yet #", "missing: a", "room-joined"),
+                page_text(".widget-html", "on a cluster started for it"),
+            ),
+            wait_ms=DRILL_MS,
+        ),
+        Control(
+            "database-failover-drill",
+            DATABASE_DRILL,
+            (click("stop the database primary"),),
+            (
+                caption_says("stop the database primary"),
+                shows("pg_ctl stop: primary", "store_unavailable", "pg_ctl promote replica-1"),
+                shows("(outbox)"),
+                lacks("kill -9 redis-"),
+            ),
+            wait_ms=DRILL_MS,
         ),
     ],
 }

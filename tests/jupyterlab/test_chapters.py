@@ -29,7 +29,7 @@ import nbformat
 import pytest
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.jupyterlab.controls import CONTROLS, WAIT_MS, Control, View
+from tests.jupyterlab.controls import CONTROLS, Control, View
 from tests.jupyterlab.frontend import (
     JUPYTER,
     NOTEBOOKS,
@@ -134,7 +134,7 @@ def _operate(nb: NotebookPage, n: int, control: Control) -> None:
                     || (el.dataset.state === 'ok' && el.dataset.run !== before));
             }""",
             arg=[root.element_handle(), before],
-            timeout=WAIT_MS,
+            timeout=control.wait_ms,
         )
         # The element is replaced on every redraw: read the new one.
         state = root.locator(".tutorial-picture .tutorial-diagram").first.get_attribute(
@@ -157,6 +157,7 @@ def test_every_control_redraws_the_right_picture(chapter: NotebookPage) -> None:
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-rooms, "
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-states, "
         ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-chat-panels, "
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .tutorial-drill, "
         ".jp-NotebookPanel:not(.lm-mod-hidden) .trace-inspector"
     )
     covered = {c.widget for c in controls}

@@ -50,6 +50,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -641,12 +642,10 @@ def chart(results: list[Result], path: Path, subtitle: str) -> None:
     import matplotlib.pyplot as plt
 
     generators = [g for g in GENERATORS if any(r.generator == g for r in results)]
-    fig, axes = plt.subplots(len(generators), 2, figsize=(13, 5.2 * len(generators)), squeeze=False)
+    fig, axes = plt.subplots(len(generators), 2, figsize=(14, 5.6 * len(generators)), squeeze=False)
     for (left, right), generator in zip(axes, generators, strict=True):
         rows = [r for r in results if r.generator == generator]
-        names = [
-            r.name.replace(": ", ":\n").replace(", ", ",\n").replace(" + ", "\n+ ", 1) for r in rows
-        ]
+        names = [textwrap.fill(r.name, 11) for r in rows]
         who = "socket.io-client (Node)" if generator == "js" else "python-socketio client"
         xs = range(len(rows))
         colors = ["#6c757d" if r.name == NODE_TARGET else "#007bff" for r in rows]
@@ -656,7 +655,7 @@ def chart(results: list[Result], path: Path, subtitle: str) -> None:
             for r in rows
         ]
         left.bar_label(bars, labels=labels, fontsize=8)
-        left.set_xticks(list(xs), names, fontsize=8)
+        left.set_xticks(list(xs), names, fontsize=7.5)
         left.set_ylabel("deliveries per second (higher is better)")
         left.set_title(f"Throughput; load generator: {who}")
         left.margins(y=0.18)
@@ -677,7 +676,7 @@ def chart(results: list[Result], path: Path, subtitle: str) -> None:
                 hatch=["", "//", ".."][k],
                 edgecolor="white",
             )
-        right.set_xticks(list(xs), names, fontsize=8)
+        right.set_xticks(list(xs), names, fontsize=7.5)
         right.set_ylabel("fan-out latency, ms (lower is better)")
         right.set_title("Latency, send to each receipt")
         right.legend()

@@ -39,13 +39,14 @@ import contextlib
 import shutil
 import ssl
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tutorial.client.client import ClientOptions
 from tutorial.cluster.nginx import NginxProcess
 from tutorial.cluster.postgres import TempPostgres, TempStandby
+from tutorial.cluster.procs import free_port
 from tutorial.cluster.redis import RedisHA, RedisProcess
 from tutorial.cluster.servers import ServerProcess, get_json, start_servers
 from tutorial.cluster.tls import ThrowawayCA
@@ -103,6 +104,7 @@ class Cluster:
             raise ValueError("replica counts cannot be negative")
         self.count = servers
         self.db_url = db_url
+        self.given_db_url = db_url  # what stop() goes back to (None: the cluster's own)
         self.use_redis = redis
         self.sticky = sticky
         self.use_postgres = postgres
@@ -184,11 +186,16 @@ class Cluster:
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> Cluster:
+        """Start every part; stopped again (all of it) if one fails. The PostgreSQL
+        primary and Redis start side by side; then the standbys' base backups and the
+        chat servers (whose history reads fall back to the primary until a standby
+        answers), side by side; then the taps and nginx. Also after
+        [stop][tutorial.cluster.cluster.Cluster.stop]: a new cluster, same settings."""
         try:
             await asyncio.to_thread(self._start_backends)
             self.redis_watch = RedisWatch(self)
             await self.redis_watch.start()
-            await asyncio.to_thread(self._start_servers)
+            await asyncio.to_thread(self._start_standbys_and_servers)
             if self.use_taps:
                 await self._start_taps()
             await asyncio.to_thread(self._start_nginx)
@@ -222,11 +229,23 @@ class Cluster:
         self.postgres = TempPostgres()
         self.postgres.start()
         self.primary = self.postgres
-        for i in range(1, self.pg_replicas + 1):
-            standby = TempStandby(self.postgres, name=f"replica-{i}")
-            self.standbys.append(standby)
-            standby.start()
+        self.standbys = [
+            TempStandby(self.postgres, name=f"replica-{i}") for i in range(1, self.pg_replicas + 1)
+        ]
+        for standby in self.standbys:  # known now, so the servers can be told them
+            standby.port = free_port()
         self.db_url = self.write_url() if self.standbys else self.postgres.url
+
+    def _start_standbys_and_servers(self) -> None:
+        """The standbys (base backups side by side) and the servers, side by side; all
+        finish (and keep what they started, for stop) before one raises."""
+        with ThreadPoolExecutor(1 + max(1, len(self.standbys))) as pool:
+            futures: list[Future[Any]] = [pool.submit(s.start) for s in self.standbys]
+            futures.append(pool.submit(self._start_servers))
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def _start_redis(self) -> None:
         if not self.use_redis:
@@ -296,24 +315,19 @@ class Cluster:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 server.stop()
-        if self.redis is not None:
-            with contextlib.suppress(Exception):
-                self.redis.close()
-            self.redis = None
-        if self.redis_ha is not None:
-            with contextlib.suppress(Exception):
-                self.redis_ha.close()
-            self.redis_ha = None
-        for standby in self.standbys:
-            with contextlib.suppress(Exception):
-                standby.stop()
+        # Redis and every database server stop side by side (each waits for its process).
+        stops = [n.close for n in (self.redis, self.redis_ha) if n is not None]
+        stops += [n.stop for n in (*self.standbys, self.postgres) if n is not None]
+        with ThreadPoolExecutor(max(1, len(stops))) as pool:
+            for done in [pool.submit(stop) for stop in stops]:
+                with contextlib.suppress(Exception):
+                    done.result()
+        self.redis = None
+        self.redis_ha = None
         self.standbys = []
-        if self.postgres is not None:
-            with contextlib.suppress(Exception):
-                self.postgres.stop()
-            self.postgres = None
-            self.primary = None
-            self.db_url = None
+        self.postgres = None
+        self.primary = None
+        self.db_url = self.given_db_url  # a SQLite file of its own went with the directory
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

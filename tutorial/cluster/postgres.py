@@ -132,7 +132,10 @@ class TempPostgres:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 "
-            f"-c cluster_name={self.name}"
+            # Base backups taken side by side each force a checkpoint, which may recycle
+            # a segment another backup has yet to stream ("requested WAL segment ...
+            # has already been removed"): keep a little WAL.
+            f"-c wal_keep_size=64MB -c cluster_name={self.name}"
         )
         self._run(
             str(self.bin / "pg_ctl"),

@@ -25,11 +25,13 @@ the next connection goes to the promoted replica. Nothing else tells them.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,10 @@ class RedisProcess:
             str(self.logfile),
             "--daemonize",
             "no",
+            # A master waits 5 s (the default) for more replicas before it streams its
+            # snapshot to them: none come here, so the replicas' first sync takes 5 s.
+            "--repl-diskless-sync-delay",
+            "0",
         ]
         if self.replica_of is not None:
             cmd += ["--replicaof", self.host, str(self.replica_of)]
@@ -195,7 +201,8 @@ sentinel monitor {service} 127.0.0.1 {master} {quorum}
 sentinel down-after-milliseconds {service} {down_after}
 sentinel failover-timeout {service} {failover_timeout}
 sentinel parallel-syncs {service} 1
-"""
+sentinel myid {myid}
+{known}"""
 
 
 class SentinelProcess(RedisProcess):
@@ -205,9 +212,25 @@ class SentinelProcess(RedisProcess):
     master), so the file lives in its own temporary directory.
     """
 
-    def __init__(self, master_port: int, name: str = "sentinel") -> None:
-        super().__init__(name=name)
+    def __init__(
+        self,
+        master_port: int,
+        name: str = "sentinel",
+        *,
+        port: int | None = None,
+        myid: str | None = None,
+        replicas: Sequence[int] = (),
+        peers: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        super().__init__(port=port, name=name)
         self.master_port = master_port
+        #: The Sentinel's run id (40 hex digits), fixed so the others can be told it.
+        self.myid = myid or secrets.token_hex(20)
+        # What a Sentinel would otherwise learn by itself, from the master's INFO (its
+        # replicas) and from the others' hello messages every 2 s (the other Sentinels):
+        # written in its config as it would write it, so the set-up is ready at once.
+        self.replicas = list(replicas)
+        self.peers = list(peers)
 
     @property
     def conf(self) -> Path:
@@ -227,6 +250,14 @@ class SentinelProcess(RedisProcess):
                     quorum=QUORUM,
                     down_after=DOWN_AFTER_MS,
                     failover_timeout=DOWN_AFTER_MS * 5,
+                    myid=self.myid,
+                    known="".join(
+                        [f"sentinel known-replica {SERVICE} 127.0.0.1 {p}\n" for p in self.replicas]
+                        + [
+                            f"sentinel known-sentinel {SERVICE} 127.0.0.1 {p} {i}\n"
+                            for p, i in self.peers
+                        ]
+                    ),
                 )
             )
         return [self.binary, str(self.conf), "--sentinel"]
@@ -281,8 +312,17 @@ class RedisHA:
                 node = RedisProcess(replica_of=master.port, name=f"redis-{i + 2}")
                 self.nodes.append(node)
                 node.start()
-            for i in range(self.sentinel_count):
-                sentinel = SentinelProcess(master.port, name=f"sentinel-{i + 1}")
+            ids = [(free_port(), secrets.token_hex(20)) for _ in range(self.sentinel_count)]
+            replicas = [n.port for n in self.nodes[1:]]
+            for i, (port, myid) in enumerate(ids):
+                sentinel = SentinelProcess(
+                    master.port,
+                    name=f"sentinel-{i + 1}",
+                    port=port,
+                    myid=myid,
+                    replicas=replicas,
+                    peers=[peer for peer in ids if peer[1] != myid],
+                )
                 self.sentinels.append(sentinel)
                 sentinel.start()
             wait_until(self._settled, timeout, "Redis replicas and Sentinels", interval=0.1)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -133,7 +134,7 @@ DRILL_TITLES = {
 
 
 def _drill_drawer(name: str, trace: Trace) -> Any:
-    return lambda r: sequence_diagram(trace, layers="chat", title=DRILL_TITLES[name])
+    return lambda r: draw_drill(name, trace)
 
 
 def figures_of(
@@ -177,55 +178,74 @@ async def settle(cluster: Cluster, timeout: float = WAIT) -> None:
 # -- the failover stories ---------------------------------------------------------------
 
 
-async def redis_failover_story(stage: ClusterStage, users: Sequence[str]) -> Trace:
+async def redis_failover_story(
+    stage: ClusterStage, users: Sequence[str], suffix: str = ""
+) -> Trace:
     """alice and bob on two servers; ``kill -9`` the master; alice's next message is
     acked but misses bob; the Sentinels promote a replica; once every server has
     re-subscribed, alice's following message reaches bob, who sees the gap and repairs
-    it from the store."""
+    it from the store. ``suffix`` makes the messages' texts new in a room that already
+    holds an earlier drill's."""
     cluster = stage.cluster
     assert cluster.redis_ha is not None
     alice, bob = users[0], users[1]
+    lost, after = f"{NO_MASTER}{suffix}", f"after failover{suffix}"
     first = len(stage.windows)
     master = cluster.redis_ha.master()
+    # python-socketio subscribes when a server's first client connects: count them.
+    subscribers = await asyncio.to_thread(channel_subscribers, master.port)
     stage.note("redis", f"kill -9 {master.name}, the master")
     cluster.kill_redis_master()
-    await stage.send(alice, NO_MASTER, reach=[alice])
+    await stage.send(alice, lost, reach=[alice])
     await cluster.wait_redis_failover()
     stage.note("sentinels", "+odown: master down")
     stage.note("sentinels", "+switch-master: replica promoted")
-    await wait_resubscribed(cluster, len(cluster.servers))
+    await wait_resubscribed(cluster, subscribers)
     stage.note("redis", "servers re-subscribed")
     client = stage.clients[bob]
-    await stage.send(alice, "after failover")
+    await stage.send(alice, after)
     async with stage.window(bob, "repair"):
-        await client.wait_until(lambda: NO_MASTER in client.received(ROOM), WAIT)
+        await client.wait_until(lambda: lost in client.received(ROOM), WAIT)
     await cluster.rejoin_redis(master)
     return _part(stage, first, {alice, bob})
 
 
-async def wait_resubscribed(cluster: Cluster, servers: int, timeout: float = 30.0) -> None:
-    """Until the master has ``servers`` subscribers on python-socketio's channel (the
-    RedisWatch's own subscription is the one more)."""
+def channel_subscribers(port: int) -> int:
+    """Subscribers of python-socketio's channel on the Redis node on ``port`` (the
+    servers that have had a client, and the cluster's RedisWatch)."""
     from tutorial.cluster.redis import command
 
+    _, count = command(port, "PUBSUB", "NUMSUB", "socketio")
+    return int(count)
+
+
+async def wait_resubscribed(cluster: Cluster, subscribers: int, timeout: float = 30.0) -> None:
+    """Until the master has ``subscribers`` on python-socketio's channel again (as many
+    as the old master had before it was killed)."""
     assert cluster.redis_ha is not None
     deadline = time.monotonic() + timeout
     while True:
         port = cluster.redis_ha.master_port()
         with contextlib.suppress(OSError, Exception):
-            _, count = await asyncio.to_thread(command, port, "PUBSUB", "NUMSUB", "socketio")
-            if int(count) >= servers + 1:
+            if await asyncio.to_thread(channel_subscribers, port) >= subscribers:
                 return
         if time.monotonic() > deadline:
             raise TimeoutError("the servers did not re-subscribe to the new master")
         await asyncio.sleep(0.05)
 
 
-async def database_failover_story(stage: ClusterStage, users: Sequence[str]) -> Trace:
+async def database_failover_story(
+    stage: ClusterStage, users: Sequence[str], suffix: str = ""
+) -> Trace:
     """alice's message while the primary is down: ``store_unavailable``, held in her
-    outbox; the documented promotion; her retry is acknowledged and reaches bob."""
+    outbox; the documented promotion of a standby; her retry is acknowledged and
+    reaches bob. ``suffix`` as for the Redis story."""
     cluster = stage.cluster
     alice, bob = users[0], users[1]
+    held = f"{NO_PRIMARY}{suffix}"
+    index = await asyncio.to_thread(promotable, cluster)
+    if index is None:
+        raise DrillUnavailable(NO_STANDBY)
     first = len(stage.windows)
     client = stage.clients[alice]
     # A retry that waits longer than a promotion takes: one refusal, then the ack.
@@ -234,17 +254,100 @@ async def database_failover_story(stage: ClusterStage, users: Sequence[str]) -> 
     await cluster.stop_database()
     errors = len(client.errors)
     async with stage.window(alice, "refused"):
-        pending = client.send(ROOM, NO_PRIMARY, client_msg_id=stage.next_msg_id(alice))
+        pending = client.send(ROOM, held, client_msg_id=stage.next_msg_id(alice))
         await client.wait_until(lambda: len(client.errors) > errors, WAIT)
-    standby = cluster.standbys[0]
+    standby = cluster.standbys[index]
     stage.note("database", f"pg_ctl promote {standby.name}")
-    await cluster.promote_replica(0)
+    await cluster.promote_replica(index)
     async with stage.window(alice, "retry"):
         await asyncio.wait_for(pending, WAIT)
         for name in (alice, bob):
             other = stage.clients[name]
-            await until(other, lambda o: NO_PRIMARY in o.received(ROOM))
+            await until(other, lambda o: held in o.received(ROOM))
     return _part(stage, first, {alice, bob})
+
+
+# -- the failover stories as drills a learner starts (a button in chapter 6) ----------------
+
+
+class DrillUnavailable(RuntimeError):
+    """The cluster cannot run this drill now; the message says why and what to do."""
+
+
+NO_STANDBY = (
+    "no standby is left to promote (earlier drills promoted them): run the teardown "
+    "cell, then press again, for a fresh cluster"
+)
+
+#: The drills, by name: the story each tells.
+DRILLS = {"redis-failover": redis_failover_story, "database-failover": database_failover_story}
+
+_drill_runs = itertools.count(1)
+
+
+def promotable(cluster: Cluster) -> int | None:
+    """The index of a running standby that is not the primary: the one a database
+    failover promotes (None: none left)."""
+    for i, standby in enumerate(cluster.standbys):
+        if standby is not cluster.primary and standby.running:
+            return i
+    return None
+
+
+def drill_blocker(cluster: Cluster, name: str) -> str | None:
+    """Why ``cluster`` cannot run drill ``name`` (None: it can). A stopped cluster can:
+    [run_drill][tutorial.scenarios.cluster.run_drill] starts it."""
+    if name not in DRILLS:
+        return f"no drill named {name!r} (there are {', '.join(DRILLS)})"
+    if not cluster.use_taps:
+        return "the drills need a cluster started with taps=True (they read the wire)"
+    if name == "redis-failover" and cluster.redis_replicas < 1:
+        return "this cluster runs one plain redis-server: no replica to promote, no Sentinel"
+    if name == "database-failover" and (not cluster.use_postgres or cluster.pg_replicas < 1):
+        return "this cluster has no PostgreSQL standby to promote (postgres=True, pg_replicas>=1)"
+    if cluster.nginx is not None and sum(s.alive for s in cluster.servers) < 2:
+        return (
+            "the drill needs two live servers: one was killed above (kill -9); run the "
+            "teardown cell, then press again, for a fresh cluster"
+        )
+    return None
+
+
+async def run_drill(cluster: Cluster, name: str) -> Trace:
+    """Drill ``name`` (``redis-failover`` or ``database-failover``) on ``cluster``, for
+    real: alice and bob join ``general`` on two live servers, then the story runs; the
+    result is its trace, as the scenario draws it. A stopped cluster (its teardown ran)
+    is started for the drill and stopped after it. Raises
+    [DrillUnavailable][tutorial.scenarios.cluster.DrillUnavailable] when the cluster
+    cannot run it (see [drill_blocker][tutorial.scenarios.cluster.drill_blocker])."""
+    from tutorial.chat import demo
+
+    why = drill_blocker(cluster, name)
+    if why is not None:
+        raise DrillUnavailable(why)
+    users = list(demo.USERS[:2])
+    own = cluster.nginx is None
+    stage = ClusterStage(cluster)
+    try:
+        await stage.start()
+        if name == "database-failover" and await asyncio.to_thread(promotable, cluster) is None:
+            raise DrillUnavailable(NO_STANDBY)
+        await stage.place(users, servers=[s.name for s in cluster.servers if s.alive])
+        for user in users:
+            await stage.connect(user)
+        # New texts each time: the room's history already holds an earlier drill's.
+        suffix = f" #{next(_drill_runs)}"
+        await stage.send(users[0], f"{TEXT}{suffix}")  # bob knows a seq before the story
+        return await DRILLS[name](stage, users, suffix=suffix)
+    finally:
+        await stage.close()
+        if own:
+            await cluster.stop()
+
+
+def draw_drill(name: str, trace: Trace) -> Any:
+    """A drill's sequence diagram (chat events)."""
+    return sequence_diagram(trace, layers="chat", title=DRILL_TITLES[name])
 
 
 #: Presence events are not these stories' subject. The drills check presence instead:

@@ -109,11 +109,14 @@ class ClusterStage:
 
     # -- placing clients -------------------------------------------------------------
 
-    async def place(self, users: Sequence[str]) -> dict[str, str]:
+    async def place(
+        self, users: Sequence[str], servers: Sequence[str] | None = None
+    ) -> dict[str, str]:
         """A source address per user, so that nginx's sticky hash puts user ``i`` on
-        server ``i % N + 1``: asked of nginx itself, one ``/healthz`` per address (the
-        hash is consistent, so the answer holds for the WebSocket that follows)."""
-        servers = [s.name for s in self.cluster.servers]
+        server ``i % N + 1`` (of ``servers``, by name; all of the cluster's by
+        default): asked of nginx itself, one ``/healthz`` per address (the hash is
+        consistent, so the answer holds for the WebSocket that follows)."""
+        servers = list(servers or [s.name for s in self.cluster.servers])
         wanted = {u: servers[i % len(servers)] for i, u in enumerate(users)}
         self.recording(False)
         try:

@@ -16,13 +16,16 @@ graphviz diagram that way.
 * [StateMachineView][tutorial.widgets.states.StateMachineView]: one client's state
   machine, live, with stop/start/reset;
 * [RoomsExplorer][tutorial.widgets.rooms.RoomsExplorer]: join and leave rooms for real,
-  see the membership.
+  see the membership;
+* [ClusterDrill][tutorial.widgets.drill.ClusterDrill]: a failover drill on a running
+  cluster behind a button, drawn from the wire.
 """
 
 from __future__ import annotations
 
 from tutorial.widgets.base import Picture
 from tutorial.widgets.chat import ChatPanel, ChatPanels, chat_panels, transcript
+from tutorial.widgets.drill import ClusterDrill
 from tutorial.widgets.explorer import LAYER_CHOICES, ScenarioExplorer
 from tutorial.widgets.figure import (
     Figure,
@@ -38,6 +41,7 @@ __all__ = [
     "LAYER_CHOICES",
     "ChatPanel",
     "ChatPanels",
+    "ClusterDrill",
     "Figure",
     "Picture",
     "RoomsExplorer",

@@ -43,7 +43,7 @@ function connect(spec) {
     const options = {
       transports: ["websocket"],
       reconnection: false,
-      timeout: 10_000,
+      timeout: 60_000, // a server holding 10,000 idle clients (--idle) may be slow to answer
     };
     if (teaching) options.auth = { token: spec.token };
     if (ca) options.ca = ca;
@@ -69,7 +69,7 @@ function connect(spec) {
     socket.once("connect", async () => {
       try {
         const join = teaching ? { roomId: ROOM } : ROOM;
-        const ack = await socket.timeout(10_000).emitWithAck(events.join, join);
+        const ack = await socket.timeout(60_000).emitWithAck(events.join, join);
         if (!ack || !ack.ok) throw new Error(`join refused: ${JSON.stringify(ack)}`);
         resolve(socket);
       } catch (err) {
