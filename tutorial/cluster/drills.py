@@ -398,6 +398,19 @@ async def _read_stat(cluster: Cluster, key: str) -> int:
     return sum(int(s.get("store", {}).get(key, 0)) for s in (await cluster.stats()).values())
 
 
+async def replayed(cluster: Cluster, room: str, seq: int, timeout: float = 10.0) -> None:
+    """Until every standby has replayed ``room`` up to ``seq``. PostgreSQL tells no client
+    when a standby applies WAL, so each standby is asked until its answer holds ``seq``."""
+    deadline = time.monotonic() + timeout
+    quoted = room.replace("'", "''")
+    query = f"SELECT coalesce(max(seq), 0) FROM messages WHERE room_id = '{quoted}'"
+    for standby in cluster.standbys:
+        while int((await asyncio.to_thread(standby.psql, query)).strip() or 0) < seq:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{standby.name} has not replayed seq {seq} of {room}")
+            await asyncio.sleep(0.05)
+
+
 async def replica_down(
     cluster: Cluster, users: Sequence[str] = ("alice", "bob"), reads: int = 6
 ) -> DrillReport:
@@ -414,7 +427,10 @@ async def replica_down(
     notes: list[TraceEvent] = []
     try:
         for k in range(3):
-            await clients[0].send(room, f"before #{k}")
+            ack = await clients[0].send(room, f"before #{k}")
+        # The lesson here is the fallback, not lag (replica_lag shows that): every standby
+        # holds the three messages before one stops, so a read from either is complete.
+        await replayed(cluster, room, int(ack["seq"]))
         fallbacks_before = await _read_stat(cluster, "fallbacks")
         await cluster.stop_replica(0)
         notes.append(_note(cluster, "database", f"pg_ctl stop {cluster.standbys[0].name}"))
