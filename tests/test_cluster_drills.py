@@ -155,6 +155,19 @@ async def test_replica_lag_is_seen_and_repaired_by_the_seq(
     assert all(lag and lag > 0 for lag in f["lag_bytes"].values()), f["lag_bytes"]
 
 
+async def test_a_failed_lag_drill_leaves_no_standby_paused(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def never_delivered(*args: object, **kwargs: object) -> None:
+        raise TimeoutError("made to fail while the standbys are paused")
+
+    monkeypatch.setattr(drills, "all_delivered", never_delivered)
+    with pytest.raises(TimeoutError, match="made to fail"):
+        await drills.replica_lag(cluster)
+    for standby in cluster.standbys:
+        assert standby.psql("SELECT pg_is_wal_replay_paused()").strip() == "f", standby.name
+
+
 async def test_a_stopped_standby_makes_reads_fall_back(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:

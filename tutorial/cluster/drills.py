@@ -357,7 +357,9 @@ async def replica_lag(cluster: Cluster, users: Sequence[str] = ("alice", "bob"))
     clients = await connect(cluster, [writer], room)
     start = len(cluster.trace)
     notes: list[TraceEvent] = []
+    paused = False
     try:
+        paused = True  # set first: a pause that fails halfway must be undone too
         for i in range(len(cluster.standbys)):
             await cluster.pause_replay(i)
         notes.append(_note(cluster, "database", "standbys pause WAL replay (lag on purpose)"))
@@ -377,6 +379,7 @@ async def replica_lag(cluster: Cluster, users: Sequence[str] = ("alice", "bob"))
         repaired_s = time.monotonic() - second_sent
         for i in range(len(cluster.standbys)):
             await cluster.resume_replay(i)
+        paused = False
         notes.append(_note(cluster, "database", "standbys resume replay"))
         history = await stored(cluster, room)
         await all_delivered(clients, room, history[-1].seq, 10)
@@ -391,6 +394,10 @@ async def replica_lag(cluster: Cluster, users: Sequence[str] = ("alice", "bob"))
         }
         return DrillReport("replica lag", room, figures, report, _slice(cluster, start, notes))
     finally:
+        if paused:  # a failed drill must not leave the next one reading paused standbys
+            for i in range(len(cluster.standbys)):
+                with contextlib.suppress(Exception):
+                    await cluster.resume_replay(i)
         await close(clients)
 
 
