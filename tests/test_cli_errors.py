@@ -251,5 +251,6 @@ def loaded_by(statement: str) -> list[str]:
 def test_the_command_line_is_parsed_before_the_server_libraries_load() -> None:
     assert loaded_by("import tutorial.cli; tutorial.cli.build_parser()") == []
     assert loaded_by("from tutorial.scenarios import SCENARIOS; list(SCENARIOS)") == []
+    assert loaded_by("from tutorial.scenarios import SCENARIOS; 'rooms' in SCENARIOS") == []
     # ... and the probe sees them once a command does need them.
     assert loaded_by("from tutorial.scenarios import SCENARIOS; SCENARIOS['handshake']") != []

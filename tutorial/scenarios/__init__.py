@@ -51,6 +51,9 @@ class Registry(Mapping[str, Runner]):
         run: Runner = importlib.import_module(f"tutorial.scenarios.{module}").run
         return run
 
+    def __contains__(self, name: object) -> bool:
+        return name in MODULES  # Mapping's own would look the scenario up, importing it
+
     def __iter__(self) -> Iterator[str]:
         return iter(MODULES)
 
