@@ -563,26 +563,28 @@ async def polling_chat(custom_server: Callable[..., Awaitable[ChatServer]]) -> A
         await close_all(chat)
 
 
+async def run_hostile_case(chat: Chat, case: Case, caplog: pytest.LogCaptureFixture) -> None:
+    """bob chats, the hostile case runs, the hostile connections close; then bob must be
+    unharmed (alone on the server, a newcomer chats with him) and nothing logged a traceback."""
+    await chat.bob.say("general", "before")
+    await case(chat)
+    await chat.after_the_case()
+    chat.assert_bob_unharmed()
+    assert_no_tracebacks(caplog)
+
+
 @pytest.mark.parametrize("case", POLLING_CASES)
 async def test_hostile_input_over_long_polling_is_answered_and_bob_keeps_chatting(
     polling_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await polling_chat.bob.say("general", "before")
-    await case(polling_chat)
-    await polling_chat.after_the_case()
-    polling_chat.assert_bob_unharmed()
-    assert_no_tracebacks(caplog)
+    await run_hostile_case(polling_chat, case, caplog)
 
 
 @pytest.mark.parametrize("case", API_CASES)
 async def test_hostile_api_input_is_answered_and_bob_keeps_chatting(
     api_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await api_chat.bob.say("general", "before")
-    await case(api_chat)
-    await api_chat.after_the_case()
-    api_chat.assert_bob_unharmed()
-    assert_no_tracebacks(caplog)
+    await run_hostile_case(api_chat, case, caplog)
 
 
 # -- (b) raw Engine.IO / Socket.IO packets over a plain WebSocket -----------------------
@@ -786,11 +788,7 @@ RAW_CASES = [
 async def test_hostile_raw_packets_are_answered_and_bob_keeps_chatting(
     raw_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await raw_chat.bob.say("general", "before")
-    await case(raw_chat)
-    await raw_chat.after_the_case()
-    raw_chat.assert_bob_unharmed()
-    assert_no_tracebacks(caplog)
+    await run_hostile_case(raw_chat, case, caplog)
 
 
 # -- (c) raw packets in long-polling POSTs ------------------------------------------------
@@ -878,8 +876,4 @@ POLLING_RAW_CASES = [
 async def test_hostile_polling_requests_are_answered_and_bob_keeps_chatting(
     polling_raw_chat: Chat, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await polling_raw_chat.bob.say("general", "before")
-    await case(polling_raw_chat)
-    await polling_raw_chat.after_the_case()
-    polling_raw_chat.assert_bob_unharmed()
-    assert_no_tracebacks(caplog)
+    await run_hostile_case(polling_raw_chat, case, caplog)
