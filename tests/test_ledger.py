@@ -260,3 +260,37 @@ def test_messages_of_two_servers_may_cross_on_the_way() -> None:
     for seq in (1, 2):
         wire.deliver("alice", seq, ("alice-1", "bob-1")[seq - 1])
     check(wire, stored((1, "alice-1"), (2, "bob-1")))
+
+
+def crossed_retransmission(*, duplicate: bool) -> Wire:
+    """alice's first send of alice-1 reached server-3 and got no ack; alice, now on
+    server-1, sends alice-2 and then alice-1 again, acked with ``duplicate``; bob gets
+    seq 2 live before seq 1."""
+    wire = Wire()
+    wire.trace.add_lifeline("server-3", "server-3", "server")
+    payload = {"roomId": ROOM, "text": "alice-1", "clientMsgId": "alice-1"}
+    wire._sio("alice", "server-3", type="EVENT", event="send-message", id=1, args=[payload])
+    wire.send("alice", 1, "alice-2", 2)
+    wire._sio("alice", "server-1", type="EVENT", event="send-message", id=2, args=[payload])
+    again = {"ok": True, "id": "id-1", "seq": 1, "duplicate": duplicate}
+    wire._sio("server-1", "alice", type="ACK", id=2, data=[again])
+    wire.deliver("bob", 2, "alice-2")
+    wire.deliver("bob", 1, "alice-1")
+    wire.history("alice", (1, "alice-1"), (2, "alice-2"))
+    return wire
+
+
+def test_a_retransmission_acked_by_another_server_keeps_its_first_server_as_origin() -> None:
+    """The kill drill's case: server-3 stored and published alice-1, then died before
+    its ack got out, and server-1 answered the retransmission with ``duplicate``. So
+    alice-1 is server-3's, and its late arrival at bob, after server-1's seq 2, is two
+    servers crossing on the way, not server-1 reordering."""
+    store = stored((1, "alice-1"), (2, "alice-2"))
+    wire = crossed_retransmission(duplicate=True)
+    ledger = read_ledger(wire.trace, ROOM, CLIENTS)
+    assert ledger.acked_by == {"alice-1": "server-3", "alice-2": "server-1"}
+    check(wire, store)
+    # Had server-1 stored it (its ack says so), the same wire is server-1 reordering.
+    wire = crossed_retransmission(duplicate=False)
+    assert read_ledger(wire.trace, ROOM, CLIENTS).acked_by["alice-1"] == "server-1"
+    assert problems(wire, store) == ["reordered: bob got seq 1 of server-1's live after seq 2"]

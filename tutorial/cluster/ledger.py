@@ -94,7 +94,10 @@ class Ledger:
     sent_at: dict[str, float] = field(default_factory=dict)  # clientMsgId -> first send
     acked: dict[str, int] = field(default_factory=dict)  # clientMsgId -> seq
     acked_at: dict[str, float] = field(default_factory=dict)  # clientMsgId -> time
-    acked_by: dict[str, str] = field(default_factory=dict)  # clientMsgId -> server
+    acked_by: dict[str, str] = field(default_factory=dict)
+    """clientMsgId -> the server that stored and broadcast it: the one whose ack says
+    ``duplicate: false``, or, when only a retransmission was acked, the one the first
+    send went to."""
     copies: dict[str, list[Copy]] = field(default_factory=dict)  # client -> in wire order
     departures: list[Departure] = field(default_factory=list)  # user-left, in wire order
     connects: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
@@ -144,6 +147,7 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
     members = set(clients)
     ledger = Ledger(room, copies={c: [] for c in sorted(members)})
     pending: dict[tuple[str, str, int], str] = {}  # (client, server, ack id) -> clientMsgId
+    first_sent_to: dict[str, str] = {}  # clientMsgId -> server its first send went to
     events = trace.events if isinstance(trace, Trace) else tuple(trace)
     for e in events:
         fields = _sio(e)
@@ -158,6 +162,7 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
                 if msg_id not in sent:
                     sent.append(msg_id)
                 ledger.sent_at.setdefault(msg_id, e.t)
+                first_sent_to.setdefault(msg_id, e.target)
                 if fields.get("id") is not None:
                     pending[(e.source, e.target, int(fields["id"]))] = msg_id
         elif e.target in members and kind == "ACK" and fields.get("id") is not None:
@@ -166,7 +171,14 @@ def read_ledger(trace: Trace | Iterable[TraceEvent], room: str, clients: Iterabl
             if acked and isinstance(ack, dict) and ack.get("ok"):
                 ledger.acked[acked] = int(ack["seq"])
                 ledger.acked_at.setdefault(acked, e.t)
-                ledger.acked_by.setdefault(acked, e.source)
+                if not ack.get("duplicate"):
+                    # The server that stored it, and so broadcast it: only one ever does.
+                    ledger.acked_by[acked] = e.source
+                else:
+                    # A retransmission's ack ("already stored"): the server that stored
+                    # and broadcast it is the one the first send reached (it may have
+                    # died before its ack got out), not the one answering now.
+                    ledger.acked_by.setdefault(acked, first_sent_to.get(acked, e.source))
         elif e.target in members and kind == "EVENT" and name == "new-message":
             message = _first_arg(fields, "args")
             if isinstance(message, dict) and message.get("roomId") == room:
