@@ -205,6 +205,74 @@ async def test_every_client_gets_every_message_once_in_seq_order_on_either_trans
             await sio.disconnect()
 
 
+async def test_corked_frames_share_writes_and_stay_ahead_of_what_is_queued_after_them(
+    custom_server: Callable[..., Any],
+) -> None:
+    """A burst of sends, committed together, is broadcast turn after turn: the frames
+    of those turns wait corked and leave in fewer writes than frames. Each sender's ack
+    goes through its queue, after its message's broadcast: on alice's wire every
+    ``new-message`` comes before the ack of that message, and in seq order."""
+    srv = await custom_server(rate_capacity=1e9, rate_per_second=1e9)
+    assert srv.fanout is not None
+    alice, bob = await open_wire(srv, "alice"), await open_wire(srv, "bob")
+    burst = 40
+    try:
+        frames, writes = srv.fanout.counters.written, srv.fanout.counters.writes
+        alice.writer.write(
+            b"".join(
+                _masked_text(
+                    f"42{100 + k}"
+                    + json.dumps(
+                        [
+                            "send-message",
+                            {"roomId": "general", "text": f"m{k}", "clientMsgId": f"m{k}"},
+                        ]
+                    )
+                )
+                for k in range(burst)
+            )
+        )
+        order: dict[str, list[str]] = {"alice": [], "bob": []}
+        for name, wire in (("alice", alice), ("bob", bob)):
+            wanted = {"msg": burst, "ack": burst if name == "alice" else 0}
+            while any(
+                len([x for x in order[name] if x.startswith(kind)]) < n
+                for kind, n in wanted.items()
+            ):
+                raw = await wire.raw_frame()
+                body = raw[2 + {126: 2, 127: 8}.get(raw[1] & 0x7F, 0) :].decode()
+                if body.startswith('42["new-message"'):
+                    message = json.loads(body[2:])[1]
+                    order[name].append(f"msg {message['clientMsgId']} {message['seq']}")
+                elif body.startswith("43"):
+                    ack = json.loads(body[body.index("[") :])[0]
+                    order[name].append(f"ack m{int(body[2 : body.index('[')]) - 100} {ack['seq']}")
+        for name, seen in order.items():
+            got = [int(x.split()[2]) for x in seen if x.startswith("msg")]
+            assert got == sorted(got), f"{name} got broadcasts out of seq order"
+        acked = [x for x in order["alice"] if x.startswith("ack")]
+        for ack in acked:  # "ack mK seq" comes after "msg mK seq"
+            _, msg_id, seq = ack.split()
+            assert order["alice"].index(f"msg {msg_id} {seq}") < order["alice"].index(ack), (
+                f"the ack of {msg_id} overtook its broadcast on alice's wire"
+            )
+        frames = srv.fanout.counters.written - frames
+        writes = srv.fanout.counters.writes - writes
+        assert frames >= burst and writes < frames, (frames, writes)
+    finally:
+        alice.close()
+        bob.close()
+
+
+def _masked_text(text: str) -> bytes:
+    """A client's (masked) WebSocket text frame."""
+    payload = text.encode()
+    mask = b"\x01\x02\x03\x04"
+    n = len(payload)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 # -- messages from another server ---------------------------------------------------------
 
 

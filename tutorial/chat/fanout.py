@@ -79,18 +79,30 @@ class FanoutCounters:
     queued: int = 0  # put on the session's queue (polling, busy writer, compressed)
     refused: int = 0  # the per-connection bound said no (the connection was closed)
     gone: int = 0  # the session had closed
+    writes: int = 0  # transport writes (system calls) that carried the written frames
+
+
+MAX_CORK_SECONDS = 0.005
+"""How long frames may wait corked while broadcasts keep coming turn after turn."""
 
 
 class Fanout:
     """Writes broadcasts for one python-socketio server (see the module's text)."""
 
-    def __init__(self, eio: Any, policy: SendQueuePolicy) -> None:
+    def __init__(
+        self, eio: Any, policy: SendQueuePolicy, max_cork: float = MAX_CORK_SECONDS
+    ) -> None:
         self.eio = eio
         self.policy = policy
+        self.max_cork = max_cork
         self.counters = FanoutCounters()
-        # Frames written in this turn of the event loop, per transport; flushed together
-        # at the end of the turn (one write, one system call, for several broadcasts).
+        # Frames corked per transport, as [bytes, its queue, frame, frame, ...]; written
+        # together (one write, one system call, for several broadcasts) when the
+        # broadcasts stop coming, after at most max_cork, or before anything else is
+        # queued to that connection.
         self._pending: dict[Any, list[Any]] = {}
+        self._corked_at = 0.0  # loop time of the first frame of the current cork
+        self._fresh = False  # frames corked since the last turn's check
 
     async def deliver(self, encoded: str, eio_sids: list[str]) -> None:
         """Send one encoded Socket.IO packet to each of these Engine.IO sessions."""
@@ -103,11 +115,12 @@ class Fanout:
         websocket_of = policy.websocket_of
         counters = self.counters
         pending = self._pending
-        sockets = compat.engineio_socket_table(eio)
         state_of = compat.socket_state
         WEBSOCKET, GONE = compat.WEBSOCKET, compat.GONE
         now = time.time()
         late: list[str] = []
+        written = counters.written
+        sockets = compat.engineio_socket_table(eio)
         for eio_sid in eio_sids:
             socket = sockets.get(eio_sid)
             if socket is None:
@@ -144,30 +157,55 @@ class Fanout:
                 continue
             if corked is None:
                 if not pending:
-                    asyncio.get_running_loop().call_soon(self._flush)
-                pending[transport] = [size, frame]
+                    loop = asyncio.get_running_loop()
+                    self._corked_at = loop.time()
+                    loop.call_soon(self._turn, 0)
+                pending[transport] = [size, queue, frame]
+                queue.corked_by, queue.corked_on = self, transport  # see SendQueue.put_nowait
             else:
                 corked[0] += size
                 corked.append(frame)
             counters.written += 1
+        if counters.written != written:
+            self._fresh = True
         for eio_sid in late:
             # The library's send: it closes a session that went quiet.
             with contextlib.suppress(Exception):
                 await eio.send_packet(eio_sid, pkt)
 
-    def _flush(self) -> None:
-        """Write each transport's frames of this turn, in order, in one write.
+    def _turn(self, rounds: int) -> None:
+        """Once per turn of the event loop while frames are corked: write them all, unless
+        broadcasts are still coming turn after turn (a group commit's messages, each
+        broadcast as the room's lock passes to the next) and the cork is younger than
+        ``max_cork``. The first check always waits one more turn: the next broadcast of
+        such a chain runs in the turn after the first one's."""
+        loop = asyncio.get_running_loop()
+        if (rounds == 0 or self._fresh) and loop.time() - self._corked_at < self.max_cork:
+            self._fresh = False
+            loop.call_soon(self._turn, rounds + 1)
+            return
+        self._flush()
 
-        Scheduled with ``call_soon`` when the first frame of a turn is corked, so it runs
-        before any writer task woken later in the turn: a packet queued after a corked
-        frame still reaches the transport after it.
-        """
+    def release(self, transport: Any) -> None:
+        """Write what is corked for ``transport`` now: its queue is about to take a packet
+        (an ack, a ping, the library's own emit), which must follow those frames."""
+        corked = self._pending.pop(transport, None)
+        if corked is not None:
+            self._write(transport, corked)
+
+    def _flush(self) -> None:
+        """Write each transport's corked frames, in order, in one write."""
         pending, self._pending = self._pending, {}
         for transport, corked in pending.items():
-            if transport.is_closing():
-                continue
-            with contextlib.suppress(Exception):
-                transport.write(corked[1] if len(corked) == 2 else b"".join(corked[1:]))
+            self._write(transport, corked)
+
+    def _write(self, transport: Any, corked: list[Any]) -> None:
+        corked[1].corked_by = None
+        if transport.is_closing():
+            return
+        self.counters.writes += 1
+        with contextlib.suppress(Exception):
+            transport.write(corked[2] if len(corked) == 3 else b"".join(corked[2:]))
 
 
 __all__ = ["Fanout", "FanoutCounters", "fanout_supported"]

@@ -257,6 +257,10 @@ class SendQueue(asyncio.Queue):  # type: ignore[type-arg]
         self.overflowed = False
         self.socket: Any = None
         self.waiting = 0  # the socket's writer is inside get(), holding nothing unsent
+        # The broadcast fast path holding frames for this connection, not yet written
+        # (tutorial.chat.fanout): they go out before anything queued after them.
+        self.corked_by: Any = None
+        self.corked_on: Any = None  # the transport those frames wait for
 
     @property
     def idle(self) -> bool:
@@ -278,6 +282,9 @@ class SendQueue(asyncio.Queue):  # type: ignore[type-arg]
             self.waiting -= 1
 
     def put_nowait(self, item: Any) -> None:
+        if self.corked_by is not None:
+            fanout, self.corked_by = self.corked_by, None
+            fanout.release(self.corked_on)
         if item is None:
             super().put_nowait(item)
             return

@@ -85,7 +85,9 @@ class Target:
     nginx: bool = False
     redis: bool = False
     trace: bool = False  # server-side spans recorded into a Trace
-    fanout: str = "fast"  # teaching server: "fast" (tutorial.chat.fanout) or "library"
+    # teaching server: "fast" (tutorial.chat.fanout), "per-turn" (the fast path writing
+    # at the end of each turn, no cork across turns) or "library" (python-socketio's)
+    fanout: str = "fast"
 
 
 def targets(servers: int) -> list[Target]:
@@ -93,6 +95,7 @@ def targets(servers: int) -> list[Target]:
         Target(NODE_TARGET, "node"),
         Target(BASELINE_TARGET, "baseline"),
         Target("teaching server, tracing off", "teaching"),
+        Target("teaching server, a write per turn", "teaching", fanout="per-turn"),
         Target("teaching server, library fan-out", "teaching", fanout="library"),
         Target("teaching server, tracing on", "teaching", trace=True),
         Target("1 server + nginx (TLS) + Redis", "teaching", 1, nginx=True, redis=True),
@@ -205,6 +208,7 @@ def raise_open_files_limit() -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     """The teaching server as ``tutorial serve`` runs it, minus the rate limit."""
+    from tutorial.chat.fanout import MAX_CORK_SECONDS
     from tutorial.chat.server import ChatServer, ServerConfig
 
     raise_open_files_limit()
@@ -217,7 +221,8 @@ async def _serve(args: argparse.Namespace) -> None:
         name=args.name,
         rate_capacity=1e9,
         rate_per_second=1e9,
-        fast_fanout=args.fanout == "fast",
+        fast_fanout=args.fanout != "library",
+        fanout_max_cork=0.0 if args.fanout == "per-turn" else MAX_CORK_SECONDS,
     )
     span = None
     if args.trace:
@@ -234,7 +239,7 @@ async def _serve(args: argparse.Namespace) -> None:
         gc_policy = LongLivedGc()
         gc_policy.install()
     if args.pauses:
-        watch_pauses(args.pauses)
+        watch_pauses(args.pauses, server.fanout)
     profiler = None
     if args.profile:
         import cProfile
@@ -250,20 +255,35 @@ async def _serve(args: argparse.Namespace) -> None:
     await server.stop()
 
 
-def watch_pauses(path: str) -> None:
+def watch_pauses(path: str, fanout: Any = None) -> None:
     """SIGUSR1 starts a window of [LoopWatch][tutorial.cluster.loopwatch.LoopWatch];
-    SIGUSR2 ends it and writes its summary (JSON) to ``path``, atomically."""
+    SIGUSR2 ends it and writes its summary (JSON) to ``path``, atomically, with the
+    fast path's frames and transport writes in the window (``fanout``: the server's
+    [Fanout][tutorial.chat.fanout.Fanout], if it has one)."""
     from tutorial.cluster.loopwatch import LoopWatch
 
     watch = LoopWatch()
     loop = asyncio.get_running_loop()
+    at_start = (0, 0)
+
+    def counts() -> tuple[int, int]:
+        return (fanout.counters.written, fanout.counters.writes) if fanout else (0, 0)
+
+    def start() -> None:
+        nonlocal at_start
+        at_start = counts()
+        watch.start()
 
     def dump() -> None:
+        summary = watch.stop()
+        written, writes = counts()
+        summary["fanout_frames_count"] = written - at_start[0]
+        summary["fanout_writes_count"] = writes - at_start[1]
         part = Path(path + ".part")
-        part.write_text(json.dumps(watch.stop()))
+        part.write_text(json.dumps(summary))
         part.replace(path)
 
-    loop.add_signal_handler(signal.SIGUSR1, watch.start)
+    loop.add_signal_handler(signal.SIGUSR1, start)
     loop.add_signal_handler(signal.SIGUSR2, dump)
 
 
@@ -711,6 +731,7 @@ def pauses_table(results: list[Result]) -> str:
     head = f"{'target':<{w}} {'lag p50':>8} {'lag p99':>8} {'lag max':>8}"
     head += f" {'gc0 n/ms':>12} {'gc1 n/ms':>12} {'gc2 n/ms':>12} {'gc2 max':>8}"
     head += f" {'GC CPU':>8} {'tracked':>9} {'frozen':>9} {'collected':>9}"
+    head += f" {'frames/write':>12}"
     rows = [head, "-" * len(head)]
     for r in results:
         p = r.pauses
@@ -724,9 +745,16 @@ def pauses_table(results: list[Result]) -> str:
             f"{p['loop_lag_max_ms']:>8.1f} {gcs} {p.get('gc2_max_ms', 0):>8.1f} "
             f"{sum(p.get(f'gc{g}_cpu_total_ms', 0) for g in (0, 1, 2)):>8.0f} "
             f"{p.get('gc_tracked', 0):>9,} {p.get('gc_frozen', 0):>9,} "
-            f"{p.get('gc_collected', 0):>9,}"
+            f"{p.get('gc_collected', 0):>9,} {_frames_per_write(p):>12}"
         )
     return "\n".join(rows)
+
+
+def _frames_per_write(pauses: dict[str, Any]) -> str:
+    """Fast-path frames per transport write (system call) in the window: above 1 when
+    broadcasts of the same turns shared a write."""
+    frames, writes = pauses.get("fanout_frames_count", 0), pauses.get("fanout_writes_count", 0)
+    return f"{frames / writes:.2f}" if writes else "-"
 
 
 def chart(results: list[Result], path: Path, subtitle: str) -> None:
@@ -1034,7 +1062,7 @@ if __name__ == "__main__":
         parser.add_argument("--name", default="bench")
         parser.add_argument("--trace", action="store_true")
         parser.add_argument("--read-db", action="append")
-        parser.add_argument("--fanout", choices=["fast", "library"], default="fast")
+        parser.add_argument("--fanout", choices=["fast", "per-turn", "library"], default="fast")
         parser.add_argument("--profile", default=None, help="write cProfile stats here")
         parser.add_argument("--pauses", default=None, help="loop lag and GC pauses (JSON)")
         parser.add_argument("--gc", choices=["long-lived", "default"], default="long-lived")
