@@ -390,3 +390,34 @@ async def test_a_broadcast_is_encoded_once_as_asyncmanager_emit_encodes_it(
     finally:
         assert server._deliver == original
         await client.disconnect()
+
+
+async def test_a_sessions_pings_are_routed_and_read_through_the_seam(
+    server: ChatServer, raw_socket: RawSocket
+) -> None:
+    """compat.route_engineio_pings, ping_packet, ping_due, ping_sent, pong_missing,
+    engineio_sid, forget_if_closed: AsyncServer.start_background_task,
+    AsyncSocket._send_ping as schedule_ping's target, .last_ping, .closing, .closed,
+    .sid, AsyncServer.sockets (python-engineio)."""
+    eio, sid = server.sio.eio, raw_socket.handshake["sid"]
+    socket = eio.sockets[sid]
+    assert compat.engineio_sid(socket) == sid
+    routed: list[Any] = []
+    compat.route_engineio_pings(eio, routed.append)
+    socket.last_ping = time.time()  # a ping answered: the library schedules the next
+    socket.schedule_ping()
+    assert routed == [socket], "schedule_ping no longer starts _send_ping through the server"
+    other = eio.start_background_task(asyncio.sleep, 0)  # anything else: the library's
+    await other
+    assert compat.ping_packet().encode() == "2"
+    assert compat.ping_due(socket)
+    sent = compat.ping_sent(socket)
+    assert socket.last_ping == sent and compat.pong_missing(socket, sent)
+    socket.schedule_ping()  # what a PONG does: last_ping cleared
+    assert not compat.pong_missing(socket, sent)
+    compat.forget_if_closed(eio, socket)
+    assert sid in eio.sockets, "an open session was forgotten"
+    await compat.end_engineio_socket(socket, stop_writer=True)
+    assert not compat.ping_due(socket)
+    compat.forget_if_closed(eio, socket)
+    assert sid not in eio.sockets

@@ -263,6 +263,100 @@ async def end_engineio_socket(socket: Any, *, stop_writer: bool) -> None:
         socket.queue.put_nowait(None)
 
 
+def route_engineio_pings(eio: Any, schedule: Callable[[Any], None]) -> None:
+    """Hand each session's next ping to ``schedule(socket)`` instead of a task per ping.
+
+    python-engineio starts one task per session per ping cycle (``schedule_ping`` starts
+    ``AsyncSocket._send_ping``: sleep ``ping_interval``, then send PING), at connect and
+    after each PONG. This server's ``start_background_task`` passes that one target to
+    ``schedule`` and starts every other the library's way. The caller then sends the
+    ping with [ping_sent][tutorial.compat.ping_sent] and the packet from
+    [ping_packet][tutorial.compat.ping_packet].
+
+    Reaches: ``AsyncServer.start_background_task`` (set on the instance: other servers
+    in the process keep the library's), ``AsyncSocket._send_ping`` as
+    ``schedule_ping``'s target; checked with python-engineio 4.13-4.15.
+    """
+    from engineio.async_socket import AsyncSocket
+
+    send_ping = AsyncSocket._send_ping
+    start = eio.start_background_task
+
+    def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(target, "__func__", None) is send_ping and not args and not kwargs:
+            schedule(target.__self__)
+            return None
+        return start(target, *args, **kwargs)
+
+    eio.start_background_task = start_background_task
+
+
+def engineio_sid(socket: Any) -> str:
+    """An Engine.IO session's id.
+
+    Reaches: ``AsyncSocket.sid``; checked with python-engineio 4.13-4.15.
+    """
+    sid: str = socket.sid
+    return sid
+
+
+def ping_packet() -> Any:
+    """The Engine.IO PING packet (``2``), as ``AsyncSocket._send_ping`` sends it."""
+    from engineio import packet
+
+    return packet.Packet(packet.PING)
+
+
+def ping_due(socket: Any) -> bool:
+    """May this session get its ping now? Not when it is closing or closed (what
+    ``_send_ping`` checks after its sleep).
+
+    Reaches: ``AsyncSocket.closing``, ``.closed``; checked with python-engineio 4.13-4.15.
+    """
+    return not socket.closing and not socket.closed
+
+
+def ping_sent(socket: Any) -> float:
+    """Mark the ping as sent now (``last_ping``: the PONG clears it; without one, the
+    session is closed ``ping_timeout`` later) and answer that time.
+
+    Reaches: ``AsyncSocket.last_ping``; checked with python-engineio 4.13-4.15.
+    """
+    now = time.time()
+    socket.last_ping = now
+    return now
+
+
+def pong_missing(socket: Any, sent: float) -> bool:
+    """Is the ping sent at ``sent`` still unanswered (no PONG since, session open)?
+
+    Reaches: ``AsyncSocket.last_ping``, ``.closing``, ``.closed``; checked with
+    python-engineio 4.13-4.15.
+    """
+    return socket.last_ping == sent and not socket.closing and not socket.closed
+
+
+async def close_if_silent(socket: Any) -> None:
+    """The library's own check: close a session whose ping went unanswered for
+    ``ping_timeout`` (its ``disconnect`` runs as for any other close).
+
+    Reaches: ``AsyncSocket.check_ping_timeout``; checked with python-engineio 4.13-4.15.
+    """
+    with contextlib.suppress(Exception):
+        await socket.check_ping_timeout()
+
+
+def forget_if_closed(eio: Any, socket: Any) -> None:
+    """Drop a closed session from the server's table, as the library's service task
+    (which this server does not start: ``monitor_clients=False``) would.
+
+    Reaches: ``AsyncServer.sockets``, ``AsyncSocket.sid``, ``.closed``; checked with
+    python-engineio 4.13-4.15.
+    """
+    if socket.closed and eio.sockets.get(socket.sid) is socket:
+        del eio.sockets[socket.sid]
+
+
 QUEUED = "queued"
 """[queue_packet][tutorial.compat.queue_packet] put the packet on the session's queue."""
 GONE = "gone"

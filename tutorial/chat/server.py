@@ -37,7 +37,7 @@ from aiohttp import web
 
 from tutorial import compat
 from tutorial.chat import auth, demo
-from tutorial.chat.fanout import Fanout, fanout_supported
+from tutorial.chat.fanout import MAX_CORK_SECONDS, Fanout, fanout_supported
 from tutorial.chat.httpguard import HttpGuard
 from tutorial.chat.packets import (
     MALFORMED_EVENT,
@@ -45,6 +45,7 @@ from tutorial.chat.packets import (
     broadcast,
     install_engineio_hooks,
 )
+from tutorial.chat.pingwheel import PingWheel
 from tutorial.chat.presence import Presence, RedisPresence, reach_redis
 from tutorial.chat.ratelimit import LoginThrottle, RateLimiter, Strikes, TokenBucket
 from tutorial.chat.sendqueue import DEFAULT_MAX_SEND_QUEUE, MIN_SEND_QUEUE, SendQueuePolicy
@@ -145,6 +146,9 @@ class ServerConfig:
     # Broadcasts write one pre-built frame to each WebSocket recipient (chat/fanout.py);
     # False: python-socketio's own emit.
     fast_fanout: bool = True
+    # How long its frames may wait corked while broadcasts keep coming turn after turn
+    # (then they share one write per connection); 0: one write per turn of the loop.
+    fanout_max_cork: float = MAX_CORK_SECONDS
     # Accept permessage-deflate when a client offers it (Node's socket.io 4 does not by
     # default; compressed connections cannot share a frame, so they take the queue).
     websocket_compression: bool = False
@@ -239,6 +243,9 @@ class ChatServer:
             max_http_buffer_size=config.max_http_buffer_size,
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
+            # With the fast path, the ping wheel keeps the heartbeats (chat/pingwheel.py)
+            # and sweeps closed sessions: python-engineio's service task is not needed.
+            monitor_clients=not fast,
             logger=False,
             engineio_logger=False,
         )
@@ -248,8 +255,11 @@ class ChatServer:
         install_engineio_hooks(
             self.sio.eio, self.send_policy, websocket_compression=config.websocket_compression
         )
+        self.pings: PingWheel | None = None
         if fast:
-            self.fanout = Fanout(self.sio.eio, self.send_policy)
+            self.fanout = Fanout(self.sio.eio, self.send_policy, config.fanout_max_cork)
+            self.pings = PingWheel(self.sio.eio, config.ping_interval, config.ping_timeout)
+            self.pings.install()
         self.app = web.Application(
             middlewares=[self.guard.middleware], client_max_size=config.max_http_buffer_size
         )
@@ -348,6 +358,8 @@ class ChatServer:
                     await eio_session.close(wait=False)
             with contextlib.suppress(Exception):
                 await self.sio.shutdown()
+            if self.pings is not None:
+                self.pings.stop()
             await self._runner.cleanup()
             self._runner = None
         await self.presence.stop()
@@ -428,6 +440,11 @@ class ChatServer:
                     "connections": len(self.sessions),
                     "limits": self.limit_counters(),
                     "fanout": asdict(self.fanout.counters) if self.fanout else None,
+                    "pings": (
+                        {"sent": self.pings.pings, "timeouts": self.pings.timeouts}
+                        if self.pings
+                        else None
+                    ),
                     **({"store": reads} if (reads := self.store.read_stats()) else {}),
                 }
             )
