@@ -73,6 +73,7 @@ NODE_IDLE = JS_DIR / "idle_clients.mjs"
 IDLE_PER_USER = 10  # idle connections per idle user (the server's default cap per user)
 NODE_TARGET = "Node socket.io 4"
 BASELINE_TARGET = "bare python-socketio"
+WARMUP_MESSAGES = 5  # per sender, before the timed run: first-use paths and JIT warmed
 GENERATORS = ("js", "python")
 GC_POLICIES = ("default", "long-lived")  # Python's collector as is; chat/gcpolicy.py
 
@@ -337,6 +338,10 @@ async def _worker(config: WorkerConfig) -> None:
 
     kind = config.kind
     expected = config.expected_per_client
+    warmed = asyncio.Event()
+    cold = len(config.clients) if config.warmup_per_client else 0
+    if not cold:
+        warmed.set()
     latencies: list[float] = []
     count = 0
     errors = 0
@@ -357,10 +362,17 @@ async def _worker(config: WorkerConfig) -> None:
             connector = aiohttp.TCPConnector(local_addr=local, limit=0, ssl=trust or True)
             http = aiohttp.ClientSession(connector=connector)
         sio = socketio.AsyncClient(reconnection=False, **({"http_session": http} if http else {}))
-        got = {"n": 0}
+        got = {"n": 0, "warmup": 0}
 
         def on_message(data: dict[str, Any], got: dict[str, int] = got) -> None:
-            nonlocal count, last, remaining
+            nonlocal count, last, remaining, cold
+            if data["text"].startswith("warmup "):
+                got["warmup"] += 1
+                if got["warmup"] == config.warmup_per_client:
+                    cold -= 1
+                    if cold == 0:
+                        warmed.set()
+                return
             now = time.monotonic()
             latencies.append((now - float(data["text"].split(" ", 1)[0])) * 1000)
             count += 1
@@ -381,9 +393,24 @@ async def _worker(config: WorkerConfig) -> None:
         assert ack and ack.get("ok"), ack
         clients.append((sio, http, spec))
 
+    async def warm_up(sio: Any, spec: ClientSpec) -> None:
+        event = Event.SEND_MESSAGE if kind == "teaching" else "send"
+        for k in range(config.warmup):
+            payload = {
+                "roomId": ROOM,
+                "text": f"warmup {spec.user} {k}",
+                "clientMsgId": f"{spec.user}-w{k}",
+            }
+            await sio.call(event, payload, timeout=30)
+
     _say(benchwire.Ready())
     loop = asyncio.get_running_loop()
     line = await loop.run_in_executor(None, sys.stdin.readline)
+    if isinstance(benchwire.decode(line), benchwire.WarmUp):
+        await asyncio.gather(*(warm_up(s, spec) for s, _, spec in clients if spec.sender))
+        await asyncio.wait_for(warmed.wait(), config.timeout)
+        _say(benchwire.Warm())
+        line = await loop.run_in_executor(None, sys.stdin.readline)
     assert isinstance(benchwire.decode(line), benchwire.Go), line
 
     async def sender(sio: Any, spec: ClientSpec) -> None:
@@ -584,6 +611,8 @@ async def run_target(
                 expected_per_client=per_client,
                 timeout=args.timeout,
                 ca=str(ca_file) if ca_file else None,
+                warmup=args.warmup,
+                warmup_per_client=args.senders * args.warmup,
             )
             path = tmp / f"worker-{w}.json"
             path.write_text(config.to_json())
@@ -603,6 +632,20 @@ async def run_target(
                     raise RuntimeError(f"a load generator died while connecting ({target.name})")
                 if isinstance(benchwire.decode(line), benchwire.Ready):
                     break
+        if args.warmup:
+            # Every client is in the room: each sender's warm-up reaches every client.
+            for proc in workers:
+                assert proc.stdin is not None
+                proc.stdin.write(benchwire.encode(benchwire.WarmUp()))
+                await proc.stdin.drain()
+            for proc in workers:
+                assert proc.stdout is not None
+                while True:
+                    line = await asyncio.wait_for(proc.stdout.readline(), args.timeout + 60)
+                    if not line:
+                        raise RuntimeError(f"a load generator died warming up ({target.name})")
+                    if isinstance(benchwire.decode(line), benchwire.Warm):
+                        break
 
         for server in servers:
             if server.pauses and server.pid:
@@ -815,6 +858,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=100, help="clients in the room (default 100)")
     p.add_argument("--senders", type=int, default=10, help="how many of them send (default 10)")
     p.add_argument("--messages", type=int, default=50, help="acked messages per sender (50)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=WARMUP_MESSAGES,
+        help=f"acked warm-up messages per sender before the timed ones, every client "
+        f"receiving them; not counted ({WARMUP_MESSAGES})",
+    )
     p.add_argument("--servers", type=int, default=2, help="N for the N-server run (default 2)")
     p.add_argument("--workers", type=int, default=2, help="load generator processes (2)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per run (default 60)")

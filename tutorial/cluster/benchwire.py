@@ -56,6 +56,11 @@ class WorkerConfig:
     expected_per_client: int  # deliveries each client must see
     timeout: float
     ca: str | None = None  # the CA file to trust when nginx terminates TLS
+    # Before "ready": each sender sends this many acked warm-up messages (text
+    # "warmup ..."), and each client waits for warmup_per_client of them; they are
+    # neither timed nor counted.
+    warmup: int = 0
+    warmup_per_client: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -72,6 +77,20 @@ class Ready:
     """Every client of this worker is connected and in the room."""
 
     kind: str = "ready"
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """Every worker is connected: send the warm-up messages (parent to worker)."""
+
+    kind: str = "warmup"
+
+
+@dataclass(frozen=True)
+class Warm:
+    """Every client of this worker has received every warm-up message."""
+
+    kind: str = "warm"
 
 
 @dataclass(frozen=True)
@@ -101,9 +120,11 @@ class Result:
     kind: str = "result"
 
 
-Message = Ready | Go | Progress | Result
+Message = Ready | WarmUp | Warm | Go | Progress | Result
 _KINDS: dict[str, type[Message]] = {
     "ready": Ready,
+    "warmup": WarmUp,
+    "warm": Warm,
     "go": Go,
     "progress": Progress,
     "result": Result,
@@ -136,6 +157,8 @@ __all__ = [
     "Progress",
     "Ready",
     "Result",
+    "Warm",
+    "WarmUp",
     "WorkerConfig",
     "decode",
     "encode",

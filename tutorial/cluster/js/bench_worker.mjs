@@ -2,7 +2,10 @@
 // (npm `socket.io-client`, pinned in package-lock.json). It speaks the interface of
 // tutorial/cluster/benchwire.py, like the Python generator: it reads a WorkerConfig
 // from the JSON file named on its command line, connects every client (WebSocket only)
-// and joins the room, prints {"kind":"ready"}, waits for {"kind":"go"} on stdin, then
+// and joins the room, prints {"kind":"ready"}; on {"kind":"warmup"} (every worker is
+// connected) it sends the warm-up messages (config.warmup per sender, acked, neither
+// timed nor counted) and prints {"kind":"warm"} once every client has them; it waits for
+// {"kind":"go"} on stdin, then
 // each sender sends its messages one after the other, each waiting for its ack. It
 // prints {"kind":"progress"} every 0.25 s and one {"kind":"result"} at the end.
 //
@@ -33,6 +36,13 @@ let count = 0;
 let errors = 0;
 let last = 0;
 let remaining = config.clients.length;
+// Warm-up messages (config.warmup per sender, after "warmup"): received, not timed.
+let cold = config.warmup_per_client ? config.clients.length : 0;
+let warmed;
+const warm = new Promise((resolve) => {
+  warmed = resolve;
+});
+if (cold === 0) warmed();
 let finish;
 const done = new Promise((resolve) => {
   finish = resolve;
@@ -55,7 +65,16 @@ function connect(spec) {
     }
     const socket = io(config.url, options);
     let got = 0;
+    let warm = 0;
     socket.on(events.message, (data) => {
+      if (data.text.startsWith("warmup ")) {
+        warm += 1;
+        if (warm === config.warmup_per_client) {
+          cold -= 1;
+          if (cold === 0) warmed();
+        }
+        return;
+      }
       const t = now();
       latencies.push((t - Number.parseFloat(data.text.split(" ", 1)[0])) * 1000);
       count += 1;
@@ -100,7 +119,23 @@ async function main() {
   say({ kind: "ready" });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
-    if (JSON.parse(line).kind === "go") break;
+    const kind = JSON.parse(line).kind;
+    if (kind === "warmup") {
+      await Promise.all(
+        clients
+          .filter(([, spec]) => spec.sender)
+          .map(async ([socket, spec]) => {
+            for (let k = 0; k < config.warmup; k++) {
+              const text = `warmup ${spec.user} ${k}`;
+              const payload = { roomId: ROOM, text, clientMsgId: `${spec.user}-w${k}` };
+              await socket.timeout(30_000).emitWithAck(events.send, payload);
+            }
+          }),
+      );
+      await warm;
+      say({ kind: "warm" });
+    }
+    if (kind === "go") break;
   }
   const ticker = setInterval(() => say({ kind: "progress", deliveries: count }), 250);
   const senders = clients.filter(([, spec]) => spec.sender).map(([s, spec]) => sender(s, spec));
