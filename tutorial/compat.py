@@ -15,6 +15,14 @@ or undocumented name is worth it, the access lives here, and nowhere else:
   ``AsyncSocket.closed``, ``.closing``, ``.upgraded``, ``.upgrading``, ``.last_ping``),
   with ``send_queue_of``: the broadcast fast path ([tutorial.chat.fanout][]) tells a
   WebSocket session it may write to from one it must queue for.
+* [route_engineio_pings][tutorial.compat.route_engineio_pings],
+  [ping_due][tutorial.compat.ping_due], [ping_sent][tutorial.compat.ping_sent],
+  [pong_missing][tutorial.compat.pong_missing],
+  [close_if_silent][tutorial.compat.close_if_silent] and
+  [forget_if_closed][tutorial.compat.forget_if_closed] (python-engineio
+  ``AsyncServer.start_background_task``, ``AsyncSocket._send_ping``, ``.last_ping``,
+  ``.check_ping_timeout``, ``AsyncServer.sockets``): the ping wheel
+  ([tutorial.chat.pingwheel][]) keeps every session's heartbeat with one timer.
 * [fanout_manager][tutorial.compat.fanout_manager] (python-socketio ``AsyncManager.emit``'s
   argument handling, ``BaseManager.rooms``, and ``AsyncPubSubManager._handle_emit``
   delivering through ``super().emit``): a broadcast, local or from Redis, is encoded once

@@ -282,6 +282,8 @@ class SendQueue(asyncio.Queue):  # type: ignore[type-arg]
             self.waiting -= 1
 
     def put_nowait(self, item: Any) -> None:
+        """Queue a packet, within the bound; first, write the frames the broadcast fast
+        path holds corked for this connection, which must reach it before this packet."""
         if self.corked_by is not None:
             fanout, self.corked_by = self.corked_by, None
             fanout.release(self.corked_on)
