@@ -68,6 +68,7 @@ class PingWheel:
         self._checks: collections.deque[tuple[float, Any, float]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     def install(self) -> None:
         """Take over python-engineio's ping scheduling for this server."""
@@ -75,11 +76,15 @@ class PingWheel:
 
     def schedule(self, socket: Any) -> None:
         """``socket``'s next ping is due ``ping_interval`` from now."""
+        if self._stopped:  # a PONG read while the server shuts down
+            return
         loop = asyncio.get_running_loop()
         self._due.append((loop.time() + self.interval, socket))
         self._arm(loop)
 
     def stop(self) -> None:
+        """No more pings: the server is stopping."""
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -114,6 +119,9 @@ class PingWheel:
             # for packets times out after ping_interval + ping_timeout without one.
             compat.send_queue_of(socket).put_nowait(self._packet)
             self.pings += 1
+        # Checks are appended in due order, all ping_timeout + slack after their ping;
+        # the two appended below with a shorter delay may wait behind earlier entries,
+        # by at most that difference.
         checks = self._checks
         while checks and checks[0][0] <= now:
             _, socket, sent = checks.popleft()
