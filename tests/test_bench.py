@@ -124,3 +124,8 @@ def test_missing_deliveries_are_reported_as_errors(
     _, [node] = results_of(tmp_path)
     assert node["deliveries"] == CLIENTS * SENDERS * (MESSAGES - 1)
     assert node["errors"] == CLIENTS * SENDERS
+
+
+def test_a_negative_warmup_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--warmup must be 0 or more"):
+        bench.main(bench_args(tmp_path, "--warmup", "-1"))

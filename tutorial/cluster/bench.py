@@ -5,7 +5,10 @@ waiting for its ack. Every message is delivered to all C clients (the sender too
 run makes ``S * M * C`` deliveries. Measured: deliveries per second (from "go" to the
 last delivery) and the fan-out latency of each delivery (send to receipt; both ends on
 one machine's monotonic clock) as p50/p95/p99. Each target runs ``--repeat`` times
-(default 3); the run with the median throughput is the one reported.
+(default 3); the run with the median throughput is the one reported. Before the timed
+run, once every client is in the room, each sender sends ``--warmup`` acked messages
+(5) that every client receives and nobody times or counts: the first messages of a run
+pay for JIT compilation in Node and first-use paths in the servers.
 
 Side by side, same load:
 
@@ -1008,6 +1011,8 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("--repeat must be at least 1")
     if args.idle < 0:
         raise SystemExit("--idle must be 0 or more")
+    if args.warmup < 0:
+        raise SystemExit("--warmup must be 0 or more")
     if args.gc == "both" and not args.idle:
         raise SystemExit("--gc both compares the policies with --idle N")
     if args.idle and args.generator == "both":

@@ -15,11 +15,15 @@ A load generator and the parent exchange one JSON object per line, each with a
 
 1. worker → parent (stdout), once every client has connected and joined:
    [Ready][tutorial.cluster.benchwire.Ready];
-2. parent → worker (stdin), once all workers are ready:
+2. with a warm-up (``WorkerConfig.warmup``), parent → worker, once all workers are
+   ready: [WarmUp][tutorial.cluster.benchwire.WarmUp]; the worker's senders send the
+   warm-up messages, and the worker answers [Warm][tutorial.cluster.benchwire.Warm]
+   once each of its clients has received all of them (every worker's);
+3. parent → worker (stdin), once all workers are ready (and warm):
    [Go][tutorial.cluster.benchwire.Go];
-3. worker → parent, every 0.25 s while sending:
+4. worker → parent, every 0.25 s while sending:
    [Progress][tutorial.cluster.benchwire.Progress];
-4. worker → parent, when every client got every message or at the timeout:
+5. worker → parent, when every client got every message or at the timeout:
    [Result][tutorial.cluster.benchwire.Result].
 
 A line that is not one of these (a library's stray print) is ignored by
