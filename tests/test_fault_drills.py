@@ -31,6 +31,7 @@ Run with ``-s`` to see the measured times.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -221,8 +222,9 @@ def test_the_drill_checker_fails_on_a_lost_a_doubled_and_a_swapped_message(
 
     # Swapped: two of alice's sends crossed in the other order, each with its ACK, so
     # that her later message holds the earlier seq: the order on the wire is broken.
-    a, b = _index(events, _sent_by("alice"), 3), _index(events, _sent_by("alice"), 4)
-    ack_a, ack_b = _ack_of(events, a), _ack_of(events, b)
+    # Two consecutive sends to one server, each stored by it (not a retransmission,
+    # not one lost with a killed server), wherever the kill fell in this run.
+    a, b, ack_a, ack_b = _two_fresh_sends(events, "alice")
     swapped = list(events)
     for x, y in ((a, b), (ack_a, ack_b)):
         swapped[x], swapped[y] = (
@@ -250,17 +252,37 @@ def test_the_drill_checker_fails_on_a_lost_a_doubled_and_a_swapped_message(
     assert any(p.startswith("reordered: bob got seq") for p in found), found
 
 
-def _ack_of(events: list[TraceEvent], send: int) -> int:
-    """The index of the ACK that answers the send at ``send``."""
+def _ack_of(events: list[TraceEvent], send: int) -> int | None:
+    """The index of the ACK that answers the send at ``send`` (from the server it went
+    to: ack ids start again on a new connection), or None."""
     request = events[send]
     return next(
-        i
-        for i in range(send + 1, len(events))
-        if events[i].layer is Layer.SIO
-        and events[i].target == request.source
-        and events[i].fields.get("type") == "ACK"
-        and events[i].fields.get("id") == request.fields.get("id")
+        (
+            i
+            for i in range(send + 1, len(events))
+            if events[i].layer is Layer.SIO
+            and events[i].target == request.source
+            and events[i].source == request.target
+            and events[i].fields.get("type") == "ACK"
+            and events[i].fields.get("id") == request.fields.get("id")
+        ),
+        None,
     )
+
+
+def _two_fresh_sends(events: list[TraceEvent], client: str) -> tuple[int, int, int, int]:
+    """Two consecutive sends of ``client`` to the same server, each acked by it as newly
+    stored: their indexes and their ACKs'."""
+    sends = [i for i, e in enumerate(events) if _sent_by(client)(e)]
+    for a, b in itertools.pairwise(sends):
+        if events[a].target != events[b].target:
+            continue
+        ack_a, ack_b = _ack_of(events, a), _ack_of(events, b)
+        if ack_a is None or ack_b is None:
+            continue
+        if not any(events[k].fields["data"][0].get("duplicate") for k in (ack_a, ack_b)):
+            return a, b, ack_a, ack_b
+    raise AssertionError(f"no two consecutive fresh sends of {client} on the wire")
 
 
 # -- 2. restart Redis -----------------------------------------------------------------------
