@@ -65,11 +65,11 @@ function connect(spec) {
     }
     const socket = io(config.url, options);
     let got = 0;
-    let warm = 0;
+    let warmups = 0;
     socket.on(events.message, (data) => {
       if (data.text.startsWith("warmup ")) {
-        warm += 1;
-        if (warm === config.warmup_per_client) {
+        warmups += 1;
+        if (warmups === config.warmup_per_client) {
           cold -= 1;
           if (cold === 0) warmed();
         }
