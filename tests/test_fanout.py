@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 import socketio
 from rawclient import Recorder
-from test_limits_connections import NeverReader
+from test_limits_connections import NeverReader, client_text_frame
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
 
@@ -220,7 +220,7 @@ async def test_corked_frames_share_writes_and_stay_ahead_of_what_is_queued_after
         frames, writes = srv.fanout.counters.written, srv.fanout.counters.writes
         alice.writer.write(
             b"".join(
-                _masked_text(
+                client_text_frame(
                     f"42{100 + k}"
                     + json.dumps(
                         [
@@ -262,15 +262,6 @@ async def test_corked_frames_share_writes_and_stay_ahead_of_what_is_queued_after
     finally:
         alice.close()
         bob.close()
-
-
-def _masked_text(text: str) -> bytes:
-    """A client's (masked) WebSocket text frame."""
-    payload = text.encode()
-    mask = b"\x01\x02\x03\x04"
-    n = len(payload)
-    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 # -- messages from another server ---------------------------------------------------------

@@ -59,6 +59,15 @@ def refusal(data: Any) -> dict[str, Any]:
 # -- a client that never reads ------------------------------------------------------------
 
 
+def client_text_frame(text: str) -> bytes:
+    """A client's (masked) WebSocket text frame, up to 65,535 bytes."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class NeverReader:
     """A raw WebSocket client that logs in, joins rooms, then stops reading.
 
@@ -100,12 +109,7 @@ class NeverReader:
         return self
 
     def send(self, text: str) -> None:
-        payload = text.encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
+        self.writer.write(client_text_frame(text))
 
     async def frame(self) -> tuple[int, bytes]:
         """One server frame (unmasked): opcode and payload."""

@@ -50,12 +50,16 @@ async def read_to_the_end(sock: RawSocket) -> None:
             await sock.ws.recv()
 
 
+async def next_ping(sock: RawSocket) -> None:
+    """Read on (answering nothing) up to the next Engine.IO ping."""
+    while await asyncio.wait_for(sock.ws.recv(), 5) != "2":
+        pass
+
+
 async def answer_pings(sock: RawSocket, n: int) -> None:
     """Wait for ``n`` pings, answering each."""
     for _ in range(n):
-        frame = await asyncio.wait_for(sock.ws.recv(), 5)
-        while frame != "2":
-            frame = await asyncio.wait_for(sock.ws.recv(), 5)
+        await next_ping(sock)
         await sock.ws.send("3")
 
 
@@ -80,9 +84,7 @@ async def test_pings_come_every_interval_and_a_session_that_answers_stays(
     try:
         times = []
         for _ in range(4):
-            frame = await asyncio.wait_for(sock.ws.recv(), 5)
-            while frame != "2":  # the connect's own events first
-                frame = await asyncio.wait_for(sock.ws.recv(), 5)
+            await next_ping(sock)  # past the connect's own events, the first time
             times.append(time.monotonic())
             await sock.ws.send("3")
         gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -137,9 +139,7 @@ async def test_a_websocket_that_stops_answering_is_closed_and_forgotten(
     answered = asyncio.Queue[None]()  # one item per ping alice answered
     keeper = asyncio.create_task(keep_answering(alice, answered))  # alice stays meanwhile
     try:
-        frame = await asyncio.wait_for(silent.ws.recv(), 5)
-        while frame != "2":
-            frame = await asyncio.wait_for(silent.ws.recv(), 5)
+        await next_ping(silent)
         pinged = time.monotonic()
         await asyncio.wait_for(read_to_the_end(silent), 10)  # pings unanswered
         silent_for = time.monotonic() - pinged
@@ -181,9 +181,7 @@ async def test_the_library_keeps_its_own_heartbeats_without_the_fast_path(
     assert srv.pings is None
     sock = await login(srv, "alice")
     try:
-        frame = await asyncio.wait_for(sock.ws.recv(), 5)
-        while frame != "2":
-            frame = await asyncio.wait_for(sock.ws.recv(), 5)
+        await next_ping(sock)
         await sock.ws.send("3")
         # A call answered after the PONG: the server has read it, and started the next
         # ping's task (it sleeps ping_interval).
