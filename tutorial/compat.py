@@ -341,7 +341,7 @@ def pong_missing(socket: Any, sent: float) -> bool:
     Reaches: ``AsyncSocket.last_ping``, ``.closing``, ``.closed``; checked with
     python-engineio 4.13-4.15.
     """
-    return socket.last_ping == sent and not socket.closing and not socket.closed
+    return socket.last_ping == sent and ping_due(socket)
 
 
 async def close_if_silent(socket: Any) -> None:

@@ -167,7 +167,7 @@ class Fanout:
                 if not pending:
                     loop = asyncio.get_running_loop()
                     self._corked_at = loop.time()
-                    loop.call_soon(self._turn, 0)
+                    loop.call_soon(self._turn, True)
                 pending[transport] = [size, queue, frame]
                 queue.corked_by, queue.corked_on = self, transport  # see SendQueue.put_nowait
             else:
@@ -181,16 +181,16 @@ class Fanout:
             with contextlib.suppress(Exception):
                 await eio.send_packet(eio_sid, pkt)
 
-    def _turn(self, rounds: int) -> None:
+    def _turn(self, first: bool) -> None:
         """Once per turn of the event loop while frames are corked: write them all, unless
         broadcasts are still coming turn after turn (a group commit's messages, each
         broadcast as the room's lock passes to the next) and the cork is younger than
         ``max_cork``. The first check always waits one more turn: the next broadcast of
         such a chain runs in the turn after the first one's."""
         loop = asyncio.get_running_loop()
-        if (rounds == 0 or self._fresh) and loop.time() - self._corked_at < self.max_cork:
+        if (first or self._fresh) and loop.time() - self._corked_at < self.max_cork:
             self._fresh = False
-            loop.call_soon(self._turn, rounds + 1)
+            loop.call_soon(self._turn, False)
             return
         self._flush()
 

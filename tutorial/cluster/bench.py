@@ -396,15 +396,16 @@ async def _worker(config: WorkerConfig) -> None:
         assert ack and ack.get("ok"), ack
         clients.append((sio, http, spec))
 
+    send_event = Event.SEND_MESSAGE if kind == "teaching" else "send"
+
     async def warm_up(sio: Any, spec: ClientSpec) -> None:
-        event = Event.SEND_MESSAGE if kind == "teaching" else "send"
         for k in range(config.warmup):
             payload = {
                 "roomId": ROOM,
                 "text": f"warmup {spec.user} {k}",
                 "clientMsgId": f"{spec.user}-w{k}",
             }
-            await sio.call(event, payload, timeout=30)
+            await sio.call(send_event, payload, timeout=30)
 
     _say(benchwire.Ready())
     loop = asyncio.get_running_loop()
@@ -418,12 +419,11 @@ async def _worker(config: WorkerConfig) -> None:
 
     async def sender(sio: Any, spec: ClientSpec) -> None:
         nonlocal errors
-        event = Event.SEND_MESSAGE if kind == "teaching" else "send"
         for k in range(config.messages):
             text = f"{time.monotonic():.6f} {spec.user} {k}"
             payload = {"roomId": ROOM, "text": text, "clientMsgId": f"{spec.user}-{k}"}
             try:
-                ack = await sio.call(event, payload, timeout=30)
+                ack = await sio.call(send_event, payload, timeout=30)
                 if not (isinstance(ack, dict) and ack.get("ok")):
                     errors += 1
             except Exception:
